@@ -1,0 +1,2 @@
+//! The contract between Coffer's request pipeline and its engines.
+pub mod duration;
