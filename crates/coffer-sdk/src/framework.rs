@@ -1,0 +1,435 @@
+//! Engines are declarations. A [`Backend`] is a list of [`PathSpec`]s: a path pattern, the
+//! operations it supports with a typed input each, an optional existence check, and help text.
+//! Routing, input validation (a wrong type is a 400 before the handler runs), unknown-field
+//! warnings, `path-help` and the OpenAPI document are all derived from that one declaration.
+
+use crate::clock::Clock;
+use crate::logical::{Operation, Request, Response};
+use crate::view::View;
+use crate::{Error, Result};
+use regex::{Regex, RegexSet};
+use schemars::JsonSchema;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A boxed, sendable future.
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+/// An operation handler.
+pub type HandlerFn = Arc<dyn Fn(Ctx) -> BoxFuture<Result<Response>> + Send + Sync>;
+/// An existence check: does the target of a write already exist (update) or not (create)?
+pub type ExistenceFn = Arc<dyn Fn(Ctx) -> BoxFuture<Result<bool>> + Send + Sync>;
+
+/// What the pipeline knows about the mount a request landed in.
+#[derive(Debug, Clone, Default)]
+pub struct MountInfo {
+    /// Mount point with trailing slash, e.g. `secret/`.
+    pub path: String,
+    /// Engine type, e.g. `kv`.
+    pub kind: String,
+    /// Stable id of the mount (its storage prefix is derived from it, not from the path).
+    pub uuid: String,
+    /// Engine options, e.g. `version = "2"` for kv.
+    pub options: BTreeMap<String, String>,
+    /// Effective default lease TTL (mount's, else system's).
+    pub default_lease_ttl: Duration,
+    /// Effective maximum lease TTL.
+    pub max_lease_ttl: Duration,
+}
+
+/// Everything a handler gets: the request, its mount's storage view, the clock, the mount,
+/// and the named captures of the path pattern.
+#[derive(Clone)]
+pub struct Ctx {
+    pub request: Request,
+    pub view: Arc<dyn View>,
+    pub clock: Arc<dyn Clock>,
+    pub mount: MountInfo,
+    pub params: HashMap<String, String>,
+}
+
+impl Ctx {
+    /// A named capture of the path pattern ("" when absent).
+    pub fn param(&self, name: &str) -> &str {
+        self.params.get(name).map(String::as_str).unwrap_or("")
+    }
+}
+
+/// One operation on a path.
+#[derive(Clone)]
+pub struct OperationSpec {
+    pub operation: Operation,
+    pub summary: &'static str,
+    /// JSON schema of the input, when typed.
+    pub input_schema: Option<Value>,
+    pub handler: HandlerFn,
+}
+
+/// One path pattern of an engine.
+#[derive(Clone)]
+pub struct PathSpec {
+    /// Regular expression (anchored when compiled) with named captures, e.g. `data/(?P<path>.+)`.
+    pub pattern: String,
+    pub operations: Vec<OperationSpec>,
+    pub existence_check: Option<ExistenceFn>,
+    /// No token needed (e.g. `sys/seal-status`, logins).
+    pub unauthenticated: bool,
+    /// Needs `sudo` on top of the operation's capability (Vault's root-protected paths).
+    pub sudo: bool,
+    pub synopsis: &'static str,
+    pub description: &'static str,
+}
+
+impl PathSpec {
+    /// A path with no operations yet.
+    pub fn new(pattern: impl Into<String>) -> PathSpec {
+        PathSpec {
+            pattern: pattern.into(),
+            operations: Vec::new(),
+            existence_check: None,
+            unauthenticated: false,
+            sudo: false,
+            synopsis: "",
+            description: "",
+        }
+    }
+
+    /// Help text.
+    pub fn help(mut self, synopsis: &'static str, description: &'static str) -> PathSpec {
+        self.synopsis = synopsis;
+        self.description = description;
+        self
+    }
+
+    /// Mark as not needing a token.
+    pub fn unauthenticated(mut self) -> PathSpec {
+        self.unauthenticated = true;
+        self
+    }
+
+    /// Mark as needing `sudo`.
+    pub fn sudo(mut self) -> PathSpec {
+        self.sudo = true;
+        self
+    }
+
+    /// An operation whose handler reads the raw request itself (reads, deletes, lists).
+    pub fn op<F, Fut>(mut self, operation: Operation, summary: &'static str, f: F) -> PathSpec
+    where
+        F: Fn(Ctx) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Response>> + Send + 'static,
+    {
+        let handler: HandlerFn = Arc::new(move |ctx| Box::pin(f(ctx)));
+        self.operations.push(OperationSpec { operation, summary, input_schema: None, handler });
+        self
+    }
+
+    /// An operation with a typed input `T`, deserialised from the request data. A field of the
+    /// wrong type is a 400 naming the field; fields `T` does not know produce Vault's
+    /// "Endpoint ignored these unrecognized parameters" warning. Register the same input for
+    /// several operations with [`PathSpec::typed_ops`].
+    pub fn typed<T, F, Fut>(self, operation: Operation, summary: &'static str, f: F) -> PathSpec
+    where
+        T: DeserializeOwned + JsonSchema + Send + 'static,
+        F: Fn(Ctx, T) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Response>> + Send + 'static,
+    {
+        self.typed_ops::<T, F, Fut>(&[operation], summary, f)
+    }
+
+    /// Like [`PathSpec::typed`], for several operations sharing one handler (create + update).
+    pub fn typed_ops<T, F, Fut>(mut self, operations: &[Operation], summary: &'static str, f: F) -> PathSpec
+    where
+        T: DeserializeOwned + JsonSchema + Send + 'static,
+        F: Fn(Ctx, T) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Response>> + Send + 'static,
+    {
+        let schema = schemars::schema_for!(T).to_value();
+        let known: Option<Vec<String>> = schema
+            .get("properties")
+            .and_then(Value::as_object)
+            .map(|props| props.keys().cloned().collect());
+        let f = Arc::new(f);
+        let handler: HandlerFn = Arc::new(move |mut ctx: Ctx| {
+            let data = std::mem::take(&mut ctx.request.data);
+            let unknown: Vec<String> = match &known {
+                Some(known) => data.keys().filter(|k| !known.contains(k)).cloned().collect(),
+                None => Vec::new(),
+            };
+            // Keep the raw fields available to the handler too (e.g. for merge-patch).
+            ctx.request.data = data.clone();
+            match decode_input::<T>(data) {
+                Err(e) => Box::pin(async move { Err(e) }),
+                Ok(input) => {
+                    let fut = f(ctx, input);
+                    Box::pin(async move {
+                        let mut resp = fut.await?;
+                        if !unknown.is_empty() {
+                            resp.warnings.push(format!(
+                                "Endpoint ignored these unrecognized parameters: [{}]",
+                                unknown.join(" ")
+                            ));
+                        }
+                        Ok(resp)
+                    })
+                }
+            }
+        });
+        for &operation in operations {
+            self.operations.push(OperationSpec {
+                operation,
+                summary,
+                input_schema: Some(schema.clone()),
+                handler: handler.clone(),
+            });
+        }
+        self
+    }
+
+    /// Declare how to tell create from update for writes on this path.
+    pub fn existence<F, Fut>(mut self, f: F) -> PathSpec
+    where
+        F: Fn(Ctx) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<bool>> + Send + 'static,
+    {
+        self.existence_check = Some(Arc::new(move |ctx| Box::pin(f(ctx))));
+        self
+    }
+
+    /// The handler for `operation`; a `Create` falls back to the `Update` handler and vice
+    /// versa, as Vault does for paths that register only one of them.
+    pub fn handler_for(&self, operation: Operation) -> Option<&OperationSpec> {
+        let find = |op: Operation| self.operations.iter().find(|o| o.operation == op);
+        find(operation).or_else(|| match operation {
+            Operation::Create => find(Operation::Update),
+            Operation::Update => find(Operation::Create),
+            _ => None,
+        })
+    }
+
+    /// The OpenAPI path template: named captures become `{name}`, regex syntax is dropped.
+    pub fn openapi_path(&self) -> String {
+        let group = Regex::new(r"\(\?P<(\w+)>[^)]*\)\??").expect("static regex");
+        let templated = group.replace_all(&self.pattern, "{$1}");
+        templated.replace("/?$", "").replace("$", "").replace("/?", "/").replace(['^', '?'], "")
+    }
+}
+
+/// Decode request fields into a typed input, with errors that name the field and never echo a
+/// submitted value (it may be a secret).
+pub fn decode_input<T: DeserializeOwned>(data: Map<String, Value>) -> Result<T> {
+    let value = Value::Object(data);
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = scrub_values(&e.into_inner().to_string());
+        if path == "." || path.is_empty() {
+            Error::bad(format!("invalid request: {inner}"))
+        } else {
+            Error::bad(format!("invalid value for field \"{path}\": {inner}"))
+        }
+    })
+}
+
+/// Remove quoted values from serde messages (`invalid type: string "hunter2"` → `a string`).
+fn scrub_values(msg: &str) -> String {
+    static QUOTED: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
+    let re = QUOTED.get_or_init(|| Regex::new(r#"(string|value) "(?:[^"\\]|\\.)*""#).expect("static regex"));
+    re.replace_all(msg, "a $1").into_owned()
+}
+
+/// A resolved route: which path spec matched and its captures.
+pub struct Route<'a> {
+    pub spec: &'a PathSpec,
+    pub params: HashMap<String, String>,
+}
+
+/// An engine: its type name, help, and path declarations, compiled for routing.
+pub struct Backend {
+    pub kind: &'static str,
+    pub help: &'static str,
+    paths: Vec<PathSpec>,
+    set: RegexSet,
+    regexes: Vec<Regex>,
+}
+
+impl Backend {
+    /// Compile the declarations. Panics on an invalid pattern: patterns are code, not input.
+    pub fn new(kind: &'static str, help: &'static str, paths: Vec<PathSpec>) -> Backend {
+        let anchored: Vec<String> = paths.iter().map(|p| format!("^(?:{})$", p.pattern)).collect();
+        let set = RegexSet::new(&anchored).expect("engine path patterns must compile");
+        let regexes = anchored.iter().map(|p| Regex::new(p).expect("engine path pattern")).collect();
+        Backend { kind, help, paths, set, regexes }
+    }
+
+    /// Every declared path.
+    pub fn paths(&self) -> &[PathSpec] {
+        &self.paths
+    }
+
+    /// Find the first declared path that matches `path` (relative to the mount).
+    pub fn route(&self, path: &str) -> Option<Route<'_>> {
+        let index = self.set.matches(path).into_iter().next()?;
+        let regex = &self.regexes[index];
+        let caps = regex.captures(path)?;
+        let params = regex
+            .capture_names()
+            .flatten()
+            .filter_map(|name| caps.name(name).map(|m| (name.to_string(), m.as_str().to_string())))
+            .collect();
+        Some(Route { spec: &self.paths[index], params })
+    }
+}
+
+/// Lenient field decoders for values Vault accepts as strings or numbers (query parameters
+/// always arrive as strings).
+pub mod de {
+    use serde::{Deserialize, Deserializer};
+    use std::time::Duration;
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum NumOrStr {
+        Num(serde_json::Number),
+        Bool(bool),
+        Str(String),
+    }
+
+    /// `Option<u64>` from `5` or `"5"`.
+    pub fn opt_u64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+        match Option::<NumOrStr>::deserialize(d)? {
+            None => Ok(None),
+            Some(NumOrStr::Num(n)) => n.as_u64().map(Some).ok_or_else(|| serde::de::Error::custom("expected a non-negative integer")),
+            Some(NumOrStr::Str(s)) if s.is_empty() => Ok(None),
+            Some(NumOrStr::Str(s)) => s.trim().parse().map(Some).map_err(|_| serde::de::Error::custom("expected a non-negative integer")),
+            Some(NumOrStr::Bool(_)) => Err(serde::de::Error::custom("expected a non-negative integer")),
+        }
+    }
+
+    /// `Option<i64>` from `-5` or `"-5"`.
+    pub fn opt_i64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+        match Option::<NumOrStr>::deserialize(d)? {
+            None => Ok(None),
+            Some(NumOrStr::Num(n)) => n.as_i64().map(Some).ok_or_else(|| serde::de::Error::custom("expected an integer")),
+            Some(NumOrStr::Str(s)) if s.is_empty() => Ok(None),
+            Some(NumOrStr::Str(s)) => s.trim().parse().map(Some).map_err(|_| serde::de::Error::custom("expected an integer")),
+            Some(NumOrStr::Bool(_)) => Err(serde::de::Error::custom("expected an integer")),
+        }
+    }
+
+    /// `Option<bool>` from `true`, `"true"`, `1`, `"1"`.
+    pub fn opt_bool<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
+        match Option::<NumOrStr>::deserialize(d)? {
+            None => Ok(None),
+            Some(NumOrStr::Bool(b)) => Ok(Some(b)),
+            Some(NumOrStr::Num(n)) => match n.as_u64() {
+                Some(0) => Ok(Some(false)),
+                Some(1) => Ok(Some(true)),
+                _ => Err(serde::de::Error::custom("expected a boolean")),
+            },
+            Some(NumOrStr::Str(s)) => match s.trim().to_ascii_lowercase().as_str() {
+                "" => Ok(None),
+                "true" | "1" | "t" => Ok(Some(true)),
+                "false" | "0" | "f" => Ok(Some(false)),
+                _ => Err(serde::de::Error::custom("expected a boolean")),
+            },
+        }
+    }
+
+    /// `Option<Duration>` from seconds (`3600`, `"3600"`) or a duration string (`"1h"`).
+    pub fn opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        match Option::<NumOrStr>::deserialize(d)? {
+            None => Ok(None),
+            Some(NumOrStr::Num(n)) => n.as_u64().map(|s| Some(Duration::from_secs(s))).ok_or_else(|| serde::de::Error::custom("expected a non-negative number of seconds")),
+            Some(NumOrStr::Str(s)) if s.is_empty() => Ok(None),
+            Some(NumOrStr::Str(s)) => crate::duration::parse_duration(&s).map(Some).map_err(serde::de::Error::custom),
+            Some(NumOrStr::Bool(_)) => Err(serde::de::Error::custom("expected a duration")),
+        }
+    }
+
+    /// `Vec<String>` from `["a","b"]` or `"a,b"` (Vault's comma-string form).
+    pub fn string_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum ListOrStr {
+            List(Vec<String>),
+            Str(String),
+        }
+        Ok(match Option::<ListOrStr>::deserialize(d)? {
+            None => Vec::new(),
+            Some(ListOrStr::List(v)) => v,
+            Some(ListOrStr::Str(s)) => s.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Deserialize, JsonSchema)]
+    struct Input {
+        #[serde(default, deserialize_with = "de::opt_u64")]
+        count: Option<u64>,
+    }
+
+    fn backend() -> Backend {
+        Backend::new(
+            "test",
+            "",
+            vec![
+                PathSpec::new("config").op(Operation::Read, "read config", |_ctx| async { Ok(Response::data(serde_json::json!({"a": 1}))) }),
+                PathSpec::new("data/(?P<path>.+)").typed(Operation::Update, "write", |ctx: Ctx, input: Input| async move {
+                    Ok(Response::data(serde_json::json!({"path": ctx.param("path"), "count": input.count})))
+                }),
+            ],
+        )
+    }
+
+    fn ctx(op: Operation, path: &str, data: Value) -> Ctx {
+        Ctx {
+            request: Request::new(op, path).with_data(data),
+            view: Arc::new(crate::view::MemoryView::new()),
+            clock: Arc::new(crate::clock::SystemClock),
+            mount: MountInfo::default(),
+            params: HashMap::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn routes_by_pattern_and_captures_params() {
+        let b = backend();
+        let route = b.route("data/a/b").expect("route");
+        assert_eq!(route.params["path"], "a/b");
+        assert!(b.route("nope").is_none());
+        assert!(b.route("config/x").is_none(), "patterns are anchored");
+        let mut c = ctx(Operation::Update, "data/a/b", serde_json::json!({"count": "7", "extra": true}));
+        c.params = route.params.clone();
+        let resp = (route.spec.handler_for(Operation::Create).unwrap().handler)(c).await.unwrap();
+        assert_eq!(resp.data.unwrap()["count"], 7);
+        assert_eq!(resp.warnings, vec!["Endpoint ignored these unrecognized parameters: [extra]"]);
+    }
+
+    #[tokio::test]
+    async fn wrong_type_is_a_bad_request_naming_the_field_without_the_value() {
+        let b = backend();
+        let route = b.route("data/x").unwrap();
+        let c = ctx(Operation::Update, "data/x", serde_json::json!({"count": "hunter2"}));
+        let err = (route.spec.handler_for(Operation::Update).unwrap().handler)(c).await.unwrap_err();
+        assert_eq!(err.status(), 400);
+        let msg = err.to_string();
+        assert!(msg.contains("count"), "{msg}");
+        assert!(!msg.contains("hunter2"), "{msg}");
+    }
+
+    #[test]
+    fn openapi_path_templates_captures() {
+        assert_eq!(PathSpec::new("data/(?P<path>.+)").openapi_path(), "data/{path}");
+        assert_eq!(PathSpec::new("metadata/?$").openapi_path(), "metadata");
+        assert_eq!(PathSpec::new("config").openapi_path(), "config");
+    }
+}

@@ -1,0 +1,184 @@
+//! Requests and responses as every front door (Vault HTTP, later AWS/OCI dialects) hands them
+//! to the pipeline and the pipeline hands them to engines.
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// What a request wants to do. POST/PUT arrive as `Update` and become `Create` when the path's
+/// existence check says the target does not exist yet (Vault's rule).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Operation {
+    Read,
+    Create,
+    Update,
+    Patch,
+    Delete,
+    List,
+}
+
+impl Operation {
+    /// Lower-case name, as used in OpenAPI and audit records.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Operation::Read => "read",
+            Operation::Create => "create",
+            Operation::Update => "update",
+            Operation::Patch => "patch",
+            Operation::Delete => "delete",
+            Operation::List => "list",
+        }
+    }
+
+    /// Whether this operation carries a body whose parameters policies may constrain.
+    pub fn writes(self) -> bool {
+        matches!(self, Operation::Create | Operation::Update | Operation::Patch)
+    }
+}
+
+/// Where a request came from.
+#[derive(Debug, Clone, Default)]
+pub struct Connection {
+    /// The client's address, when known.
+    pub remote_addr: Option<SocketAddr>,
+    /// DER certificates the client presented over mTLS, leaf first.
+    pub peer_certificates: Vec<Vec<u8>>,
+}
+
+/// Who is asking, as far as an engine needs to know (never the token itself).
+#[derive(Debug, Clone, Default)]
+pub struct Caller {
+    /// The token's accessor (stable, non-secret id; cubbyhole keys by it).
+    pub accessor: String,
+    /// Display name of the token.
+    pub display_name: String,
+    /// Policies attached to the token.
+    pub policies: Vec<String>,
+    /// Entity the token belongs to, if any.
+    pub entity_id: Option<String>,
+    /// Token metadata.
+    pub metadata: Map<String, Value>,
+}
+
+/// A request as an engine sees it. `path` is relative to the mount.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// Unique id, echoed as `request_id` in the response.
+    pub id: String,
+    pub operation: Operation,
+    /// Path below the mount point, e.g. `data/app/db` for `secret/data/app/db`.
+    pub path: String,
+    /// The mount point, with trailing slash, e.g. `secret/`.
+    pub mount_point: String,
+    /// Body fields for writes; query parameters for reads and lists.
+    pub data: Map<String, Value>,
+    /// The authenticated caller; `None` on unauthenticated paths.
+    pub caller: Option<Caller>,
+    pub connection: Connection,
+}
+
+impl Request {
+    /// A request with empty data, mainly for tests and internal calls.
+    pub fn new(operation: Operation, path: impl Into<String>) -> Request {
+        Request {
+            id: String::new(),
+            operation,
+            path: path.into(),
+            mount_point: String::new(),
+            data: Map::new(),
+            caller: None,
+            connection: Connection::default(),
+        }
+    }
+
+    /// Builder-style body.
+    pub fn with_data(mut self, data: Value) -> Request {
+        if let Value::Object(map) = data {
+            self.data = map;
+        }
+        self
+    }
+}
+
+/// Authentication result of a login or token creation, rendered as the `auth` block.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Auth {
+    pub client_token: String,
+    pub accessor: String,
+    pub policies: Vec<String>,
+    pub token_policies: Vec<String>,
+    pub identity_policies: Option<Vec<String>>,
+    pub metadata: Option<Map<String, Value>>,
+    pub lease_duration: u64,
+    pub renewable: bool,
+    pub entity_id: String,
+    pub token_type: String,
+    pub orphan: bool,
+    pub mfa_requirement: Option<Value>,
+    pub num_uses: u64,
+}
+
+/// A secret with a lease. The pipeline registers the lease and fills `lease_id`.
+#[derive(Debug, Clone, Default)]
+pub struct SecretLease {
+    pub ttl: Duration,
+    pub max_ttl: Duration,
+    pub renewable: bool,
+    /// Engine-private data kept with the lease for renew/revoke callbacks.
+    pub internal: Map<String, Value>,
+}
+
+/// A body that is not Vault's JSON envelope (metrics text, some health answers).
+#[derive(Debug, Clone)]
+pub struct RawBody {
+    pub content_type: String,
+    pub body: Vec<u8>,
+}
+
+/// An engine's answer.
+#[derive(Debug, Clone, Default)]
+pub struct Response {
+    pub data: Option<Map<String, Value>>,
+    pub warnings: Vec<String>,
+    pub auth: Option<Auth>,
+    pub secret: Option<SecretLease>,
+    /// Status override (e.g. 429/472/473 for `sys/health`).
+    pub status: Option<u16>,
+    /// Replace the JSON envelope with this body.
+    pub raw: Option<RawBody>,
+}
+
+impl Response {
+    /// A response with `data`.
+    pub fn data(data: Value) -> Response {
+        match data {
+            Value::Object(map) => Response { data: Some(map), ..Response::default() },
+            other => {
+                let mut map = Map::new();
+                map.insert("value".into(), other);
+                Response { data: Some(map), ..Response::default() }
+            }
+        }
+    }
+
+    /// An empty success; HTTP renders it as 204 No Content.
+    pub fn empty() -> Response {
+        Response::default()
+    }
+
+    /// A LIST answer: `{"keys": [...]}`; an empty list is a 404 in Vault.
+    pub fn list(keys: Vec<String>) -> crate::Result<Response> {
+        if keys.is_empty() {
+            return Err(crate::Error::NotFound);
+        }
+        Ok(Response::data(serde_json::json!({ "keys": keys })))
+    }
+
+    /// Add a warning.
+    pub fn warn(mut self, warning: impl Into<String>) -> Response {
+        self.warnings.push(warning.into());
+        self
+    }
+}
