@@ -1,0 +1,180 @@
+//! The default durable backend: one redb database file in the data directory.
+//!
+//! Writes go through the group committer (see the `committer` module); reads open their own
+//! redb read transaction inline. A read transaction is a snapshot of the latest committed
+//! state, and a writer is acknowledged only after its commit, so every read started after an
+//! acknowledgement sees that write.
+//!
+//! The database is opened in redb's default `ExclusiveWriter` mode, which locks the whole file:
+//! a second process (or a second handle in this process) opening the same directory fails with
+//! [`StorageError::DataDirInUse`] instead of corrupting it.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use redb::{Database, DatabaseError, ReadOnlyTable, ReadableDatabase, TableDefinition};
+
+use crate::committer::{CommitStats, Committer};
+use crate::keys::{list_children, validate_ops};
+use crate::{BatchOp, Storage, StorageError};
+
+/// Name of the database file inside the data directory.
+const DATABASE_FILE: &str = "coffer.redb";
+
+/// The single table: full storage key → ciphertext.
+const ENTRIES: TableDefinition<'static, &'static str, &'static [u8]> =
+    TableDefinition::new("entries");
+
+/// Durable [`Storage`] in a redb file, with group commit.
+///
+/// Dropping it commits every write already queued, then closes the file. The drop waits for
+/// that final commit (at most one group's fsync), so the directory can be reopened right after.
+pub struct EmbeddedStorage {
+    // Field order matters: the committer is dropped first, which drains its queue and joins
+    // its thread, releasing its handle on the database before `db` closes it.
+    committer: Committer,
+    db: Arc<Database>,
+    dir: PathBuf,
+}
+
+impl std::fmt::Debug for EmbeddedStorage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmbeddedStorage")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EmbeddedStorage {
+    /// Open (creating if missing) the storage in data directory `dir` and start its committer.
+    ///
+    /// Fails with [`StorageError::DataDirInUse`] if another handle has the directory open.
+    pub fn open(dir: &Path) -> Result<Self, StorageError> {
+        fs::create_dir_all(dir)?;
+        let db = Database::create(dir.join(DATABASE_FILE)).map_err(|error| match error {
+            DatabaseError::DatabaseAlreadyOpen => StorageError::DataDirInUse {
+                path: dir.to_path_buf(),
+            },
+            other => StorageError::backend("open database", other),
+        })?;
+        // Create the table up front so readers never meet a missing table.
+        let txn = db
+            .begin_write()
+            .map_err(|e| StorageError::backend("create table", e))?;
+        txn.open_table(ENTRIES)
+            .map_err(|e| StorageError::backend("create table", e))?;
+        txn.commit()
+            .map_err(|e| StorageError::backend("create table", e))?;
+
+        let db = Arc::new(db);
+        let committer = Committer::start(Arc::clone(&db), ENTRIES)?;
+        tracing::debug!(dir = %dir.display(), "embedded storage opened");
+        Ok(Self {
+            committer,
+            db,
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    /// Commit counters since open: how many durable transactions the committer made and how
+    /// many ops they carried. `ops / commits` is the average group size.
+    pub fn stats(&self) -> CommitStats {
+        self.committer.stats()
+    }
+
+    /// The data directory this storage lives in.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// A snapshot of the entries table at the latest commit.
+    fn snapshot(&self) -> Result<ReadOnlyTable<&'static str, &'static [u8]>, StorageError> {
+        let txn = self
+            .db
+            .begin_read()
+            .map_err(|e| StorageError::backend("begin read", e))?;
+        txn.open_table(ENTRIES)
+            .map_err(|e| StorageError::backend("open table", e))
+    }
+
+    /// Validate `ops` and hand them to the committer; resolves once they are durable.
+    async fn write(&self, ops: Vec<BatchOp>) -> Result<(), StorageError> {
+        let bytes = validate_ops(&ops)?;
+        if ops.is_empty() {
+            return Ok(());
+        }
+        self.committer.submit(ops, bytes).await
+    }
+}
+
+/// The smallest key `>= from` in `table`.
+fn first_key_from(
+    table: &ReadOnlyTable<&'static str, &'static [u8]>,
+    from: &str,
+) -> Result<Option<String>, StorageError> {
+    let mut range = table
+        .range(from..)
+        .map_err(|e| StorageError::backend("read", e))?;
+    match range.next() {
+        Some(Ok((key, _))) => Ok(Some(key.value().to_owned())),
+        Some(Err(e)) => Err(StorageError::backend("read", e)),
+        None => Ok(None),
+    }
+}
+
+#[async_trait::async_trait]
+impl Storage for EmbeddedStorage {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        let table = self.snapshot()?;
+        let value = table
+            .get(key)
+            .map_err(|e| StorageError::backend("read", e))?;
+        Ok(value.map(|guard| guard.value().to_vec()))
+    }
+
+    async fn put(&self, key: &str, value: Vec<u8>) -> Result<(), StorageError> {
+        self.write(vec![BatchOp::Put {
+            key: key.to_owned(),
+            value,
+        }])
+        .await
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StorageError> {
+        self.write(vec![BatchOp::Delete {
+            key: key.to_owned(),
+        }])
+        .await
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
+        let table = self.snapshot()?;
+        list_children(prefix, |from| first_key_from(&table, from))
+    }
+
+    async fn scan(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
+        let table = self.snapshot()?;
+        let mut keys = Vec::new();
+        for entry in table
+            .range(prefix..)
+            .map_err(|e| StorageError::backend("read", e))?
+        {
+            let (key, _) = entry.map_err(|e| StorageError::backend("read", e))?;
+            let key = key.value();
+            if !key.starts_with(prefix) {
+                break;
+            }
+            keys.push(key.to_owned());
+        }
+        Ok(keys)
+    }
+
+    async fn batch(&self, ops: Vec<BatchOp>) -> Result<(), StorageError> {
+        self.write(ops).await
+    }
+
+    fn kind(&self) -> &'static str {
+        "file"
+    }
+}
