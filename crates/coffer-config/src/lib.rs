@@ -1,1 +1,156 @@
-//! placeholder
+//! Reads the server configuration file given to `coffer server -config FILE`.
+//!
+//! The file is written exactly as for HashiCorp Vault, in HCL or in JSON, so an operator can
+//! point Coffer at an existing Vault config:
+//!
+//! ```hcl
+//! storage "file" {
+//!   path = "/var/lib/coffer"
+//! }
+//!
+//! listener "tcp" {
+//!   address     = "127.0.0.1:8200"
+//!   tls_disable = true
+//! }
+//!
+//! default_lease_ttl = "768h"
+//! ui = true
+//! ```
+//!
+//! Parsing happens in two steps: the text becomes a format-neutral tree of settings and
+//! stanzas that remember their source lines (`tree`), then that tree is interpreted into a
+//! [`ServerConfig`] (`interpret`). Invariants kept here:
+//!
+//! - every error about something in the file names its line;
+//! - nothing Vault accepts but Coffer does not implement is an error, except the storage
+//!   type (running on a different storage than the operator asked for would be worse than
+//!   refusing to start); the rest is reported in [`ServerConfig::warnings`];
+//! - no message repeats the value of a key that looks secret.
+//!
+//! This crate does no I/O beyond reading the file in [`load_config`].
+
+#![warn(missing_docs)]
+
+mod error;
+mod interpret;
+mod tree;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use error::ConfigError;
+
+/// The listener address Vault uses when `address` is not given.
+pub const DEFAULT_LISTENER_ADDRESS: &str = "127.0.0.1:8200";
+
+/// Everything `coffer server` needs from its configuration file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerConfig {
+    /// Where the (encrypted) data lives.
+    pub storage: StorageConfig,
+    /// The TCP listeners serving the HTTP API, in file order. May be empty (a warning says so).
+    pub listeners: Vec<ListenerConfig>,
+    /// `api_addr`: the address advertised to clients for redirects.
+    pub api_addr: Option<String>,
+    /// `cluster_addr`: the address advertised to other cluster members.
+    pub cluster_addr: Option<String>,
+    /// `default_lease_ttl`: lease length when a mount or role sets none.
+    pub default_lease_ttl: Option<Duration>,
+    /// `max_lease_ttl`: the ceiling for any lease.
+    pub max_lease_ttl: Option<Duration>,
+    /// `disable_mlock`: do not lock memory to keep secrets out of swap.
+    pub disable_mlock: bool,
+    /// `ui`: serve the web UI.
+    pub ui: bool,
+    /// `log_level`, normalised to one of `trace`, `debug`, `info`, `warn`, `error`.
+    pub log_level: Option<String>,
+    /// Human-readable warnings for things we accept but ignore (unknown stanzas, unsupported keys).
+    pub warnings: Vec<String>,
+}
+
+/// The storage backend named by the `storage` (or legacy `backend`) stanza.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StorageConfig {
+    /// Vault `storage "file" { path = "..." }` and also `storage "coffer"`/`"embedded"` → Coffer's embedded durable storage in that directory.
+    Embedded {
+        /// The directory holding the database.
+        path: PathBuf,
+    },
+    /// Vault `storage "inmem" {}`: nothing survives a restart.
+    Memory,
+}
+
+/// One `listener "tcp" { ... }` stanza.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenerConfig {
+    /// `host:port` to bind; [`DEFAULT_LISTENER_ADDRESS`] when not given. A Go-style empty
+    /// host (`":8200"`) is written out as `0.0.0.0`.
+    pub address: String,
+    /// Serve plain HTTP. When false, `tls_cert_file` and `tls_key_file` are present.
+    pub tls_disable: bool,
+    /// PEM certificate chain presented to clients.
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key for `tls_cert_file`.
+    pub tls_key_file: Option<PathBuf>,
+    /// PEM bundle of CAs trusted to sign client certificates.
+    pub tls_client_ca_file: Option<PathBuf>,
+    /// Refuse TLS clients that do not present a certificate signed by a trusted CA.
+    pub tls_require_and_verify_client_cert: bool,
+}
+
+impl Default for ListenerConfig {
+    fn default() -> Self {
+        ListenerConfig {
+            address: DEFAULT_LISTENER_ADDRESS.to_string(),
+            tls_disable: false,
+            tls_cert_file: None,
+            tls_key_file: None,
+            tls_client_ca_file: None,
+            tls_require_and_verify_client_cert: false,
+        }
+    }
+}
+
+/// The syntax a configuration is written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigFormat {
+    /// HashiCorp Configuration Language.
+    Hcl,
+    /// JSON, laid out as Vault's JSON configs are (`{"storage": {"file": {...}}}`).
+    Json,
+}
+
+impl ConfigFormat {
+    /// Pick the format the way Vault does: a `.json` file is JSON, anything else is HCL.
+    pub fn from_path(path: &Path) -> ConfigFormat {
+        match path.extension().and_then(|e| e.to_str()) {
+            Some(ext) if ext.eq_ignore_ascii_case("json") => ConfigFormat::Json,
+            _ => ConfigFormat::Hcl,
+        }
+    }
+}
+
+/// Parse configuration text.
+pub fn parse_config(text: &str, format: ConfigFormat) -> Result<ServerConfig, ConfigError> {
+    let body = match format {
+        ConfigFormat::Hcl => tree::from_hcl(text)?,
+        ConfigFormat::Json => tree::from_json(text)?,
+    };
+    interpret::server_config(body)
+}
+
+/// Read and parse a configuration file, choosing the format by its extension. Errors about the
+/// contents are prefixed with the file's path.
+pub fn load_config(path: &Path) -> Result<ServerConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse_config(&text, ConfigFormat::from_path(path)).map_err(|e| ConfigError::InFile {
+        path: path.to_path_buf(),
+        source: Box::new(e),
+    })
+}
+
+#[cfg(test)]
+mod tests;
