@@ -1,1 +1,195 @@
-//! placeholder
+//! Client half of the `coffer` binary: Vault's CLI verbs and output over Vault's HTTP API.
+//!
+//! The binary calls [`run`] for every subcommand except `server`. The flow of one invocation:
+//!
+//! 1. [`argv::normalise_args`] turns Go-style `-flag` into clap's `--flag`;
+//! 2. [`cli::Cli`] parses the command line;
+//! 3. [`environment::ConnectionSettings`] resolves address, token, namespace and TLS from
+//!    flags, `COFFER_*`/`VAULT_*` variables and the token file `~/.coffer-token`;
+//! 4. a command in [`commands`] calls the server through [`client::Client`];
+//! 5. [`output`] renders the answer as Vault does (Key/Value tables, JSON, or `-field`).
+//!
+//! Exit codes follow Vault: 0 success, 1 a failed request, 2 a usage error or a value that
+//! was not found (and `status` on a sealed server).
+
+pub mod argv;
+pub mod cli;
+pub mod client;
+mod commands;
+pub mod environment;
+pub mod error;
+pub mod input;
+pub mod kv_path;
+pub mod output;
+
+use std::ffi::OsString;
+use std::io::{IsTerminal, Read, Write};
+
+use clap::Parser;
+use serde_json::Value;
+
+pub use client::Client;
+pub use environment::{ConnectionFlags, ConnectionSettings, Environment};
+pub use error::{ApiError, CliError, CliResult};
+pub use output::OutputFormat;
+
+/// Version printed by `coffer version`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Run one CLI invocation against the real process environment and standard streams.
+///
+/// `args` includes argv\[0\]. Returns the process exit code: 0 ok, 1 error, 2 usage error.
+pub fn run(args: Vec<OsString>) -> i32 {
+    let stdin = std::io::stdin();
+    let stdout = std::io::stdout();
+    let stderr = std::io::stderr();
+    let stdout_is_terminal = stdout.is_terminal();
+    let mut stdin = stdin.lock();
+    let mut stdout = stdout.lock();
+    let mut stderr = stderr.lock();
+    run_with(
+        args,
+        &Environment::from_process(),
+        Streams {
+            stdin: &mut stdin,
+            stdout: &mut stdout,
+            stderr: &mut stderr,
+            stdout_is_terminal,
+        },
+    )
+}
+
+/// The standard streams one invocation reads and writes; tests pass buffers.
+pub struct Streams<'a> {
+    /// Where `-` and prompts read from.
+    pub stdin: &'a mut dyn Read,
+    /// Where results go.
+    pub stdout: &'a mut dyn Write,
+    /// Where errors go.
+    pub stderr: &'a mut dyn Write,
+    /// Whether stdout is a terminal: `-field` output ends in a newline only then, as in
+    /// Vault, so `$(coffer kv get -field=x ...)` captures the exact value.
+    pub stdout_is_terminal: bool,
+}
+
+/// Run one CLI invocation with an explicit environment and streams.
+pub fn run_with(args: Vec<OsString>, env: &Environment, streams: Streams<'_>) -> i32 {
+    let Streams {
+        stdin,
+        stdout,
+        stderr,
+        stdout_is_terminal,
+    } = streams;
+    let parsed = match cli::Cli::try_parse_from(argv::normalise_args(args)) {
+        Ok(parsed) => parsed,
+        Err(error) => {
+            let rendered = error.render().to_string();
+            let target: &mut dyn Write = if error.use_stderr() { stderr } else { stdout };
+            let _ = write!(target, "{rendered}");
+            return error.exit_code();
+        }
+    };
+    let outcome = Session::new(&parsed.global, env, stdin, stdout, stdout_is_terminal)
+        .and_then(|mut session| commands::dispatch(parsed.command, &mut session));
+    match outcome {
+        Ok(code) => code,
+        Err(error) => {
+            let _ = writeln!(stderr, "{error}");
+            error.exit_code()
+        }
+    }
+}
+
+/// Everything a command needs: resolved settings, output options and streams.
+pub(crate) struct Session<'a> {
+    pub env: &'a Environment,
+    pub settings: ConnectionSettings,
+    pub format: OutputFormat,
+    pub field: Option<String>,
+    pub out: &'a mut dyn Write,
+    pub stdin: &'a mut dyn Read,
+    pub stdout_is_terminal: bool,
+}
+
+impl<'a> Session<'a> {
+    fn new(
+        global: &cli::GlobalArgs,
+        env: &'a Environment,
+        stdin: &'a mut dyn Read,
+        out: &'a mut dyn Write,
+        stdout_is_terminal: bool,
+    ) -> CliResult<Self> {
+        let flags = ConnectionFlags {
+            address: global.address.clone(),
+            namespace: global.namespace.clone(),
+            ca_cert: global.ca_cert.clone(),
+            tls_skip_verify: global.tls_skip_verify,
+        };
+        let format_text = global
+            .format
+            .clone()
+            .or_else(|| env.get("COFFER_FORMAT").map(str::to_owned))
+            .or_else(|| env.get("VAULT_FORMAT").map(str::to_owned))
+            .unwrap_or_default();
+        Ok(Self {
+            env,
+            settings: ConnectionSettings::resolve(&flags, env)?,
+            format: OutputFormat::parse(&format_text)?,
+            field: global.field.clone(),
+            out,
+            stdin,
+            stdout_is_terminal,
+        })
+    }
+
+    /// A client for the resolved settings.
+    fn client(&self) -> CliResult<Client> {
+        Client::new(&self.settings)
+    }
+
+    /// Print `text`, adding a final newline if it lacks one.
+    fn print(&mut self, text: &str) -> CliResult<()> {
+        let result = if text.ends_with('\n') {
+            self.out.write_all(text.as_bytes())
+        } else {
+            writeln!(self.out, "{text}")
+        };
+        result.map_err(|e| CliError::io("error writing output", e))
+    }
+
+    /// Print a value as pretty JSON.
+    fn print_json(&mut self, value: &Value) -> CliResult<()> {
+        self.print(&output::json_text(value))
+    }
+
+    /// Print a response envelope as Vault's `OutputSecret` does: `-field`, JSON, or table.
+    fn print_secret(&mut self, secret: &Value) -> CliResult<i32> {
+        if let Some(field) = self.field.clone() {
+            return self.print_field(secret, None, &field);
+        }
+        match self.format {
+            OutputFormat::Json => self.print_json(secret)?,
+            OutputFormat::Table => {
+                if let Some(table) = output::secret_table(secret) {
+                    self.print(&table)?;
+                }
+            }
+        }
+        Ok(0)
+    }
+
+    /// Print one field's raw value; exit code 1 with Vault's message when it is absent.
+    fn print_field(&mut self, secret: &Value, data: Option<&Value>, field: &str) -> CliResult<i32> {
+        let Some(value) = output::extract_field(secret, data, field) else {
+            return Err(CliError::FieldMissing(field.to_owned()));
+        };
+        let text = output::raw_field_text(&value, self.format);
+        let written = if self.stdout_is_terminal {
+            writeln!(self.out, "{text}")
+        } else {
+            write!(self.out, "{text}")
+        };
+        written.map_err(|e| CliError::io("error writing output", e))?;
+        Ok(0)
+    }
+}

@@ -1,0 +1,305 @@
+//! A small blocking client for Vault's HTTP API.
+//!
+//! Every request carries `X-Vault-Request: true` (Vault's CSRF guard for browsers), the token
+//! in `X-Vault-Token` and the namespace in `X-Vault-Namespace`. Non-2xx answers become
+//! [`CliError::Api`] carrying the status and the server's `errors` array; 2xx answers are
+//! returned as JSON (`null` for an empty body such as a 204).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+use ureq::http;
+use ureq::tls::{PemItem, RootCerts, TlsConfig};
+
+use crate::environment::ConnectionSettings;
+use crate::error::{ApiError, CliError, CliResult};
+
+/// How long one request may take end to end before the CLI gives up.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A connection to one server, with the identity to present to it.
+#[derive(Clone)]
+pub struct Client {
+    address: String,
+    token: Option<String>,
+    namespace: Option<String>,
+    agent: ureq::Agent,
+}
+
+impl std::fmt::Debug for Client {
+    // Hand-written so the token never lands in debug output.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("address", &self.address)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("namespace", &self.namespace)
+            .finish()
+    }
+}
+
+impl Client {
+    /// Build a client from resolved settings, loading the CA bundle if one is configured.
+    pub fn new(settings: &ConnectionSettings) -> CliResult<Self> {
+        let mut tls = TlsConfig::builder();
+        if let Some(path) = &settings.ca_cert {
+            tls = tls.root_certs(load_ca_bundle(path)?);
+        }
+        if settings.tls_skip_verify {
+            tls = tls.disable_verification(true);
+        }
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .tls_config(tls.build())
+            .timeout_global(Some(REQUEST_TIMEOUT))
+            // Vault answers redirects only for HA standbys; follow them like Vault's client.
+            .max_redirects(3)
+            .build()
+            .new_agent();
+        Ok(Self {
+            address: settings.address.trim_end_matches('/').to_owned(),
+            token: settings.token.clone(),
+            namespace: settings.namespace.clone(),
+            agent,
+        })
+    }
+
+    /// Base address of the server, e.g. `http://127.0.0.1:8200`.
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
+    /// The token this client presents, if any.
+    pub fn token(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
+
+    /// The namespace this client sends, if any.
+    pub fn namespace(&self) -> Option<&str> {
+        self.namespace.as_deref()
+    }
+
+    /// A copy of this client that presents `token` instead.
+    pub fn with_token(&self, token: impl Into<String>) -> Self {
+        Self {
+            token: Some(token.into()),
+            ..self.clone()
+        }
+    }
+
+    /// `GET /v1/<path>`. `path` may carry a query string.
+    pub fn get(&self, path: &str) -> CliResult<Value> {
+        self.request("GET", path, None)
+    }
+
+    /// `PUT /v1/<path>` with a JSON body.
+    pub fn put(&self, path: &str, body: &Value) -> CliResult<Value> {
+        self.request("PUT", path, Some(body))
+    }
+
+    /// `POST /v1/<path>` with a JSON body.
+    pub fn post(&self, path: &str, body: &Value) -> CliResult<Value> {
+        self.request("POST", path, Some(body))
+    }
+
+    /// `PATCH /v1/<path>` with a JSON merge-patch body (`application/merge-patch+json`), as
+    /// Vault requires for KV v2 patch.
+    pub fn patch(&self, path: &str, body: &Value) -> CliResult<Value> {
+        self.send("PATCH", path, Some(body), "application/merge-patch+json")
+    }
+
+    /// `DELETE /v1/<path>`.
+    pub fn delete(&self, path: &str) -> CliResult<Value> {
+        self.request("DELETE", path, None)
+    }
+
+    /// Vault's `LIST` verb, sent as `GET /v1/<path>?list=true` (equivalent on every Vault
+    /// server, and it passes proxies that drop unknown methods).
+    pub fn list(&self, path: &str) -> CliResult<Value> {
+        let separator = if path.contains('?') { '&' } else { '?' };
+        self.send_as(
+            "LIST",
+            "GET",
+            &format!("{path}{separator}list=true"),
+            None,
+            "application/json",
+        )
+    }
+
+    /// Send `method` to `/v1/<path>` with an optional JSON body.
+    pub fn request(&self, method: &str, path: &str, body: Option<&Value>) -> CliResult<Value> {
+        self.send(method, path, body, "application/json")
+    }
+
+    fn send(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+        content_type: &str,
+    ) -> CliResult<Value> {
+        self.send_as(method, method, path, body, content_type)
+    }
+
+    /// `shown_method` is what error messages report (Vault reports `LIST` for lists), `wire_method`
+    /// what goes over the wire.
+    fn send_as(
+        &self,
+        shown_method: &str,
+        wire_method: &str,
+        path: &str,
+        body: Option<&Value>,
+        content_type: &str,
+    ) -> CliResult<Value> {
+        let url = self.url(path);
+        let mut request = http::Request::builder()
+            .method(wire_method)
+            .uri(&url)
+            .header("X-Vault-Request", "true");
+        if let Some(token) = &self.token {
+            request = request.header("X-Vault-Token", token);
+        }
+        if let Some(namespace) = &self.namespace {
+            request = request.header("X-Vault-Namespace", namespace);
+        }
+        let body_bytes = match body {
+            Some(body) => {
+                request = request.header("Content-Type", content_type);
+                serde_json::to_vec(body).map_err(|e| CliError::InvalidResponse(e.to_string()))?
+            }
+            None => Vec::new(),
+        };
+        let request = request
+            .body(body_bytes)
+            .map_err(|e| CliError::usage(format!("invalid request URL {url}: {e}")))?;
+        let mut response = self.agent.run(request).map_err(|e| CliError::Transport {
+            address: self.address.clone(),
+            reason: e.to_string(),
+        })?;
+        let status = response.status().as_u16();
+        let text = response
+            .body_mut()
+            .with_config()
+            .limit(64 * 1024 * 1024)
+            .read_to_string()
+            .map_err(|e| CliError::Transport {
+                address: self.address.clone(),
+                reason: e.to_string(),
+            })?;
+        if (200..300).contains(&status) {
+            if text.trim().is_empty() {
+                return Ok(Value::Null);
+            }
+            return serde_json::from_str(&text)
+                .map_err(|e| CliError::InvalidResponse(e.to_string()));
+        }
+        Err(CliError::Api(ApiError {
+            method: shown_method.to_owned(),
+            url: url.split('?').next().unwrap_or_default().to_owned(),
+            status,
+            errors: errors_from_body(&text),
+        }))
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}/v1/{}", self.address, path.trim_start_matches('/'))
+    }
+}
+
+/// The `errors` array of an error body; a body that is not Vault-shaped JSON is reported
+/// verbatim so nothing the server said is lost.
+fn errors_from_body(text: &str) -> Vec<String> {
+    match serde_json::from_str::<Value>(text) {
+        Ok(json) => json
+            .get("errors")
+            .and_then(Value::as_array)
+            .map(|errors| {
+                errors
+                    .iter()
+                    .map(|e| e.as_str().map_or_else(|| e.to_string(), str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        Err(_) if text.trim().is_empty() => Vec::new(),
+        Err(_) => vec![text.trim().to_owned()],
+    }
+}
+
+fn load_ca_bundle(path: &std::path::Path) -> CliResult<RootCerts> {
+    let shown = path.display().to_string();
+    let pem = std::fs::read(path)
+        .map_err(|e| CliError::io(format!("error reading CA certificate {shown}"), e))?;
+    let mut certificates = Vec::new();
+    for item in ureq::tls::parse_pem(&pem) {
+        match item {
+            Ok(PemItem::Certificate(cert)) => certificates.push(cert),
+            Ok(_) => {}
+            Err(e) => {
+                return Err(CliError::Tls {
+                    path: shown,
+                    reason: e.to_string(),
+                })
+            }
+        }
+    }
+    if certificates.is_empty() {
+        return Err(CliError::Tls {
+            path: shown,
+            reason: "no PEM certificates found".into(),
+        });
+    }
+    Ok(RootCerts::Specific(Arc::new(certificates)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_bodies_yield_the_servers_errors_in_order() {
+        assert_eq!(
+            errors_from_body(r#"{"errors":["permission denied","second"]}"#),
+            ["permission denied", "second"]
+        );
+        assert!(errors_from_body(r#"{"errors":[]}"#).is_empty());
+        assert_eq!(
+            errors_from_body("upstream gateway down"),
+            ["upstream gateway down"]
+        );
+    }
+
+    #[test]
+    fn api_errors_render_like_vault() {
+        let error = ApiError {
+            method: "GET".into(),
+            url: "http://127.0.0.1:8200/v1/secret/foo".into(),
+            status: 403,
+            errors: vec!["permission denied".into()],
+        };
+        assert_eq!(
+            error.to_string(),
+            "Error making API request.\n\nURL: GET http://127.0.0.1:8200/v1/secret/foo\nCode: 403. Errors:\n\n* permission denied"
+        );
+    }
+
+    #[test]
+    fn a_ca_file_without_certificates_is_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("empty.pem");
+        std::fs::write(&path, "not a certificate").unwrap();
+        assert!(matches!(load_ca_bundle(&path), Err(CliError::Tls { .. })));
+    }
+
+    #[test]
+    fn unreachable_servers_are_transport_errors() {
+        let client = Client::new(&ConnectionSettings {
+            address: "http://127.0.0.1:1".into(),
+            ..Default::default()
+        })
+        .unwrap();
+        assert!(matches!(
+            client.get("sys/health"),
+            Err(CliError::Transport { .. })
+        ));
+    }
+}
