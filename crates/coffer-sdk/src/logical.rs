@@ -60,6 +60,9 @@ pub struct Caller {
     pub entity_id: Option<String>,
     /// Token metadata.
     pub metadata: Map<String, Value>,
+    /// The client token itself. The pipeline fills this only for the built-in token store
+    /// (`auth/token/`), which must echo it in `lookup-self`; engines never receive it.
+    pub client_token: Option<String>,
 }
 
 /// A request as an engine sees it. `path` is relative to the mount.

@@ -1,1 +1,17 @@
-//! placeholder
+//! Coffer's server: the storage barrier, seal, mounts, token store, policy store, the request
+//! pipeline ([`core::Core::handle`]) and the Vault HTTP dialect in front of it.
+
+pub mod barrier;
+pub mod core;
+pub mod http;
+pub mod metrics;
+pub mod mounts;
+pub mod openapi;
+pub mod policies;
+pub mod server;
+pub mod shamir;
+pub mod sys;
+pub mod tokens;
+
+/// Server version reported by `sys/seal-status` and `sys/health`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

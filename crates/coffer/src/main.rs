@@ -1,1 +1,9 @@
-fn main() {}
+//! The `coffer` binary: `coffer server ...` runs the server; every other verb is the client.
+
+use std::ffi::OsString;
+
+fn main() {
+    let args: Vec<OsString> = coffer_cli::argv::normalise_args(std::env::args_os().collect());
+    let code = if args.get(1).is_some_and(|a| a == "server") { coffer_server::server::main(args) } else { coffer_cli::run(args) };
+    std::process::exit(code);
+}

@@ -1,0 +1,475 @@
+//! The request pipeline and the seal lifecycle.
+//!
+//! Every front door (today the Vault HTTP dialect) turns its input into a
+//! [`coffer_sdk::Request`] and calls [`Core::handle`]. That one function does, in order:
+//! path validation → route to mount and path declaration → seal check → create/update
+//! resolution (existence check) → token lookup → ACL check (capability, sudo, parameters) →
+//! engine handler → lease registration (issue 3) → audit (later) → response. Engines never
+//! see tokens (except the built-in token store) and never check policy.
+
+use crate::barrier::{Barrier, BarrierView};
+use crate::metrics::Metrics;
+use crate::mounts::{LeaseLimits, Mounted, Router};
+use crate::policies::PolicyStore;
+use crate::shamir;
+use crate::tokens::{NewToken, TokenStore};
+use coffer_policy::Capabilities;
+use coffer_sdk::clock::Clock;
+use coffer_sdk::framework::Ctx;
+use coffer_sdk::logical::Caller;
+use coffer_sdk::{Error, Operation, Request, Response, Result};
+use coffer_storage::Storage;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::time::Instant;
+use zeroize::Zeroizing;
+
+/// Plaintext seal parameters (not secret).
+pub const SEAL_CONFIG_PATH: &str = "core/seal-config";
+
+/// How the root key's wrapping key is split.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SealConfig {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub secret_shares: usize,
+    pub secret_threshold: usize,
+}
+
+/// An in-progress rekey.
+pub struct RekeyState {
+    pub nonce: String,
+    pub shares: usize,
+    pub threshold: usize,
+    pub parts: Vec<Zeroizing<Vec<u8>>>,
+}
+
+#[derive(Default)]
+struct SealProgress {
+    parts: Vec<Zeroizing<Vec<u8>>>,
+    nonce: String,
+    rekey: Option<RekeyState>,
+}
+
+/// What `sys/init` returns.
+pub struct InitResult {
+    pub keys: Vec<Zeroizing<Vec<u8>>>,
+    pub root_token: String,
+}
+
+/// Unseal progress, for `sys/seal-status` and `sys/unseal`.
+#[derive(Debug, Clone, Serialize)]
+pub struct SealStatus {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub initialized: bool,
+    pub sealed: bool,
+    pub t: usize,
+    pub n: usize,
+    pub progress: usize,
+    pub nonce: String,
+    pub version: String,
+    pub build_date: String,
+    pub migration: bool,
+    pub recovery_seal: bool,
+    pub storage_type: String,
+}
+
+/// Outcome of one rekey key submission.
+pub enum RekeyProgress {
+    Pending { progress: usize, required: usize, nonce: String, shares: usize, threshold: usize },
+    Complete { keys: Vec<Zeroizing<Vec<u8>>>, nonce: String },
+}
+
+/// The server's state and pipeline.
+pub struct Core {
+    pub clock: Arc<dyn Clock>,
+    pub barrier: Arc<Barrier>,
+    pub router: Router,
+    pub tokens: Arc<TokenStore>,
+    pub policies: Arc<PolicyStore>,
+    pub limits: LeaseLimits,
+    pub metrics: Metrics,
+    seal: tokio::sync::Mutex<SealProgress>,
+}
+
+fn capability_for(op: Operation) -> Capabilities {
+    match op {
+        Operation::Read => Capabilities::READ,
+        Operation::Create => Capabilities::CREATE,
+        Operation::Update => Capabilities::UPDATE,
+        Operation::Patch => Capabilities::PATCH,
+        Operation::Delete => Capabilities::DELETE,
+        Operation::List => Capabilities::LIST,
+    }
+}
+
+/// Refuse paths with empty, `.` or `..` segments (a trailing slash is allowed for lists).
+pub fn validate_request_path(path: &str) -> Result<()> {
+    if path.is_empty() {
+        return Err(Error::UnsupportedPath(String::new()));
+    }
+    let trimmed = path.strip_suffix('/').unwrap_or(path);
+    if trimmed.split('/').any(|seg| seg.is_empty() || seg == "." || seg == "..") {
+        return Err(Error::bad(format!("invalid request path {path:?}: empty, '.' or '..' segments are not allowed")));
+    }
+    if path.chars().any(char::is_control) {
+        return Err(Error::bad("invalid request path: control characters are not allowed"));
+    }
+    Ok(())
+}
+
+impl Core {
+    /// A core over `storage`. Call [`Core::unseal`] (or [`Core::init`]) before serving secrets.
+    pub fn new(storage: Arc<dyn Storage>, clock: Arc<dyn Clock>, limits: LeaseLimits) -> Arc<Core> {
+        let barrier = Arc::new(Barrier::new(storage));
+        let tokens = Arc::new(TokenStore::new(barrier.clone(), clock.clone(), limits));
+        let policies = Arc::new(PolicyStore::new(barrier.clone()));
+        let core = Arc::new(Core {
+            clock,
+            barrier: barrier.clone(),
+            router: Router::new(),
+            tokens: tokens.clone(),
+            policies,
+            limits,
+            metrics: Metrics::default(),
+            seal: tokio::sync::Mutex::new(SealProgress::default()),
+        });
+        let info = |path: &str, kind: &str| coffer_sdk::MountInfo {
+            path: path.into(),
+            kind: kind.into(),
+            uuid: kind.into(),
+            options: Default::default(),
+            default_lease_ttl: limits.default_ttl,
+            max_lease_ttl: limits.max_ttl,
+        };
+        let builtin_entry = |path: &str, kind: &str, description: &str| crate::mounts::MountEntry {
+            path: path.into(),
+            kind: kind.into(),
+            description: description.into(),
+            uuid: kind.into(),
+            accessor: format!("{kind}_builtin"),
+            config: Default::default(),
+            options: Default::default(),
+            local: false,
+            seal_wrap: false,
+        };
+        core.router.add_builtin(Mounted {
+            route_path: "sys/".into(),
+            entry: builtin_entry("sys/", "system", "system endpoints used for control, policy and debugging"),
+            is_auth: false,
+            backend: Arc::new(crate::sys::backend(Arc::downgrade(&core))),
+            view: Arc::new(BarrierView::new(barrier.clone(), "sys/state/")),
+            info: info("sys/", "system"),
+        });
+        core.router.add_builtin(Mounted {
+            route_path: "auth/token/".into(),
+            entry: builtin_entry("token/", "token", "token based credentials"),
+            is_auth: true,
+            backend: Arc::new(crate::tokens::backend(&tokens)),
+            view: Arc::new(BarrierView::new(barrier, "sys/token/")),
+            info: info("auth/token/", "token"),
+        });
+        core
+    }
+
+    // ----- seal lifecycle -------------------------------------------------------------------
+
+    /// The stored seal configuration, if initialised.
+    pub async fn seal_config(&self) -> Result<Option<SealConfig>> {
+        match self.barrier.physical().get(SEAL_CONFIG_PATH).await {
+            Ok(Some(bytes)) => Ok(serde_json::from_slice(&bytes).ok()),
+            Ok(None) => Ok(None),
+            Err(e) => {
+                tracing::error!(error = %e, "reading seal configuration failed");
+                Err(Error::Internal("storage failure".into()))
+            }
+        }
+    }
+
+    /// Initialise: create keys, split the unseal key, create the root token. The server is
+    /// left sealed, as Vault leaves it.
+    pub async fn init(&self, shares: usize, threshold: usize) -> Result<InitResult> {
+        shamir::check_params(shares, threshold)?;
+        let _guard = self.seal.lock().await;
+        if self.seal_config().await?.is_some() {
+            return Err(Error::bad("Coffer is already initialized"));
+        }
+        let unseal_key = self.barrier.initialize(self.clock.now()).await?;
+        let keys = shamir::split(&unseal_key[..], shares, threshold)?;
+        self.post_unseal().await?;
+        let (root_token, _) = self.create_root_token(None).await?;
+        let config = SealConfig { kind: "shamir".into(), secret_shares: shares, secret_threshold: threshold };
+        self.barrier
+            .physical()
+            .put(SEAL_CONFIG_PATH, serde_json::to_vec(&config).expect("encodes"))
+            .await
+            .map_err(|_| Error::Internal("storage failure".into()))?;
+        self.pre_seal();
+        Ok(InitResult { keys, root_token })
+    }
+
+    /// A root token (optionally with a chosen id, for `-dev-root-token-id`).
+    pub async fn create_root_token(&self, id: Option<String>) -> Result<(String, crate::tokens::TokenEntry)> {
+        self.tokens
+            .create(NewToken {
+                id,
+                policies: vec!["root".into()],
+                display_name: "root".into(),
+                path: "auth/token/root".into(),
+                renewable: false,
+                ..NewToken::default()
+            })
+            .await
+    }
+
+    /// Current seal status.
+    pub async fn seal_status(&self) -> Result<SealStatus> {
+        let config = self.seal_config().await?;
+        let progress = self.seal.lock().await;
+        Ok(SealStatus {
+            kind: "shamir".into(),
+            initialized: config.is_some(),
+            sealed: self.barrier.is_sealed(),
+            t: config.as_ref().map_or(0, |c| c.secret_threshold),
+            n: config.as_ref().map_or(0, |c| c.secret_shares),
+            progress: progress.parts.len(),
+            nonce: progress.nonce.clone(),
+            version: crate::VERSION.into(),
+            build_date: String::new(),
+            migration: false,
+            recovery_seal: false,
+            storage_type: self.barrier.physical().kind().into(),
+        })
+    }
+
+    /// Submit one unseal key share (or reset progress).
+    pub async fn unseal(&self, key: Option<Zeroizing<Vec<u8>>>, reset: bool) -> Result<SealStatus> {
+        let config = self.seal_config().await?.ok_or(Error::NotInitialized)?;
+        {
+            let mut progress = self.seal.lock().await;
+            if reset {
+                progress.parts.clear();
+                progress.nonce.clear();
+            } else if self.barrier.is_sealed() {
+                let key = key.ok_or_else(|| Error::bad("missing required field 'key'"))?;
+                if progress.parts.iter().any(|p| p[..] == key[..]) {
+                    // Vault ignores a repeated share rather than counting it twice.
+                } else {
+                    if progress.parts.is_empty() {
+                        progress.nonce = uuid::Uuid::new_v4().to_string();
+                    }
+                    progress.parts.push(key);
+                }
+                if progress.parts.len() >= config.secret_threshold {
+                    let parts = std::mem::take(&mut progress.parts);
+                    progress.nonce.clear();
+                    let unseal_key = shamir::combine(&parts)?;
+                    self.barrier.unseal(&unseal_key).await?;
+                    if let Err(e) = self.post_unseal().await {
+                        self.pre_seal();
+                        return Err(e);
+                    }
+                    tracing::info!("unsealed");
+                }
+            }
+        }
+        self.seal_status().await
+    }
+
+    /// Load everything that lives in the barrier.
+    async fn post_unseal(&self) -> Result<()> {
+        self.tokens.load().await?;
+        self.policies.ensure_default().await?;
+        self.router.load(&self.barrier, self.limits).await?;
+        Ok(())
+    }
+
+    fn pre_seal(&self) {
+        self.router.clear();
+        self.tokens.unload();
+        self.policies.clear_caches();
+        self.barrier.seal();
+    }
+
+    /// Seal: forget every key.
+    pub async fn seal(&self) -> Result<()> {
+        let mut progress = self.seal.lock().await;
+        progress.parts.clear();
+        progress.rekey = None;
+        self.pre_seal();
+        tracing::info!("sealed");
+        Ok(())
+    }
+
+    /// Start a rekey.
+    pub async fn rekey_init(&self, shares: usize, threshold: usize) -> Result<()> {
+        shamir::check_params(shares, threshold)?;
+        self.seal_config().await?.ok_or(Error::NotInitialized)?;
+        if self.barrier.is_sealed() {
+            return Err(Error::Sealed);
+        }
+        let mut progress = self.seal.lock().await;
+        if progress.rekey.is_some() {
+            return Err(Error::bad("rekey already in progress"));
+        }
+        progress.rekey = Some(RekeyState { nonce: uuid::Uuid::new_v4().to_string(), shares, threshold, parts: Vec::new() });
+        Ok(())
+    }
+
+    /// Cancel a rekey.
+    pub async fn rekey_cancel(&self) {
+        self.seal.lock().await.rekey = None;
+    }
+
+    /// Rekey status: (nonce, started, shares, threshold, progress, required).
+    pub async fn rekey_status(&self) -> Result<(String, bool, usize, usize, usize, usize)> {
+        let config = self.seal_config().await?;
+        let required = config.as_ref().map_or(0, |c| c.secret_threshold);
+        let progress = self.seal.lock().await;
+        Ok(match &progress.rekey {
+            Some(r) => (r.nonce.clone(), true, r.shares, r.threshold, r.parts.len(), required),
+            None => (String::new(), false, 0, 0, 0, required),
+        })
+    }
+
+    /// Submit one current unseal share toward a rekey.
+    pub async fn rekey_update(&self, key: Zeroizing<Vec<u8>>, nonce: &str) -> Result<RekeyProgress> {
+        let config = self.seal_config().await?.ok_or(Error::NotInitialized)?;
+        let mut progress = self.seal.lock().await;
+        let rekey = progress.rekey.as_mut().ok_or_else(|| Error::bad("no rekey in progress"))?;
+        if rekey.nonce != nonce {
+            return Err(Error::bad(format!("incorrect nonce supplied; nonce for this rekey operation is {}", rekey.nonce)));
+        }
+        if !rekey.parts.iter().any(|p| p[..] == key[..]) {
+            rekey.parts.push(key);
+        }
+        if rekey.parts.len() < config.secret_threshold {
+            return Ok(RekeyProgress::Pending {
+                progress: rekey.parts.len(),
+                required: config.secret_threshold,
+                nonce: rekey.nonce.clone(),
+                shares: rekey.shares,
+                threshold: rekey.threshold,
+            });
+        }
+        let state = progress.rekey.take().expect("present");
+        let old_key = shamir::combine(&state.parts)?;
+        // Prove the submitted shares are the current ones before replacing anything.
+        let probe = Barrier::new(self.barrier.physical().clone());
+        probe.unseal(&old_key).await.map_err(|_| Error::bad("the unseal keys provided are not valid for this server; rekey cancelled"))?;
+        probe.seal();
+        let new_key = self.barrier.rewrap_root_key().await?;
+        let keys = shamir::split(&new_key[..], state.shares, state.threshold)?;
+        let new_config = SealConfig { kind: "shamir".into(), secret_shares: state.shares, secret_threshold: state.threshold };
+        self.barrier
+            .physical()
+            .put(SEAL_CONFIG_PATH, serde_json::to_vec(&new_config).expect("encodes"))
+            .await
+            .map_err(|_| Error::Internal("storage failure".into()))?;
+        Ok(RekeyProgress::Complete { keys, nonce: state.nonce })
+    }
+
+    // ----- the pipeline ---------------------------------------------------------------------
+
+    /// Handle one request. `token` is the client token, if any.
+    pub async fn handle(&self, req: Request, token: Option<&str>) -> Result<Response> {
+        let started = Instant::now();
+        let operation = req.operation;
+        let result = self.handle_inner(req, token).await;
+        self.metrics.record(operation, result.as_ref().map_or_else(|e| e.status(), |r| r.status.unwrap_or(200)), started.elapsed());
+        result
+    }
+
+    async fn handle_inner(&self, mut req: Request, token: Option<&str>) -> Result<Response> {
+        validate_request_path(&req.path)?;
+        let table = self.router.table();
+        let sealed = self.barrier.is_sealed();
+        let resolved = table.resolve(&req.path);
+        let route = resolved.as_ref().and_then(|(m, rel)| m.backend.route(rel).map(|r| (m, rel, r)));
+
+        let Some((mounted, rel, route)) = route else {
+            if sealed {
+                return Err(Error::Sealed);
+            }
+            // Do not reveal which paths exist to callers without a valid token.
+            let valid = match token {
+                Some(t) => self.tokens.lookup(t).await?.is_some(),
+                None => false,
+            };
+            return Err(if valid { Error::UnsupportedPath(req.path.clone()) } else { Error::PermissionDenied });
+        };
+        let spec = route.spec;
+        if sealed && !(mounted.route_path == "sys/" && spec.unauthenticated) {
+            return Err(Error::Sealed);
+        }
+
+        // Authenticate (unauthenticated paths still learn who is calling, if anyone is).
+        let entry = match token {
+            Some(t) if !sealed => self.tokens.lookup(t).await?,
+            _ => None,
+        };
+        if !spec.unauthenticated && entry.is_none() {
+            return Err(Error::PermissionDenied);
+        }
+
+        let full_path = req.path.clone();
+        req.mount_point = mounted.route_path.clone();
+        req.path = rel.clone();
+        if let Some(e) = &entry {
+            let accessor = self.tokens.accessor_of(token.unwrap_or_default())?;
+            req.caller = Some(Caller {
+                accessor,
+                display_name: e.display_name.clone(),
+                policies: e.policies.clone(),
+                entity_id: (!e.entity_id.is_empty()).then(|| e.entity_id.clone()),
+                metadata: e.meta.clone(),
+                client_token: (mounted.route_path == "auth/token/" || mounted.route_path == "sys/").then(|| token.unwrap_or_default().to_string()),
+            });
+        }
+        let mut ctx = Ctx {
+            request: req,
+            view: mounted.view.clone(),
+            clock: self.clock.clone(),
+            mount: mounted.info.clone(),
+            params: route.params,
+        };
+
+        // POST/PUT are creates when the target does not exist yet.
+        if ctx.request.operation == Operation::Update {
+            if let Some(check) = &spec.existence_check {
+                if !check(ctx.clone()).await? {
+                    ctx.request.operation = Operation::Create;
+                }
+            }
+        }
+        let op_spec = spec.handler_for(ctx.request.operation).ok_or(Error::UnsupportedOperation)?;
+
+        if let (Some(entry), false) = (&entry, spec.unauthenticated) {
+            let acl = self.policies.acl(&entry.policies).await?;
+            let required = capability_for(ctx.request.operation);
+            let params = ctx.request.operation.writes().then_some(&ctx.request.data);
+            let decision = acl.check(&full_path, required, params);
+            if !decision.allowed {
+                if let Some(reason) = decision.denial.filter(|r| r != "permission denied") {
+                    return Err(Error::bad(reason));
+                }
+                return Err(Error::PermissionDenied);
+            }
+            if spec.sudo && !decision.sudo && !decision.root {
+                return Err(Error::PermissionDenied);
+            }
+            self.tokens.use_token(entry).await?;
+        }
+
+        let response = (op_spec.handler)(ctx).await?;
+        // Lease registration (issue 3) and audit (capability 7) hook in here, once, for every
+        // engine.
+        Ok(response)
+    }
+
+    /// Mount table snapshot helper for sys handlers.
+    pub fn mounted(&self) -> Vec<Arc<Mounted>> {
+        self.router.table().all().to_vec()
+    }
+}

@@ -1,0 +1,281 @@
+//! `coffer server`: builds storage, the core and the listeners from flags or a Vault-format
+//! config file, and serves until interrupted.
+
+use crate::core::Core;
+use crate::mounts::LeaseLimits;
+use clap::Parser;
+use coffer_config::{ListenerConfig, ServerConfig, StorageConfig};
+use coffer_sdk::clock::SystemClock;
+use coffer_sdk::logical::Connection;
+use coffer_sdk::{Operation, Request};
+use coffer_storage::{EmbeddedStorage, MemoryStorage, Storage};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+
+/// Vault's default and maximum lease TTL: 768h (32 days).
+pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(768 * 3600);
+
+/// Flags of `coffer server`, spelled as Vault spells them (single-dash forms are accepted).
+#[derive(Parser, Debug)]
+#[command(name = "coffer server", about = "Run a Coffer server")]
+pub struct ServerArgs {
+    /// Development mode: in-memory storage, initialised and unsealed, root token printed.
+    #[arg(long)]
+    pub dev: bool,
+    /// Root token id in dev mode.
+    #[arg(long, env = "VAULT_DEV_ROOT_TOKEN_ID")]
+    pub dev_root_token_id: Option<String>,
+    /// Listen address in dev mode.
+    #[arg(long, env = "VAULT_DEV_LISTEN_ADDRESS", default_value = "127.0.0.1:8200")]
+    pub dev_listen_address: String,
+    /// Vault-format configuration file (HCL or JSON).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// trace, debug, info, warn or error.
+    #[arg(long)]
+    pub log_level: Option<String>,
+}
+
+/// Entry point for `coffer server ...` (argv already normalised to `--flags`).
+pub fn main(args: Vec<OsString>) -> i32 {
+    let mut argv = args;
+    if argv.len() >= 2 {
+        argv.remove(1);
+    }
+    let args = match ServerArgs::try_parse_from(argv) {
+        Ok(a) => a,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { 2 } else { 0 };
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("Error starting the async runtime: {e}");
+            return 1;
+        }
+    };
+    match runtime.block_on(run(args)) {
+        Ok(()) => 0,
+        Err(msg) => {
+            eprintln!("{msg}");
+            1
+        }
+    }
+}
+
+fn init_logging(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(format!("{level},hyper=warn,h2=warn")).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+async fn run(args: ServerArgs) -> Result<(), String> {
+    if args.dev {
+        init_logging(args.log_level.as_deref().unwrap_or("info"));
+        return run_dev(args).await;
+    }
+    let Some(path) = &args.config else {
+        return Err("Error: no configuration given. Run `coffer server -dev` for a development server, or `coffer server -config FILE` with a Vault-format config (storage + listener stanzas).".into());
+    };
+    let config = coffer_config::load_config(path).map_err(|e| format!("Error loading configuration: {e}"))?;
+    init_logging(args.log_level.as_deref().or(config.log_level.as_deref()).unwrap_or("info"));
+    for warning in &config.warnings {
+        eprintln!("WARNING: {warning}");
+    }
+    run_config(config).await
+}
+
+fn limits_from(config: Option<&ServerConfig>) -> LeaseLimits {
+    let max = config.and_then(|c| c.max_lease_ttl).unwrap_or(DEFAULT_LEASE_TTL);
+    let default = config.and_then(|c| c.default_lease_ttl).unwrap_or(DEFAULT_LEASE_TTL).min(max);
+    LeaseLimits { default_ttl: default, max_ttl: max }
+}
+
+/// Start a dev server in-process: in-memory, initialised with one share, unsealed, `secret/`
+/// mounted as KV v2. Returns the core, the unseal key (hex) and the root token.
+pub async fn dev_core(root_token_id: Option<String>) -> Result<(Arc<Core>, String, String), String> {
+    let storage: Arc<dyn Storage> = Arc::new(MemoryStorage::new());
+    let core = Core::new(storage, Arc::new(SystemClock), limits_from(None));
+    let init = core.init(1, 1).await.map_err(|e| format!("dev init failed: {e}"))?;
+    let key = init.keys[0].clone();
+    core.unseal(Some(key.clone()), false).await.map_err(|e| format!("dev unseal failed: {e}"))?;
+    let mut root = init.root_token;
+    if let Some(id) = root_token_id.filter(|id| !id.is_empty()) {
+        if let Some(entry) = core.tokens.lookup(&root).await.map_err(|e| e.to_string())? {
+            core.tokens.revoke_tree(&entry.id_hash).await.map_err(|e| e.to_string())?;
+        }
+        root = core.create_root_token(Some(id)).await.map_err(|e| format!("dev root token: {e}"))?.0;
+    }
+    let mount = Request::new(Operation::Update, "sys/mounts/secret")
+        .with_data(serde_json::json!({"type": "kv", "description": "key/value secret storage", "options": {"version": "2"}}));
+    core.handle(mount, Some(&root)).await.map_err(|e| format!("dev mount of secret/ failed: {e}"))?;
+    Ok((core, hex::encode(&key[..]), root))
+}
+
+async fn run_dev(args: ServerArgs) -> Result<(), String> {
+    let (core, unseal_key, root) = dev_core(args.dev_root_token_id.clone()).await?;
+    let listener = ListenerConfig { address: args.dev_listen_address.clone(), tls_disable: true, ..ListenerConfig::default() };
+    let bound = bind(&listener).await?;
+    let addr = bound.0.local_addr().map_err(|e| e.to_string())?;
+    println!("==> Coffer server configuration:\n");
+    println!("             Api Address: http://{addr}");
+    println!("                 Storage: inmem");
+    println!("                 Version: Coffer v{}\n", crate::VERSION);
+    println!("==> Coffer server started! Log data will stream in below:\n");
+    println!("WARNING! dev mode is enabled! In this mode, Coffer runs entirely in-memory");
+    println!("and starts unsealed with a single unseal key. The root token is already");
+    println!("authenticated to the CLI, so you can immediately begin using Coffer.\n");
+    println!("You may need to set the following environment variables:\n");
+    println!("    $ export VAULT_ADDR='http://{addr}'\n");
+    println!("The unseal key and root token are displayed below in case you want to");
+    println!("seal/unseal the Coffer or re-authenticate.\n");
+    println!("Unseal Key: {unseal_key}");
+    println!("Root Token: {root}\n");
+    println!("Development mode should NOT be used in production installations!\n");
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    let server = tokio::spawn(serve(bound.0, bound.1, core));
+    wait_for_shutdown().await;
+    server.abort();
+    Ok(())
+}
+
+async fn run_config(config: ServerConfig) -> Result<(), String> {
+    let storage: Arc<dyn Storage> = match &config.storage {
+        StorageConfig::Memory => Arc::new(MemoryStorage::new()),
+        StorageConfig::Embedded { path } => {
+            let path = path.clone();
+            Arc::new(
+                tokio::task::spawn_blocking(move || EmbeddedStorage::open(&path))
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .map_err(|e| format!("Error opening storage: {e}"))?,
+            )
+        }
+    };
+    let storage_kind = storage.kind();
+    let core = Core::new(storage, Arc::new(SystemClock), limits_from(Some(&config)));
+    if config.listeners.is_empty() {
+        return Err("Error: the configuration has no listener stanza; add `listener \"tcp\" { address = \"127.0.0.1:8200\" tls_disable = true }`".into());
+    }
+    let mut tasks = Vec::new();
+    println!("==> Coffer server configuration:\n");
+    for listener in &config.listeners {
+        let (tcp, tls) = bind(listener).await?;
+        let addr = tcp.local_addr().map_err(|e| e.to_string())?;
+        println!("                Listener: tcp (addr: \"{addr}\", tls: \"{}\")", if tls.is_some() { "enabled" } else { "disabled" });
+        tasks.push(tokio::spawn(serve(tcp, tls, core.clone())));
+    }
+    let status = core.seal_status().await.map_err(|e| e.to_string())?;
+    println!("                 Storage: {storage_kind}");
+    println!("                 Version: Coffer v{}\n", crate::VERSION);
+    println!("==> Coffer server started! initialized: {}, sealed: {}\n", status.initialized, status.sealed);
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    wait_for_shutdown().await;
+    for t in tasks {
+        t.abort();
+    }
+    Ok(())
+}
+
+async fn wait_for_shutdown() {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("signal handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+    tracing::info!("shutting down");
+}
+
+fn tls_acceptor(listener: &ListenerConfig) -> Result<Option<TlsAcceptor>, String> {
+    if listener.tls_disable {
+        return Ok(None);
+    }
+    let cert_path = listener.tls_cert_file.as_ref().ok_or("Error: listener has TLS enabled but no tls_cert_file")?;
+    let key_path = listener.tls_key_file.as_ref().ok_or("Error: listener has TLS enabled but no tls_key_file")?;
+    let read = |p: &PathBuf| std::fs::read(p).map_err(|e| format!("Error reading {}: {e}", p.display()));
+    let certs: Vec<_> = rustls_pemfile::certs(&mut &read(cert_path)?[..])
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("Error parsing certificates in {}: {e}", cert_path.display()))?;
+    if certs.is_empty() {
+        return Err(format!("Error: no certificates found in {}", cert_path.display()));
+    }
+    let key = rustls_pemfile::private_key(&mut &read(key_path)?[..])
+        .map_err(|e| format!("Error parsing private key in {}: {e}", key_path.display()))?
+        .ok_or_else(|| format!("Error: no private key found in {}", key_path.display()))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone()).with_safe_default_protocol_versions().map_err(|e| e.to_string())?;
+    let builder = match &listener.tls_client_ca_file {
+        None => builder.with_no_client_auth(),
+        Some(ca_path) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for cert in rustls_pemfile::certs(&mut &read(ca_path)?[..]) {
+                let cert = cert.map_err(|e| format!("Error parsing {}: {e}", ca_path.display()))?;
+                roots.add(cert).map_err(|e| format!("Error adding client CA from {}: {e}", ca_path.display()))?;
+            }
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
+            let verifier = if listener.tls_require_and_verify_client_cert { verifier } else { verifier.allow_unauthenticated() };
+            builder.with_client_cert_verifier(verifier.build().map_err(|e| format!("Error building client certificate verifier: {e}"))?)
+        }
+    };
+    let mut config = builder.with_single_cert(certs, key).map_err(|e| format!("Error: certificate and key do not match: {e}"))?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Some(TlsAcceptor::from(Arc::new(config))))
+}
+
+/// Bind a listener.
+pub async fn bind(listener: &ListenerConfig) -> Result<(TcpListener, Option<TlsAcceptor>), String> {
+    let tls = tls_acceptor(listener)?;
+    let tcp = TcpListener::bind(&listener.address).await.map_err(|e| format!("Error listening on {}: {e}", listener.address))?;
+    Ok((tcp, tls))
+}
+
+/// Accept connections forever.
+pub async fn serve(listener: TcpListener, tls: Option<TlsAcceptor>, core: Arc<Core>) {
+    loop {
+        let (stream, addr) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let core = core.clone();
+        let tls = tls.clone();
+        tokio::spawn(async move {
+            match tls {
+                None => serve_io(stream, core, Connection { remote_addr: Some(addr), peer_certificates: Vec::new() }).await,
+                Some(acceptor) => match acceptor.accept(stream).await {
+                    Ok(tls_stream) => {
+                        let certs = tls_stream.get_ref().1.peer_certificates().map(|c| c.iter().map(|d| d.to_vec()).collect()).unwrap_or_default();
+                        serve_io(tls_stream, core, Connection { remote_addr: Some(addr), peer_certificates: certs }).await
+                    }
+                    Err(e) => tracing::debug!(error = %e, "TLS handshake failed"),
+                },
+            }
+        });
+    }
+}
+
+async fn serve_io<I: AsyncRead + AsyncWrite + Unpin + Send + 'static>(io: I, core: Arc<Core>, conn: Connection) {
+    let conn = Arc::new(conn);
+    let service = hyper::service::service_fn(move |req| crate::http::handle(core.clone(), conn.clone(), req));
+    if let Err(e) = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new()).serve_connection(TokioIo::new(io), service).await {
+        tracing::debug!(error = %e, "connection ended with an error");
+    }
+}

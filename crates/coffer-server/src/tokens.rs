@@ -1,0 +1,918 @@
+//! The token store, mounted at `auth/token/`.
+//!
+//! Invariants kept here:
+//! - A token is never stored. Its entry lives at `id/<HMAC-SHA256(salt, token)>`; the salt is
+//!   per installation and lives in the barrier. Lookups hash the presented token and compare
+//!   the stored hash in constant time.
+//! - An accessor is derived from the token (`HMAC(accessor_key, token)`) and likewise stored
+//!   only as a salted hash (`accessor/<hash>` → token hash), so neither is recoverable from
+//!   storage.
+//! - Every child is indexed under its parent (`parent/<parent hash>/<child hash>`), so revoking
+//!   a parent revokes its whole tree.
+
+use crate::barrier::{random_bytes, Barrier, BarrierView};
+use base64::Engine as _;
+use chrono::{DateTime, Utc};
+use coffer_sdk::clock::{format_time, Clock};
+use coffer_sdk::framework::de;
+use coffer_sdk::logical::{Auth, Caller};
+use coffer_sdk::view::{get_json, to_json, View, ViewOp};
+use coffer_sdk::{Backend, Ctx, Error, Operation, PathSpec, Response, Result};
+use parking_lot::RwLock;
+use ring::hmac;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+use std::collections::HashMap;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+use subtle::ConstantTimeEq;
+use zeroize::Zeroizing;
+
+const TOKEN_PREFIX: &str = "cs.";
+const BASE62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+/// A stored token, keyed by the salted hash of its id.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TokenEntry {
+    pub id_hash: String,
+    pub accessor_hash: String,
+    pub parent_hash: Option<String>,
+    pub policies: Vec<String>,
+    #[serde(default)]
+    pub meta: Map<String, Value>,
+    pub display_name: String,
+    /// Remaining uses; 0 = unlimited.
+    pub num_uses: i64,
+    pub creation_time: DateTime<Utc>,
+    /// TTL given at creation, seconds (0 = never expires).
+    pub creation_ttl: u64,
+    pub expire_time: Option<DateTime<Utc>>,
+    pub explicit_max_ttl: u64,
+    pub period: u64,
+    pub renewable: bool,
+    pub path: String,
+    #[serde(default)]
+    pub role: Option<String>,
+    #[serde(default)]
+    pub entity_id: String,
+    pub issue_time: DateTime<Utc>,
+}
+
+impl TokenEntry {
+    /// Whether this token carries the root policy.
+    pub fn is_root(&self) -> bool {
+        self.policies.iter().any(|p| p == "root")
+    }
+
+    /// Seconds left, 0 for non-expiring.
+    pub fn remaining_ttl(&self, now: DateTime<Utc>) -> u64 {
+        // Round up, so a token created with ttl=1h reports 3600 rather than 3599.
+        self.expire_time.map(|t| ((t - now).num_milliseconds().max(0) as u64).div_ceil(1000)).unwrap_or(0)
+    }
+}
+
+/// A token role (`auth/token/roles/:name`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct TokenRole {
+    pub name: String,
+    pub allowed_policies: Vec<String>,
+    pub disallowed_policies: Vec<String>,
+    pub orphan: bool,
+    pub renewable: bool,
+    pub path_suffix: String,
+    pub token_period: u64,
+    pub token_explicit_max_ttl: u64,
+    pub token_ttl: u64,
+    pub token_max_ttl: u64,
+    pub token_no_default_policy: bool,
+    pub token_num_uses: i64,
+    pub token_type: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Salts {
+    salt: String,
+    accessor_key: String,
+}
+
+struct Keys {
+    salt: hmac::Key,
+    accessor: hmac::Key,
+}
+
+/// Parameters for a new token, after policy and role checks.
+#[derive(Debug, Clone, Default)]
+pub struct NewToken {
+    pub id: Option<String>,
+    pub parent_hash: Option<String>,
+    pub policies: Vec<String>,
+    pub meta: Map<String, Value>,
+    pub display_name: String,
+    pub num_uses: i64,
+    pub ttl: Duration,
+    pub explicit_max_ttl: Duration,
+    pub period: Duration,
+    pub renewable: bool,
+    pub path: String,
+    pub role: Option<String>,
+}
+
+/// The token store.
+pub struct TokenStore {
+    view: BarrierView,
+    clock: Arc<dyn Clock>,
+    keys: RwLock<Option<Arc<Keys>>>,
+    cache: RwLock<HashMap<String, Arc<TokenEntry>>>,
+    /// System lease limits: default and max TTL for tokens.
+    limits: RwLock<crate::mounts::LeaseLimits>,
+}
+
+fn encode_b62(bytes: &[u8], len: usize) -> String {
+    bytes.iter().take(len).map(|b| BASE62[(*b as usize) % 62] as char).collect()
+}
+
+impl TokenStore {
+    /// A store over `sys/token/` in the barrier.
+    pub fn new(barrier: Arc<Barrier>, clock: Arc<dyn Clock>, limits: crate::mounts::LeaseLimits) -> TokenStore {
+        TokenStore {
+            view: BarrierView::new(barrier, "sys/token/"),
+            clock,
+            keys: RwLock::new(None),
+            cache: RwLock::new(HashMap::new()),
+            limits: RwLock::new(limits),
+        }
+    }
+
+    /// Load (or on first use create) the salts. Called after unseal.
+    pub async fn load(&self) -> Result<()> {
+        let salts = match get_json::<Salts>(&self.view, "salt").await? {
+            Some(s) => s,
+            None => {
+                let b64 = base64::engine::general_purpose::STANDARD;
+                let s = Salts { salt: b64.encode(random_bytes(32)), accessor_key: b64.encode(random_bytes(32)) };
+                self.view.put("salt", to_json(&s)?).await?;
+                s
+            }
+        };
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let salt = Zeroizing::new(b64.decode(&salts.salt).map_err(|_| Error::Internal("token salt is corrupt".into()))?);
+        let acc = Zeroizing::new(b64.decode(&salts.accessor_key).map_err(|_| Error::Internal("token salt is corrupt".into()))?);
+        *self.keys.write() = Some(Arc::new(Keys {
+            salt: hmac::Key::new(hmac::HMAC_SHA256, &salt),
+            accessor: hmac::Key::new(hmac::HMAC_SHA256, &acc),
+        }));
+        Ok(())
+    }
+
+    /// Forget keys and cached entries (on seal).
+    pub fn unload(&self) {
+        *self.keys.write() = None;
+        self.cache.write().clear();
+    }
+
+    fn keys(&self) -> Result<Arc<Keys>> {
+        self.keys.read().clone().ok_or(Error::Sealed)
+    }
+
+    /// Salted hash of a token or accessor: the only form in which either is stored.
+    pub fn hash(&self, secret: &str) -> Result<String> {
+        Ok(hex::encode(hmac::sign(&self.keys()?.salt, secret.as_bytes()).as_ref()))
+    }
+
+    /// The accessor of a token (derived, never stored).
+    pub fn accessor_of(&self, token: &str) -> Result<String> {
+        let tag = hmac::sign(&self.keys()?.accessor, token.as_bytes());
+        Ok(encode_b62(tag.as_ref(), 24))
+    }
+
+    /// Current system lease limits.
+    pub fn limits(&self) -> crate::mounts::LeaseLimits {
+        *self.limits.read()
+    }
+
+    /// Find a live token. Expired tokens are revoked on sight and reported as absent.
+    pub async fn lookup(&self, token: &str) -> Result<Option<Arc<TokenEntry>>> {
+        if token.is_empty() || token.len() > 512 {
+            return Ok(None);
+        }
+        let hash = self.hash(token)?;
+        self.lookup_hash(&hash).await
+    }
+
+    async fn lookup_hash(&self, hash: &str) -> Result<Option<Arc<TokenEntry>>> {
+        let cached = self.cache.read().get(hash).cloned();
+        let entry = match cached {
+            Some(e) => e,
+            None => match get_json::<TokenEntry>(&self.view, &format!("id/{hash}")).await? {
+                Some(e) => {
+                    let e = Arc::new(e);
+                    self.cache.write().insert(hash.to_string(), e.clone());
+                    e
+                }
+                None => return Ok(None),
+            },
+        };
+        if !bool::from(entry.id_hash.as_bytes().ct_eq(hash.as_bytes())) {
+            return Ok(None);
+        }
+        if let Some(exp) = entry.expire_time {
+            if exp <= self.clock.now() {
+                self.revoke_tree(hash).await?;
+                return Ok(None);
+            }
+        }
+        Ok(Some(entry))
+    }
+
+    /// Find a token by accessor.
+    pub async fn lookup_accessor(&self, accessor: &str) -> Result<Option<Arc<TokenEntry>>> {
+        if accessor.is_empty() || accessor.len() > 128 {
+            return Ok(None);
+        }
+        let acc_hash = self.hash(accessor)?;
+        let Some(id_hash) = self.view.get(&format!("accessor/{acc_hash}")).await? else { return Ok(None) };
+        let id_hash = String::from_utf8(id_hash).map_err(|_| Error::Internal("corrupt accessor index".into()))?;
+        self.lookup_hash(&id_hash).await
+    }
+
+    /// Count one use of a limited-use token; the last use revokes it (after this request).
+    /// Returns false when the token has no uses left.
+    pub async fn use_token(&self, entry: &TokenEntry) -> Result<bool> {
+        if entry.num_uses == 0 {
+            return Ok(true);
+        }
+        let mut updated = entry.clone();
+        updated.num_uses -= 1;
+        if updated.num_uses <= 0 {
+            self.revoke_tree(&entry.id_hash).await?;
+        } else {
+            self.save(&updated).await?;
+        }
+        Ok(true)
+    }
+
+    async fn save(&self, entry: &TokenEntry) -> Result<()> {
+        self.view.put(&format!("id/{}", entry.id_hash), to_json(entry)?).await?;
+        self.cache.write().insert(entry.id_hash.clone(), Arc::new(entry.clone()));
+        Ok(())
+    }
+
+    /// Create and persist a token. Returns the token and its entry.
+    pub async fn create(&self, req: NewToken) -> Result<(String, TokenEntry)> {
+        let token = match &req.id {
+            Some(id) => {
+                if id.is_empty() || id.len() > 256 || id.contains(char::is_whitespace) {
+                    return Err(Error::bad("custom token id must be 1-256 characters without whitespace"));
+                }
+                if self.lookup(id).await?.is_some() {
+                    return Err(Error::bad("cannot create a token with a duplicate ID"));
+                }
+                id.clone()
+            }
+            None => format!("{TOKEN_PREFIX}{}", encode_b62(&random_bytes(64), 32)),
+        };
+        let now = self.clock.now();
+        let id_hash = self.hash(&token)?;
+        let accessor = self.accessor_of(&token)?;
+        let accessor_hash = self.hash(&accessor)?;
+        let limits = self.limits();
+        let mut ttl = if req.period > Duration::ZERO { req.period } else { req.ttl };
+        let root_without_ttl = req.policies.iter().any(|p| p == "root") && ttl.is_zero() && req.path == "auth/token/root";
+        if ttl.is_zero() && !root_without_ttl {
+            ttl = limits.default_ttl;
+        }
+        if req.period.is_zero() && ttl > limits.max_ttl && !root_without_ttl {
+            ttl = limits.max_ttl;
+        }
+        if !req.explicit_max_ttl.is_zero() && ttl > req.explicit_max_ttl {
+            ttl = req.explicit_max_ttl;
+        }
+        let expire_time = if ttl.is_zero() { None } else { Some(now + chrono::Duration::from_std(ttl).map_err(|_| Error::bad("ttl too large"))?) };
+        let entry = TokenEntry {
+            id_hash: id_hash.clone(),
+            accessor_hash: accessor_hash.clone(),
+            parent_hash: req.parent_hash.clone(),
+            policies: req.policies,
+            meta: req.meta,
+            display_name: req.display_name,
+            num_uses: req.num_uses,
+            creation_time: now,
+            creation_ttl: ttl.as_secs(),
+            expire_time,
+            explicit_max_ttl: req.explicit_max_ttl.as_secs(),
+            period: req.period.as_secs(),
+            renewable: req.renewable && expire_time.is_some(),
+            path: req.path,
+            role: req.role,
+            entity_id: String::new(),
+            issue_time: now,
+        };
+        let mut ops = vec![
+            ViewOp::Put { key: format!("id/{id_hash}"), value: to_json(&entry)? },
+            ViewOp::Put { key: format!("accessor/{accessor_hash}"), value: id_hash.clone().into_bytes() },
+        ];
+        if let Some(parent) = &req.parent_hash {
+            ops.push(ViewOp::Put { key: format!("parent/{parent}/{id_hash}"), value: Vec::new() });
+        }
+        self.view.batch(ops).await?;
+        self.cache.write().insert(id_hash, Arc::new(entry.clone()));
+        Ok((token, entry))
+    }
+
+    /// Revoke a token and, depth first, every descendant.
+    pub async fn revoke_tree(&self, id_hash: &str) -> Result<()> {
+        let mut stack = vec![id_hash.to_string()];
+        let mut order = Vec::new();
+        while let Some(h) = stack.pop() {
+            let children = self.view.list(&format!("parent/{h}/")).await?;
+            stack.extend(children.into_iter().filter(|c| !c.ends_with('/')));
+            order.push(h);
+        }
+        // Children first, so a crash part-way never leaves a child whose parent is gone but
+        // which is itself still valid and unreachable from any tree.
+        for h in order.into_iter().rev() {
+            self.revoke_one(&h).await?;
+        }
+        Ok(())
+    }
+
+    async fn revoke_one(&self, id_hash: &str) -> Result<()> {
+        let entry = get_json::<TokenEntry>(&self.view, &format!("id/{id_hash}")).await?;
+        let mut ops = vec![ViewOp::Delete { key: format!("id/{id_hash}") }];
+        if let Some(e) = &entry {
+            ops.push(ViewOp::Delete { key: format!("accessor/{}", e.accessor_hash) });
+            if let Some(p) = &e.parent_hash {
+                ops.push(ViewOp::Delete { key: format!("parent/{p}/{id_hash}") });
+            }
+        }
+        self.view.batch(ops).await?;
+        self.cache.write().remove(id_hash);
+        Ok(())
+    }
+
+    /// Revoke only this token; its children become orphans.
+    pub async fn revoke_orphan(&self, id_hash: &str) -> Result<()> {
+        let children = self.view.list(&format!("parent/{id_hash}/")).await?;
+        for child in children.into_iter().filter(|c| !c.ends_with('/')) {
+            if let Some(mut e) = get_json::<TokenEntry>(&self.view, &format!("id/{child}")).await? {
+                e.parent_hash = None;
+                self.view
+                    .batch(vec![
+                        ViewOp::Put { key: format!("id/{child}"), value: to_json(&e)? },
+                        ViewOp::Delete { key: format!("parent/{id_hash}/{child}") },
+                    ])
+                    .await?;
+                self.cache.write().insert(child.clone(), Arc::new(e));
+            }
+        }
+        self.revoke_one(id_hash).await
+    }
+
+    /// Extend a token's life. Returns the updated entry and a warning when the TTL was capped.
+    pub async fn renew(&self, entry: &TokenEntry, increment: Option<Duration>) -> Result<(TokenEntry, Option<String>)> {
+        if !entry.renewable || entry.expire_time.is_none() {
+            return Err(Error::bad("lease is not renewable"));
+        }
+        let now = self.clock.now();
+        let limits = self.limits();
+        let mut warning = None;
+        let mut ttl = if entry.period > 0 {
+            Duration::from_secs(entry.period)
+        } else {
+            let wanted = increment.filter(|d| !d.is_zero()).unwrap_or(Duration::from_secs(entry.creation_ttl));
+            let age = (now - entry.creation_time).to_std().unwrap_or_default();
+            let max_left = limits.max_ttl.saturating_sub(age);
+            if wanted > max_left {
+                warning = Some(format!(
+                    "TTL of \"{}\" exceeded the effective max_ttl of \"{}\"; TTL value is capped accordingly",
+                    coffer_sdk::duration::format_go(wanted),
+                    coffer_sdk::duration::format_go(max_left)
+                ));
+                max_left
+            } else {
+                wanted
+            }
+        };
+        if entry.explicit_max_ttl > 0 {
+            let age = (now - entry.creation_time).to_std().unwrap_or_default();
+            let left = Duration::from_secs(entry.explicit_max_ttl).saturating_sub(age);
+            if ttl > left {
+                warning = Some(format!(
+                    "TTL of \"{}\" exceeded the explicit max TTL; TTL value is capped to \"{}\"",
+                    coffer_sdk::duration::format_go(ttl),
+                    coffer_sdk::duration::format_go(left)
+                ));
+                ttl = left;
+            }
+        }
+        let mut updated = entry.clone();
+        updated.expire_time = Some(now + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::zero()));
+        self.save(&updated).await?;
+        Ok((updated, warning))
+    }
+
+    /// Persist a role.
+    pub async fn put_role(&self, role: &TokenRole) -> Result<()> {
+        self.view.put(&format!("roles/{}", role.name), to_json(role)?).await
+    }
+
+    /// Read a role.
+    pub async fn get_role(&self, name: &str) -> Result<Option<TokenRole>> {
+        get_json(&self.view, &format!("roles/{name}")).await
+    }
+
+    /// The `auth` block for a token.
+    pub fn auth_block(&self, token: &str, entry: &TokenEntry) -> Result<Auth> {
+        let now = self.clock.now();
+        Ok(Auth {
+            client_token: token.to_string(),
+            accessor: self.accessor_of(token)?,
+            policies: entry.policies.clone(),
+            token_policies: entry.policies.clone(),
+            identity_policies: None,
+            metadata: if entry.meta.is_empty() { None } else { Some(entry.meta.clone()) },
+            lease_duration: entry.remaining_ttl(now),
+            renewable: entry.renewable,
+            entity_id: entry.entity_id.clone(),
+            token_type: "service".into(),
+            orphan: entry.parent_hash.is_none(),
+            mfa_requirement: None,
+            num_uses: entry.num_uses.max(0) as u64,
+        })
+    }
+
+    /// The `data` of a lookup, as Vault shapes it. `id` is shown only to the token's holder.
+    pub fn lookup_data(&self, entry: &TokenEntry, id: &str, accessor: &str) -> Value {
+        let now = self.clock.now();
+        json!({
+            "accessor": accessor,
+            "creation_time": entry.creation_time.timestamp(),
+            "creation_ttl": entry.creation_ttl,
+            "display_name": entry.display_name,
+            "entity_id": entry.entity_id,
+            "expire_time": entry.expire_time.map(format_time),
+            "explicit_max_ttl": entry.explicit_max_ttl,
+            "id": id,
+            "issue_time": format_time(entry.issue_time),
+            "meta": if entry.meta.is_empty() { Value::Null } else { Value::Object(entry.meta.clone()) },
+            "num_uses": entry.num_uses,
+            "orphan": entry.parent_hash.is_none(),
+            "path": entry.path,
+            "period": if entry.period > 0 { json!(entry.period) } else { Value::Null },
+            "policies": entry.policies,
+            "renewable": entry.renewable,
+            "role": entry.role.clone().unwrap_or_default(),
+            "ttl": entry.remaining_ttl(now),
+            "type": "service",
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The auth/token/ engine declaration.
+
+#[derive(Deserialize, JsonSchema, Default)]
+struct CreateInput {
+    /// Custom token id (root only).
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default, deserialize_with = "de::string_list")]
+    policies: Vec<String>,
+    #[serde(default)]
+    meta: Option<Map<String, Value>>,
+    #[serde(default, deserialize_with = "de::opt_bool")]
+    no_parent: Option<bool>,
+    #[serde(default, deserialize_with = "de::opt_bool")]
+    no_default_policy: Option<bool>,
+    #[serde(default, deserialize_with = "de::opt_bool")]
+    renewable: Option<bool>,
+    #[serde(default, deserialize_with = "de::opt_duration")]
+    #[schemars(with = "Option<String>")]
+    ttl: Option<Duration>,
+    #[serde(default, deserialize_with = "de::opt_duration")]
+    #[schemars(with = "Option<String>")]
+    lease: Option<Duration>,
+    #[serde(default, rename = "type")]
+    token_type: Option<String>,
+    #[serde(default, deserialize_with = "de::opt_duration")]
+    #[schemars(with = "Option<String>")]
+    explicit_max_ttl: Option<Duration>,
+    #[serde(default)]
+    display_name: Option<String>,
+    #[serde(default, deserialize_with = "de::opt_i64")]
+    num_uses: Option<i64>,
+    #[serde(default, deserialize_with = "de::opt_duration")]
+    #[schemars(with = "Option<String>")]
+    period: Option<Duration>,
+    #[serde(default)]
+    role_name: Option<String>,
+    #[serde(default)]
+    entity_alias: Option<String>,
+}
+
+#[derive(Deserialize, JsonSchema)]
+struct TokenInput {
+    token: String,
+}
+
+#[derive(Deserialize, JsonSchema)]
+struct AccessorInput {
+    accessor: String,
+}
+
+#[derive(Deserialize, JsonSchema)]
+struct RenewInput {
+    token: String,
+    #[serde(default, deserialize_with = "de::opt_duration")]
+    #[schemars(with = "Option<String>")]
+    increment: Option<Duration>,
+}
+
+#[derive(Deserialize, JsonSchema)]
+struct RenewSelfInput {
+    #[serde(default, deserialize_with = "de::opt_duration")]
+    #[schemars(with = "Option<String>")]
+    increment: Option<Duration>,
+}
+
+#[derive(Deserialize, JsonSchema)]
+struct RenewAccessorInput {
+    accessor: String,
+    #[serde(default, deserialize_with = "de::opt_duration")]
+    #[schemars(with = "Option<String>")]
+    increment: Option<Duration>,
+}
+
+#[derive(Deserialize, JsonSchema, Default)]
+struct RoleInput {
+    #[serde(default, deserialize_with = "de::string_list")]
+    allowed_policies: Vec<String>,
+    #[serde(default, deserialize_with = "de::string_list")]
+    disallowed_policies: Vec<String>,
+    #[serde(default, deserialize_with = "de::opt_bool")]
+    orphan: Option<bool>,
+    #[serde(default, deserialize_with = "de::opt_bool")]
+    renewable: Option<bool>,
+    #[serde(default)]
+    path_suffix: Option<String>,
+    #[serde(default, deserialize_with = "de::opt_duration")]
+    #[schemars(with = "Option<String>")]
+    period: Option<Duration>,
+    #[serde(default, deserialize_with = "de::opt_duration")]
+    #[schemars(with = "Option<String>")]
+    token_period: Option<Duration>,
+    #[serde(default, deserialize_with = "de::opt_duration")]
+    #[schemars(with = "Option<String>")]
+    explicit_max_ttl: Option<Duration>,
+    #[serde(default, deserialize_with = "de::opt_duration")]
+    #[schemars(with = "Option<String>")]
+    token_explicit_max_ttl: Option<Duration>,
+    #[serde(default, deserialize_with = "de::opt_duration")]
+    #[schemars(with = "Option<String>")]
+    token_ttl: Option<Duration>,
+    #[serde(default, deserialize_with = "de::opt_duration")]
+    #[schemars(with = "Option<String>")]
+    token_max_ttl: Option<Duration>,
+    #[serde(default, deserialize_with = "de::opt_bool")]
+    token_no_default_policy: Option<bool>,
+    #[serde(default, deserialize_with = "de::opt_i64")]
+    token_num_uses: Option<i64>,
+    #[serde(default)]
+    token_type: Option<String>,
+}
+
+fn store(weak: &Weak<TokenStore>) -> Result<Arc<TokenStore>> {
+    weak.upgrade().ok_or_else(|| Error::Unavailable("server is shutting down".into()))
+}
+
+fn caller(ctx: &Ctx) -> Result<&Caller> {
+    ctx.request.caller.as_ref().ok_or(Error::PermissionDenied)
+}
+
+async fn caller_entry(ts: &TokenStore, ctx: &Ctx) -> Result<(String, Arc<TokenEntry>)> {
+    let token = caller(ctx)?.client_token.clone().ok_or(Error::PermissionDenied)?;
+    let entry = ts.lookup(&token).await?.ok_or(Error::PermissionDenied)?;
+    Ok((token, entry))
+}
+
+fn validate_role_name(name: &str) -> Result<()> {
+    if name.is_empty() || name.len() > 128 || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+        return Err(Error::bad("role name must be 1-128 characters of letters, digits, '-', '_' or '.'"));
+    }
+    Ok(())
+}
+
+fn normalize_policies(list: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = list.iter().map(|p| p.trim().to_lowercase()).filter(|p| !p.is_empty()).collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+async fn handle_create(ts: Arc<TokenStore>, ctx: Ctx, input: CreateInput, orphan_path: bool, role_name: Option<String>) -> Result<Response> {
+    let (_, parent) = caller_entry(&ts, &ctx).await?;
+    let parent_is_root = parent.is_root();
+    if let Some(t) = &input.token_type {
+        match t.as_str() {
+            "" | "service" | "default" => {}
+            "batch" => return Err(Error::bad("batch tokens are not supported yet; use type \"service\"")),
+            other => return Err(Error::bad(format!("invalid token type \"{other}\""))),
+        }
+    }
+    if input.entity_alias.as_deref().is_some_and(|a| !a.is_empty()) {
+        return Err(Error::bad("entity_alias requires identity entities, which are not available yet"));
+    }
+    if input.id.is_some() && !parent_is_root {
+        return Err(Error::bad("root or sudo privileges required to specify token id"));
+    }
+    if input.no_parent == Some(true) && !parent_is_root && !orphan_path {
+        return Err(Error::bad("root or sudo privileges required to create orphan token"));
+    }
+    let num_uses = input.num_uses.unwrap_or(0);
+    if num_uses < 0 {
+        return Err(Error::bad("number of uses cannot be negative"));
+    }
+    let role = match role_name.or(input.role_name.clone()) {
+        Some(name) => Some(ts.get_role(&name).await?.ok_or_else(|| Error::bad(format!("unknown role {name}")))?),
+        None => None,
+    };
+    let requested = normalize_policies(&input.policies);
+    let mut policies = match &role {
+        Some(role) => {
+            let allowed = normalize_policies(&role.allowed_policies);
+            let disallowed = normalize_policies(&role.disallowed_policies);
+            let chosen = if requested.is_empty() {
+                if allowed.is_empty() { parent.policies.iter().filter(|p| *p != "root").cloned().collect() } else { allowed.clone() }
+            } else {
+                requested.clone()
+            };
+            for p in &chosen {
+                if disallowed.contains(p) || (!allowed.is_empty() && !allowed.contains(p) && p != "default") {
+                    return Err(Error::bad(format!("token policies ({}) must be subset of the role's allowed policies and not in its disallowed policies", chosen.join(", "))));
+                }
+            }
+            chosen
+        }
+        None => {
+            if requested.is_empty() {
+                parent.policies.clone()
+            } else {
+                if !parent_is_root {
+                    let parent_set: Vec<&String> = parent.policies.iter().collect();
+                    if requested.iter().any(|p| p != "default" && !parent_set.contains(&p)) {
+                        return Err(Error::bad("child policies must be subset of parent"));
+                    }
+                }
+                requested.clone()
+            }
+        }
+    };
+    let no_default = input.no_default_policy.unwrap_or(false) || role.as_ref().is_some_and(|r| r.token_no_default_policy);
+    if !no_default && !policies.iter().any(|p| p == "default" || p == "root") {
+        policies.push("default".into());
+    }
+    if no_default {
+        policies.retain(|p| p != "default");
+    }
+    policies.sort();
+    policies.dedup();
+    let orphan = orphan_path || input.no_parent == Some(true) || role.as_ref().is_some_and(|r| r.orphan);
+    let display = input.display_name.clone().unwrap_or_default();
+    let display_name = if display.is_empty() { "token".to_string() } else { format!("token-{}", display.trim_start_matches("token-")) };
+    let mut ttl = input.ttl.or(input.lease).unwrap_or_default();
+    let mut explicit_max = input.explicit_max_ttl.unwrap_or_default();
+    let mut period = input.period.unwrap_or_default();
+    let mut renewable = input.renewable.unwrap_or(true);
+    let mut path = if orphan_path { "auth/token/create-orphan".to_string() } else { "auth/token/create".to_string() };
+    if let Some(role) = &role {
+        if role.token_period > 0 {
+            period = Duration::from_secs(role.token_period);
+        }
+        if role.token_explicit_max_ttl > 0 {
+            explicit_max = if explicit_max.is_zero() { Duration::from_secs(role.token_explicit_max_ttl) } else { explicit_max.min(Duration::from_secs(role.token_explicit_max_ttl)) };
+        }
+        if ttl.is_zero() && role.token_ttl > 0 {
+            ttl = Duration::from_secs(role.token_ttl);
+        }
+        if role.token_max_ttl > 0 && ttl > Duration::from_secs(role.token_max_ttl) {
+            ttl = Duration::from_secs(role.token_max_ttl);
+        }
+        renewable = renewable && role.renewable;
+        path = format!("auth/token/create/{}{}", role.name, role.path_suffix.trim_start_matches('/').is_empty().then_some("").unwrap_or(&format!("/{}", role.path_suffix)));
+    }
+    let meta = match input.meta {
+        None => Map::new(),
+        Some(m) => {
+            for v in m.values() {
+                if !v.is_string() {
+                    return Err(Error::bad("meta values must be strings"));
+                }
+            }
+            m
+        }
+    };
+    let (token, entry) = ts
+        .create(NewToken {
+            id: input.id,
+            parent_hash: if orphan { None } else { Some(parent.id_hash.clone()) },
+            policies,
+            meta,
+            display_name,
+            num_uses,
+            ttl,
+            explicit_max_ttl: explicit_max,
+            period,
+            renewable,
+            path,
+            role: role.map(|r| r.name),
+        })
+        .await?;
+    let auth = ts.auth_block(&token, &entry)?;
+    Ok(Response { auth: Some(auth), ..Response::default() })
+}
+
+/// The declaration of `auth/token/`.
+pub fn backend(ts: &Arc<TokenStore>) -> Backend {
+    let w = Arc::downgrade(ts);
+    macro_rules! with_store {
+        ($w:expr, |$ts:ident, $ctx:ident $(, $input:ident : $ty:ty)?| $body:expr) => {{
+            let w = $w.clone();
+            move |$ctx: Ctx $(, $input: $ty)?| {
+                let w = w.clone();
+                async move {
+                    let $ts = store(&w)?;
+                    $body
+                }
+            }
+        }};
+    }
+    let lookup_self = with_store!(w, |ts, ctx| {
+        let (token, entry) = caller_entry(&ts, &ctx).await?;
+        let accessor = ts.accessor_of(&token)?;
+        Ok(Response::data(ts.lookup_data(&entry, &token, &accessor)))
+    });
+    let renew_self = with_store!(w, |ts, ctx, input: RenewSelfInput| {
+        let (token, entry) = caller_entry(&ts, &ctx).await?;
+        let (updated, warning) = ts.renew(&entry, input.increment).await?;
+        let mut resp = Response { auth: Some(ts.auth_block(&token, &updated)?), ..Response::default() };
+        resp.warnings.extend(warning);
+        Ok(resp)
+    });
+    let paths = vec![
+        PathSpec::new("create-orphan")
+            .typed_ops(&[Operation::Update, Operation::Create], "Create an orphan token.", with_store!(w, |ts, ctx, input: CreateInput| handle_create(ts, ctx, input, true, None).await))
+            .help("Create an orphan token.", "The new token has no parent: revoking the creator does not revoke it."),
+        PathSpec::new("create/(?P<role_name>[^/]+)")
+            .typed_ops(&[Operation::Update, Operation::Create], "Create a token from a role.", with_store!(w, |ts, ctx, input: CreateInput| {
+                let role = ctx.param("role_name").to_string();
+                handle_create(ts, ctx, input, false, Some(role)).await
+            }))
+            .help("Create a token from a role.", "Policies, TTLs and orphan status come from the role."),
+        PathSpec::new("create")
+            .typed_ops(&[Operation::Update, Operation::Create], "Create a token.", with_store!(w, |ts, ctx, input: CreateInput| handle_create(ts, ctx, input, false, None).await))
+            .help("Create a child token.", "The new token is a child of the calling token unless no_parent is set (root only)."),
+        PathSpec::new("lookup-self")
+            .op(Operation::Read, "Look up the calling token.", lookup_self.clone())
+            .op(Operation::Update, "Look up the calling token.", lookup_self)
+            .help("Look up the calling token.", ""),
+        PathSpec::new("lookup-accessor")
+            .typed(Operation::Update, "Look up a token by accessor.", with_store!(w, |ts, _ctx, input: AccessorInput| {
+                let entry = ts.lookup_accessor(&input.accessor).await?.ok_or_else(|| Error::bad("invalid accessor"))?;
+                Ok(Response::data(ts.lookup_data(&entry, "", &input.accessor)))
+            }))
+            .help("Look up a token by its accessor.", "The token id is not returned."),
+        PathSpec::new("lookup")
+            .typed(Operation::Update, "Look up a token.", with_store!(w, |ts, _ctx, input: TokenInput| {
+                let entry = ts.lookup(&input.token).await?.ok_or_else(|| Error::bad("bad token"))?;
+                let accessor = ts.accessor_of(&input.token)?;
+                Ok(Response::data(ts.lookup_data(&entry, &input.token, &accessor)))
+            }))
+            .op(Operation::Read, "Look up the calling token.", with_store!(w, |ts, ctx| {
+                let (token, entry) = caller_entry(&ts, &ctx).await?;
+                let accessor = ts.accessor_of(&token)?;
+                Ok(Response::data(ts.lookup_data(&entry, &token, &accessor)))
+            }))
+            .help("Look up a token.", ""),
+        PathSpec::new("renew-self")
+            .typed(Operation::Update, "Renew the calling token.", renew_self)
+            .help("Renew the calling token.", ""),
+        PathSpec::new("renew-accessor")
+            .typed(Operation::Update, "Renew a token by accessor.", with_store!(w, |ts, _ctx, input: RenewAccessorInput| {
+                let entry = ts.lookup_accessor(&input.accessor).await?.ok_or_else(|| Error::bad("invalid accessor"))?;
+                let (updated, warning) = ts.renew(&entry, input.increment).await?;
+                let mut auth = ts.auth_block("", &updated)?;
+                auth.accessor = input.accessor.clone();
+                let mut resp = Response { auth: Some(auth), ..Response::default() };
+                resp.warnings.extend(warning);
+                Ok(resp)
+            }))
+            .help("Renew a token by its accessor.", ""),
+        PathSpec::new("renew")
+            .typed(Operation::Update, "Renew a token.", with_store!(w, |ts, _ctx, input: RenewInput| {
+                let entry = ts.lookup(&input.token).await?.ok_or_else(|| Error::bad("invalid token"))?;
+                let (updated, warning) = ts.renew(&entry, input.increment).await?;
+                let mut resp = Response { auth: Some(ts.auth_block(&input.token, &updated)?), ..Response::default() };
+                resp.warnings.extend(warning);
+                Ok(resp)
+            }))
+            .help("Renew a token.", ""),
+        PathSpec::new("revoke-self")
+            .op(Operation::Update, "Revoke the calling token and its children.", with_store!(w, |ts, ctx| {
+                let (_, entry) = caller_entry(&ts, &ctx).await?;
+                ts.revoke_tree(&entry.id_hash).await?;
+                Ok(Response::empty())
+            }))
+            .help("Revoke the calling token and all its children.", ""),
+        PathSpec::new("revoke-accessor")
+            .typed(Operation::Update, "Revoke a token by accessor.", with_store!(w, |ts, _ctx, input: AccessorInput| {
+                let entry = ts.lookup_accessor(&input.accessor).await?.ok_or_else(|| Error::bad("invalid accessor"))?;
+                ts.revoke_tree(&entry.id_hash).await?;
+                Ok(Response::empty())
+            }))
+            .help("Revoke a token by accessor, with its children.", ""),
+        PathSpec::new("revoke-orphan")
+            .typed(Operation::Update, "Revoke a token, orphaning its children.", with_store!(w, |ts, _ctx, input: TokenInput| {
+                let entry = ts.lookup(&input.token).await?.ok_or_else(|| Error::bad("token to revoke not found"))?;
+                ts.revoke_orphan(&entry.id_hash).await?;
+                Ok(Response::empty())
+            }))
+            .sudo()
+            .help("Revoke a token but not its children, which become orphans.", ""),
+        PathSpec::new("revoke")
+            .typed(Operation::Update, "Revoke a token and its children.", with_store!(w, |ts, _ctx, input: TokenInput| {
+                if let Some(entry) = ts.lookup(&input.token).await? {
+                    ts.revoke_tree(&entry.id_hash).await?;
+                }
+                Ok(Response::empty())
+            }))
+            .help("Revoke a token and all its children.", ""),
+        PathSpec::new("roles/?")
+            .op(Operation::List, "List token roles.", with_store!(w, |ts, _ctx| {
+                Response::list(ts.view.list("roles/").await?)
+            }))
+            .help("List token roles.", ""),
+        PathSpec::new("roles/(?P<role_name>[^/]+)")
+            .existence(with_store!(w, |ts, ctx| Ok(ts.get_role(ctx.param("role_name")).await?.is_some())))
+            .op(Operation::Read, "Read a token role.", with_store!(w, |ts, ctx| {
+                let role = ts.get_role(ctx.param("role_name")).await?.ok_or(Error::NotFound)?;
+                Ok(Response::data(json!({
+                    "name": role.name,
+                    "allowed_policies": role.allowed_policies,
+                    "disallowed_policies": role.disallowed_policies,
+                    "orphan": role.orphan,
+                    "renewable": role.renewable,
+                    "path_suffix": role.path_suffix,
+                    "period": role.token_period,
+                    "token_period": role.token_period,
+                    "explicit_max_ttl": role.token_explicit_max_ttl,
+                    "token_explicit_max_ttl": role.token_explicit_max_ttl,
+                    "token_ttl": role.token_ttl,
+                    "token_max_ttl": role.token_max_ttl,
+                    "token_no_default_policy": role.token_no_default_policy,
+                    "token_num_uses": role.token_num_uses,
+                    "token_type": if role.token_type.is_empty() { "default-service".to_string() } else { role.token_type.clone() },
+                })))
+            }))
+            .typed_ops(&[Operation::Create, Operation::Update], "Create or update a token role.", with_store!(w, |ts, ctx, input: RoleInput| {
+                let name = ctx.param("role_name").to_string();
+                validate_role_name(&name)?;
+                let mut role = ts.get_role(&name).await?.unwrap_or(TokenRole { name: name.clone(), renewable: true, ..TokenRole::default() });
+                if !input.allowed_policies.is_empty() || ctx.request.data.contains_key("allowed_policies") {
+                    role.allowed_policies = normalize_policies(&input.allowed_policies);
+                }
+                if !input.disallowed_policies.is_empty() || ctx.request.data.contains_key("disallowed_policies") {
+                    role.disallowed_policies = normalize_policies(&input.disallowed_policies);
+                }
+                if let Some(v) = input.orphan { role.orphan = v; }
+                if let Some(v) = input.renewable { role.renewable = v; }
+                if let Some(v) = input.path_suffix {
+                    if v.contains("..") { return Err(Error::bad("path_suffix cannot contain '..'")); }
+                    role.path_suffix = v;
+                }
+                if let Some(v) = input.token_period.or(input.period) { role.token_period = v.as_secs(); }
+                if let Some(v) = input.token_explicit_max_ttl.or(input.explicit_max_ttl) { role.token_explicit_max_ttl = v.as_secs(); }
+                if let Some(v) = input.token_ttl { role.token_ttl = v.as_secs(); }
+                if let Some(v) = input.token_max_ttl { role.token_max_ttl = v.as_secs(); }
+                if let Some(v) = input.token_no_default_policy { role.token_no_default_policy = v; }
+                if let Some(v) = input.token_num_uses {
+                    if v < 0 { return Err(Error::bad("token_num_uses cannot be negative")); }
+                    role.token_num_uses = v;
+                }
+                if let Some(v) = input.token_type {
+                    if !matches!(v.as_str(), "service" | "default-service" | "default") {
+                        return Err(Error::bad("only service tokens are supported by token roles"));
+                    }
+                    role.token_type = v;
+                }
+                ts.put_role(&role).await?;
+                Ok(Response::empty())
+            }))
+            .op(Operation::Delete, "Delete a token role.", with_store!(w, |ts, ctx| {
+                ts.view.delete(&format!("roles/{}", ctx.param("role_name"))).await?;
+                Ok(Response::empty())
+            }))
+            .help("Manage token roles.", "A role fixes the policies, TTLs and orphan status of tokens created through it."),
+    ];
+    Backend::new("token", "The token store: create, look up, renew and revoke tokens.", paths)
+}
