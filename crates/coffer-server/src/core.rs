@@ -445,6 +445,7 @@ impl Core {
         }
         let op_spec = spec.handler_for(ctx.request.operation).ok_or(Error::UnsupportedOperation)?;
 
+        let mut exhausted_token = None;
         if let (Some(entry), false) = (&entry, spec.unauthenticated) {
             let acl = self.policies.acl(&entry.policies).await?;
             let required = capability_for(ctx.request.operation);
@@ -459,10 +460,16 @@ impl Core {
             if spec.sudo && !decision.sudo && !decision.root {
                 return Err(Error::PermissionDenied);
             }
-            self.tokens.use_token(entry).await?;
+            if self.tokens.use_token(entry).await? {
+                exhausted_token = Some(entry.id_hash.clone());
+            }
         }
 
-        let response = (op_spec.handler)(ctx).await?;
+        let result = (op_spec.handler)(ctx).await;
+        if let Some(id_hash) = exhausted_token {
+            self.tokens.revoke_tree(&id_hash).await?;
+        }
+        let response = result?;
         // Lease registration (issue 3) and audit (capability 7) hook in here, once, for every
         // engine.
         Ok(response)

@@ -200,7 +200,21 @@ impl TokenStore {
         self.lookup_hash(&hash).await
     }
 
+    /// Like [`TokenStore::lookup`], but also finds a token whose last use is the request in
+    /// flight (the token store's own handlers look up their caller again).
+    pub async fn lookup_caller(&self, token: &str) -> Result<Option<Arc<TokenEntry>>> {
+        if token.is_empty() || token.len() > 512 {
+            return Ok(None);
+        }
+        let hash = self.hash(token)?;
+        self.lookup_hash_with(&hash, true).await
+    }
+
     async fn lookup_hash(&self, hash: &str) -> Result<Option<Arc<TokenEntry>>> {
+        self.lookup_hash_with(hash, false).await
+    }
+
+    async fn lookup_hash_with(&self, hash: &str, allow_exhausted: bool) -> Result<Option<Arc<TokenEntry>>> {
         let cached = self.cache.read().get(hash).cloned();
         let entry = match cached {
             Some(e) => e,
@@ -213,7 +227,7 @@ impl TokenStore {
                 None => return Ok(None),
             },
         };
-        if !bool::from(entry.id_hash.as_bytes().ct_eq(hash.as_bytes())) {
+        if !bool::from(entry.id_hash.as_bytes().ct_eq(hash.as_bytes())) || (entry.num_uses < 0 && !allow_exhausted) {
             return Ok(None);
         }
         if let Some(exp) = entry.expire_time {
@@ -236,20 +250,24 @@ impl TokenStore {
         self.lookup_hash(&id_hash).await
     }
 
-    /// Count one use of a limited-use token; the last use revokes it (after this request).
-    /// Returns false when the token has no uses left.
+    /// Count one use of a limited-use token. Returns true when this was its last use: the
+    /// caller revokes it after the request it authorises has run (Vault's order). An exhausted
+    /// token is stored with `num_uses = -1` so a concurrent request cannot use it again.
     pub async fn use_token(&self, entry: &TokenEntry) -> Result<bool> {
         if entry.num_uses == 0 {
-            return Ok(true);
+            return Ok(false);
+        }
+        if entry.num_uses < 0 {
+            return Err(Error::PermissionDenied);
         }
         let mut updated = entry.clone();
         updated.num_uses -= 1;
-        if updated.num_uses <= 0 {
-            self.revoke_tree(&entry.id_hash).await?;
-        } else {
-            self.save(&updated).await?;
+        let last = updated.num_uses == 0;
+        if last {
+            updated.num_uses = -1;
         }
-        Ok(true)
+        self.save(&updated).await?;
+        Ok(last)
     }
 
     async fn save(&self, entry: &TokenEntry) -> Result<()> {
@@ -592,7 +610,7 @@ fn caller(ctx: &Ctx) -> Result<&Caller> {
 
 async fn caller_entry(ts: &TokenStore, ctx: &Ctx) -> Result<(String, Arc<TokenEntry>)> {
     let token = caller(ctx)?.client_token.clone().ok_or(Error::PermissionDenied)?;
-    let entry = ts.lookup(&token).await?.ok_or(Error::PermissionDenied)?;
+    let entry = ts.lookup_caller(&token).await?.ok_or(Error::PermissionDenied)?;
     Ok((token, entry))
 }
 

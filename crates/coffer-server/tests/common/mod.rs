@@ -1,0 +1,73 @@
+//! In-process harness: a real core over real storage, a movable clock, and a request helper.
+#![allow(dead_code)]
+
+use coffer_sdk::clock::ManualClock;
+use coffer_sdk::{Error, Operation, Request, Response};
+use coffer_server::core::Core;
+use coffer_server::mounts::LeaseLimits;
+use coffer_storage::{MemoryStorage, Storage};
+use serde_json::Value;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub struct Harness {
+    pub core: Arc<Core>,
+    pub clock: ManualClock,
+    pub root: String,
+    pub storage: Arc<dyn Storage>,
+    pub keys: Vec<Vec<u8>>,
+}
+
+pub fn limits() -> LeaseLimits {
+    LeaseLimits { default_ttl: Duration::from_secs(768 * 3600), max_ttl: Duration::from_secs(768 * 3600) }
+}
+
+impl Harness {
+    /// Initialised (1 share), unsealed, `secret/` = KV v2.
+    pub async fn new() -> Harness {
+        Self::over(Arc::new(MemoryStorage::new()), 1, 1).await
+    }
+
+    pub async fn over(storage: Arc<dyn Storage>, shares: usize, threshold: usize) -> Harness {
+        let clock = ManualClock::new();
+        let core = Core::new(storage.clone(), Arc::new(clock.clone()), limits());
+        let init = core.init(shares, threshold).await.expect("init");
+        let keys: Vec<Vec<u8>> = init.keys.iter().map(|k| k.to_vec()).collect();
+        for k in keys.iter().take(threshold) {
+            core.unseal(Some(zeroize::Zeroizing::new(k.clone())), false).await.expect("unseal");
+        }
+        let h = Harness { core, clock, root: init.root_token, storage, keys };
+        h.ok(Operation::Update, "sys/mounts/secret", serde_json::json!({"type": "kv", "options": {"version": "2"}})).await;
+        h
+    }
+
+    pub async fn call(&self, op: Operation, path: &str, data: Value, token: &str) -> Result<Response, Error> {
+        self.core.handle(Request::new(op, path).with_data(data), Some(token)).await
+    }
+
+    /// As root; panics on error.
+    pub async fn ok(&self, op: Operation, path: &str, data: Value) -> Response {
+        match self.call(op, path, data, &self.root.clone()).await {
+            Ok(r) => r,
+            Err(e) => panic!("{op:?} {path} failed: {e}"),
+        }
+    }
+
+    pub async fn token(&self, data: Value) -> String {
+        self.ok(Operation::Update, "auth/token/create", data).await.auth.expect("auth").client_token
+    }
+
+    /// Every physical key and value, for before/after comparisons.
+    pub async fn snapshot(&self) -> Vec<(String, Vec<u8>)> {
+        let mut out = Vec::new();
+        for key in self.storage.scan("").await.unwrap() {
+            let v = self.storage.get(&key).await.unwrap().unwrap_or_default();
+            out.push((key, v));
+        }
+        out
+    }
+}
+
+pub fn data(resp: &Response) -> Value {
+    Value::Object(resp.data.clone().expect("data"))
+}
