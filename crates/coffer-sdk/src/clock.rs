@@ -31,7 +31,9 @@ pub struct ManualClock {
 impl ManualClock {
     /// Start at the current real time.
     pub fn new() -> Self {
-        ManualClock { offset: Arc::new(Mutex::new(chrono::Duration::zero())) }
+        ManualClock {
+            offset: Arc::new(Mutex::new(chrono::Duration::zero())),
+        }
     }
 
     /// Move time forward by `by`.

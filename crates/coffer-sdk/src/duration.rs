@@ -13,7 +13,10 @@ pub struct DurationError {
 
 /// Parse `"90"`, `"90s"`, `"1h30m"`, `"2d"`, `"1.5h"`, `"500ms"`. Negative values are refused.
 pub fn parse_duration(input: &str) -> Result<Duration, DurationError> {
-    let err = |reason| DurationError { input: input.to_string(), reason };
+    let err = |reason| DurationError {
+        input: input.to_string(),
+        reason,
+    };
     let s = input.trim();
     if s.is_empty() {
         return Err(err("empty"));
@@ -22,18 +25,25 @@ pub fn parse_duration(input: &str) -> Result<Duration, DurationError> {
         return Err(err("negative durations are not allowed"));
     }
     if s.bytes().all(|b| b.is_ascii_digit()) {
-        return s.parse::<u64>().map(Duration::from_secs).map_err(|_| err("number too large"));
+        return s
+            .parse::<u64>()
+            .map(Duration::from_secs)
+            .map_err(|_| err("number too large"));
     }
     let mut total_nanos: f64 = 0.0;
     let mut rest = s;
     while !rest.is_empty() {
-        let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
         if num_len == 0 {
             return Err(err("expected a number"));
         }
         let value: f64 = rest[..num_len].parse().map_err(|_| err("bad number"))?;
         rest = &rest[num_len..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
         let unit = &rest[..unit_len];
         rest = &rest[unit_len..];
         let nanos_per_unit: f64 = match unit {
@@ -61,10 +71,16 @@ pub fn duration_from_json(value: &serde_json::Value) -> Result<Duration, Duratio
     match value {
         serde_json::Value::Number(n) => match n.as_u64() {
             Some(secs) => Ok(Duration::from_secs(secs)),
-            None => Err(DurationError { input: n.to_string(), reason: "must be a non-negative whole number of seconds" }),
+            None => Err(DurationError {
+                input: n.to_string(),
+                reason: "must be a non-negative whole number of seconds",
+            }),
         },
         serde_json::Value::String(s) => parse_duration(s),
-        other => Err(DurationError { input: other.to_string(), reason: "must be a number of seconds or a duration string" }),
+        other => Err(DurationError {
+            input: other.to_string(),
+            reason: "must be a number of seconds or a duration string",
+        }),
     }
 }
 
@@ -100,7 +116,10 @@ mod tests {
     fn bare_seconds_and_units_parse() {
         assert_eq!(parse_duration("90").unwrap(), Duration::from_secs(90));
         assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
-        assert_eq!(parse_duration("768h").unwrap(), Duration::from_secs(768 * 3600));
+        assert_eq!(
+            parse_duration("768h").unwrap(),
+            Duration::from_secs(768 * 3600)
+        );
         assert_eq!(parse_duration("2d").unwrap(), Duration::from_secs(172_800));
         assert_eq!(parse_duration("1.5h").unwrap(), Duration::from_secs(5400));
         assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));

@@ -124,7 +124,12 @@ impl PathSpec {
         Fut: Future<Output = Result<Response>> + Send + 'static,
     {
         let handler: HandlerFn = Arc::new(move |ctx| Box::pin(f(ctx)));
-        self.operations.push(OperationSpec { operation, summary, input_schema: None, handler });
+        self.operations.push(OperationSpec {
+            operation,
+            summary,
+            input_schema: None,
+            handler,
+        });
         self
     }
 
@@ -142,7 +147,12 @@ impl PathSpec {
     }
 
     /// Like [`PathSpec::typed`], for several operations sharing one handler (create + update).
-    pub fn typed_ops<T, F, Fut>(mut self, operations: &[Operation], summary: &'static str, f: F) -> PathSpec
+    pub fn typed_ops<T, F, Fut>(
+        mut self,
+        operations: &[Operation],
+        summary: &'static str,
+        f: F,
+    ) -> PathSpec
     where
         T: DeserializeOwned + JsonSchema + Send + 'static,
         F: Fn(Ctx, T) -> Fut + Send + Sync + 'static,
@@ -157,7 +167,11 @@ impl PathSpec {
         let handler: HandlerFn = Arc::new(move |mut ctx: Ctx| {
             let data = std::mem::take(&mut ctx.request.data);
             let unknown: Vec<String> = match &known {
-                Some(known) => data.keys().filter(|k| !known.contains(k)).cloned().collect(),
+                Some(known) => data
+                    .keys()
+                    .filter(|k| !known.contains(k))
+                    .cloned()
+                    .collect(),
                 None => Vec::new(),
             };
             // Keep the raw fields available to the handler too (e.g. for merge-patch).
@@ -215,7 +229,11 @@ impl PathSpec {
     pub fn openapi_path(&self) -> String {
         let group = Regex::new(r"\(\?P<(\w+)>[^)]*\)\??").expect("static regex");
         let templated = group.replace_all(&self.pattern, "{$1}");
-        templated.replace("/?$", "").replace("$", "").replace("/?", "/").replace(['^', '?'], "")
+        templated
+            .replace("/?$", "")
+            .replace("$", "")
+            .replace("/?", "/")
+            .replace(['^', '?'], "")
     }
 }
 
@@ -237,7 +255,8 @@ pub fn decode_input<T: DeserializeOwned>(data: Map<String, Value>) -> Result<T> 
 /// Remove quoted values from serde messages (`invalid type: string "hunter2"` → `a string`).
 fn scrub_values(msg: &str) -> String {
     static QUOTED: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
-    let re = QUOTED.get_or_init(|| Regex::new(r#"(string|value) "(?:[^"\\]|\\.)*""#).expect("static regex"));
+    let re = QUOTED
+        .get_or_init(|| Regex::new(r#"(string|value) "(?:[^"\\]|\\.)*""#).expect("static regex"));
     re.replace_all(msg, "a $1").into_owned()
 }
 
@@ -259,10 +278,22 @@ pub struct Backend {
 impl Backend {
     /// Compile the declarations. Panics on an invalid pattern: patterns are code, not input.
     pub fn new(kind: &'static str, help: &'static str, paths: Vec<PathSpec>) -> Backend {
-        let anchored: Vec<String> = paths.iter().map(|p| format!("^(?:{})$", p.pattern)).collect();
+        let anchored: Vec<String> = paths
+            .iter()
+            .map(|p| format!("^(?:{})$", p.pattern))
+            .collect();
         let set = RegexSet::new(&anchored).expect("engine path patterns must compile");
-        let regexes = anchored.iter().map(|p| Regex::new(p).expect("engine path pattern")).collect();
-        Backend { kind, help, paths, set, regexes }
+        let regexes = anchored
+            .iter()
+            .map(|p| Regex::new(p).expect("engine path pattern"))
+            .collect();
+        Backend {
+            kind,
+            help,
+            paths,
+            set,
+            regexes,
+        }
     }
 
     /// Every declared path.
@@ -278,9 +309,15 @@ impl Backend {
         let params = regex
             .capture_names()
             .flatten()
-            .filter_map(|name| caps.name(name).map(|m| (name.to_string(), m.as_str().to_string())))
+            .filter_map(|name| {
+                caps.name(name)
+                    .map(|m| (name.to_string(), m.as_str().to_string()))
+            })
             .collect();
-        Some(Route { spec: &self.paths[index], params })
+        Some(Route {
+            spec: &self.paths[index],
+            params,
+        })
     }
 }
 
@@ -302,10 +339,19 @@ pub mod de {
     pub fn opt_u64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
         match Option::<NumOrStr>::deserialize(d)? {
             None => Ok(None),
-            Some(NumOrStr::Num(n)) => n.as_u64().map(Some).ok_or_else(|| serde::de::Error::custom("expected a non-negative integer")),
+            Some(NumOrStr::Num(n)) => n
+                .as_u64()
+                .map(Some)
+                .ok_or_else(|| serde::de::Error::custom("expected a non-negative integer")),
             Some(NumOrStr::Str(s)) if s.is_empty() => Ok(None),
-            Some(NumOrStr::Str(s)) => s.trim().parse().map(Some).map_err(|_| serde::de::Error::custom("expected a non-negative integer")),
-            Some(NumOrStr::Bool(_)) => Err(serde::de::Error::custom("expected a non-negative integer")),
+            Some(NumOrStr::Str(s)) => s
+                .trim()
+                .parse()
+                .map(Some)
+                .map_err(|_| serde::de::Error::custom("expected a non-negative integer")),
+            Some(NumOrStr::Bool(_)) => {
+                Err(serde::de::Error::custom("expected a non-negative integer"))
+            }
         }
     }
 
@@ -313,9 +359,16 @@ pub mod de {
     pub fn opt_i64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
         match Option::<NumOrStr>::deserialize(d)? {
             None => Ok(None),
-            Some(NumOrStr::Num(n)) => n.as_i64().map(Some).ok_or_else(|| serde::de::Error::custom("expected an integer")),
+            Some(NumOrStr::Num(n)) => n
+                .as_i64()
+                .map(Some)
+                .ok_or_else(|| serde::de::Error::custom("expected an integer")),
             Some(NumOrStr::Str(s)) if s.is_empty() => Ok(None),
-            Some(NumOrStr::Str(s)) => s.trim().parse().map(Some).map_err(|_| serde::de::Error::custom("expected an integer")),
+            Some(NumOrStr::Str(s)) => s
+                .trim()
+                .parse()
+                .map(Some)
+                .map_err(|_| serde::de::Error::custom("expected an integer")),
             Some(NumOrStr::Bool(_)) => Err(serde::de::Error::custom("expected an integer")),
         }
     }
@@ -343,9 +396,17 @@ pub mod de {
     pub fn opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
         match Option::<NumOrStr>::deserialize(d)? {
             None => Ok(None),
-            Some(NumOrStr::Num(n)) => n.as_u64().map(|s| Some(Duration::from_secs(s))).ok_or_else(|| serde::de::Error::custom("expected a non-negative number of seconds")),
+            Some(NumOrStr::Num(n)) => {
+                n.as_u64()
+                    .map(|s| Some(Duration::from_secs(s)))
+                    .ok_or_else(|| {
+                        serde::de::Error::custom("expected a non-negative number of seconds")
+                    })
+            }
             Some(NumOrStr::Str(s)) if s.is_empty() => Ok(None),
-            Some(NumOrStr::Str(s)) => crate::duration::parse_duration(&s).map(Some).map_err(serde::de::Error::custom),
+            Some(NumOrStr::Str(s)) => crate::duration::parse_duration(&s)
+                .map(Some)
+                .map_err(serde::de::Error::custom),
             Some(NumOrStr::Bool(_)) => Err(serde::de::Error::custom("expected a duration")),
         }
     }
@@ -361,7 +422,12 @@ pub mod de {
         Ok(match Option::<ListOrStr>::deserialize(d)? {
             None => Vec::new(),
             Some(ListOrStr::List(v)) => v,
-            Some(ListOrStr::Str(s)) => s.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect(),
+            Some(ListOrStr::Str(s)) => s
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect(),
         })
     }
 }
@@ -382,10 +448,18 @@ mod tests {
             "test",
             "",
             vec![
-                PathSpec::new("config").op(Operation::Read, "read config", |_ctx| async { Ok(Response::data(serde_json::json!({"a": 1}))) }),
-                PathSpec::new("data/(?P<path>.+)").typed(Operation::Update, "write", |ctx: Ctx, input: Input| async move {
-                    Ok(Response::data(serde_json::json!({"path": ctx.param("path"), "count": input.count})))
+                PathSpec::new("config").op(Operation::Read, "read config", |_ctx| async {
+                    Ok(Response::data(serde_json::json!({"a": 1})))
                 }),
+                PathSpec::new("data/(?P<path>.+)").typed(
+                    Operation::Update,
+                    "write",
+                    |ctx: Ctx, input: Input| async move {
+                        Ok(Response::data(
+                            serde_json::json!({"path": ctx.param("path"), "count": input.count}),
+                        ))
+                    },
+                ),
             ],
         )
     }
@@ -407,19 +481,34 @@ mod tests {
         assert_eq!(route.params["path"], "a/b");
         assert!(b.route("nope").is_none());
         assert!(b.route("config/x").is_none(), "patterns are anchored");
-        let mut c = ctx(Operation::Update, "data/a/b", serde_json::json!({"count": "7", "extra": true}));
+        let mut c = ctx(
+            Operation::Update,
+            "data/a/b",
+            serde_json::json!({"count": "7", "extra": true}),
+        );
         c.params = route.params.clone();
-        let resp = (route.spec.handler_for(Operation::Create).unwrap().handler)(c).await.unwrap();
+        let resp = (route.spec.handler_for(Operation::Create).unwrap().handler)(c)
+            .await
+            .unwrap();
         assert_eq!(resp.data.unwrap()["count"], 7);
-        assert_eq!(resp.warnings, vec!["Endpoint ignored these unrecognized parameters: [extra]"]);
+        assert_eq!(
+            resp.warnings,
+            vec!["Endpoint ignored these unrecognized parameters: [extra]"]
+        );
     }
 
     #[tokio::test]
     async fn wrong_type_is_a_bad_request_naming_the_field_without_the_value() {
         let b = backend();
         let route = b.route("data/x").unwrap();
-        let c = ctx(Operation::Update, "data/x", serde_json::json!({"count": "hunter2"}));
-        let err = (route.spec.handler_for(Operation::Update).unwrap().handler)(c).await.unwrap_err();
+        let c = ctx(
+            Operation::Update,
+            "data/x",
+            serde_json::json!({"count": "hunter2"}),
+        );
+        let err = (route.spec.handler_for(Operation::Update).unwrap().handler)(c)
+            .await
+            .unwrap_err();
         assert_eq!(err.status(), 400);
         let msg = err.to_string();
         assert!(msg.contains("count"), "{msg}");
@@ -428,7 +517,10 @@ mod tests {
 
     #[test]
     fn openapi_path_templates_captures() {
-        assert_eq!(PathSpec::new("data/(?P<path>.+)").openapi_path(), "data/{path}");
+        assert_eq!(
+            PathSpec::new("data/(?P<path>.+)").openapi_path(),
+            "data/{path}"
+        );
         assert_eq!(PathSpec::new("metadata/?$").openapi_path(), "metadata");
         assert_eq!(PathSpec::new("config").openapi_path(), "config");
     }

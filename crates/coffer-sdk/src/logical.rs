@@ -34,7 +34,10 @@ impl Operation {
 
     /// Whether this operation carries a body whose parameters policies may constrain.
     pub fn writes(self) -> bool {
-        matches!(self, Operation::Create | Operation::Update | Operation::Patch)
+        matches!(
+            self,
+            Operation::Create | Operation::Update | Operation::Patch
+        )
     }
 }
 
@@ -157,11 +160,17 @@ impl Response {
     /// A response with `data`.
     pub fn data(data: Value) -> Response {
         match data {
-            Value::Object(map) => Response { data: Some(map), ..Response::default() },
+            Value::Object(map) => Response {
+                data: Some(map),
+                ..Response::default()
+            },
             other => {
                 let mut map = Map::new();
                 map.insert("value".into(), other);
-                Response { data: Some(map), ..Response::default() }
+                Response {
+                    data: Some(map),
+                    ..Response::default()
+                }
             }
         }
     }

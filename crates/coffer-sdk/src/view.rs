@@ -50,7 +50,9 @@ pub async fn put_json<T: Serialize + Sync>(view: &dyn View, key: &str, value: &T
 pub fn list_children<'a>(keys: impl Iterator<Item = &'a str>, prefix: &str) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for key in keys {
-        let Some(rest) = key.strip_prefix(prefix) else { continue };
+        let Some(rest) = key.strip_prefix(prefix) else {
+            continue;
+        };
         if rest.is_empty() {
             continue;
         }
@@ -100,7 +102,10 @@ impl View for MemoryView {
     }
     async fn list(&self, prefix: &str) -> Result<Vec<String>> {
         let entries = self.entries.read();
-        let keys = entries.range(prefix.to_string()..).map(|(k, _)| k.as_str()).take_while(|k| k.starts_with(prefix));
+        let keys = entries
+            .range(prefix.to_string()..)
+            .map(|(k, _)| k.as_str())
+            .take_while(|k| k.starts_with(prefix));
         Ok(list_children(keys, prefix))
     }
     async fn batch(&self, ops: Vec<ViewOp>) -> Result<()> {

@@ -37,14 +37,18 @@ pub type Key = Zeroizing<[u8; 32]>;
 /// Fresh random key.
 pub fn random_key() -> Key {
     let mut key = Zeroizing::new([0u8; 32]);
-    SystemRandom::new().fill(&mut key[..]).expect("OS random source failed");
+    SystemRandom::new()
+        .fill(&mut key[..])
+        .expect("OS random source failed");
     key
 }
 
 /// Fresh random bytes.
 pub fn random_bytes(n: usize) -> Vec<u8> {
     let mut out = vec![0u8; n];
-    SystemRandom::new().fill(&mut out).expect("OS random source failed");
+    SystemRandom::new()
+        .fill(&mut out)
+        .expect("OS random source failed");
     out
 }
 
@@ -55,15 +59,21 @@ fn aead_key(key: &[u8; 32]) -> LessSafeKey {
 /// Encrypt `plaintext` under `key` with `aad`, as one self-contained blob (term-tagged).
 pub fn seal_blob(key: &LessSafeKey, term: u32, aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
     let mut nonce = [0u8; NONCE_LEN];
-    SystemRandom::new().fill(&mut nonce).expect("OS random source failed");
+    SystemRandom::new()
+        .fill(&mut nonce)
+        .expect("OS random source failed");
     let mut out = Vec::with_capacity(HEADER_LEN + plaintext.len() + TAG_LEN);
     out.push(ENTRY_VERSION);
     out.extend_from_slice(&term.to_be_bytes());
     out.extend_from_slice(&nonce);
     out.extend_from_slice(plaintext);
     let mut body = out.split_off(HEADER_LEN);
-    key.seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(aad), &mut body)
-        .expect("AES-GCM seal cannot fail for in-range lengths");
+    key.seal_in_place_append_tag(
+        Nonce::assume_unique_for_key(nonce),
+        Aad::from(aad),
+        &mut body,
+    )
+    .expect("AES-GCM seal cannot fail for in-range lengths");
     out.extend_from_slice(&body);
     body.zeroize();
     out
@@ -83,8 +93,16 @@ pub fn open_blob(key: &LessSafeKey, aad: &[u8], blob: &[u8]) -> Result<Zeroizing
     let nonce: [u8; NONCE_LEN] = blob[5..HEADER_LEN].try_into().expect("length checked");
     let mut body = Zeroizing::new(blob[HEADER_LEN..].to_vec());
     let plain_len = key
-        .open_in_place(Nonce::assume_unique_for_key(nonce), Aad::from(aad), &mut body)
-        .map_err(|_| Error::Internal("entry failed authentication (wrong key, wrong path, or tampered)".into()))?
+        .open_in_place(
+            Nonce::assume_unique_for_key(nonce),
+            Aad::from(aad),
+            &mut body,
+        )
+        .map_err(|_| {
+            Error::Internal(
+                "entry failed authentication (wrong key, wrong path, or tampered)".into(),
+            )
+        })?
         .len();
     body.truncate(plain_len);
     Ok(body)
@@ -120,7 +138,14 @@ impl Keyring {
         let raw = random_key();
         let cipher = aead_key(&raw);
         let mut terms = BTreeMap::new();
-        terms.insert(1, Term { raw, cipher, installed: now });
+        terms.insert(
+            1,
+            Term {
+                raw,
+                cipher,
+                installed: now,
+            },
+        );
         Keyring { terms, active: 1 }
     }
 
@@ -147,8 +172,8 @@ impl Keyring {
 
     fn decode(bytes: &[u8]) -> Result<Keyring> {
         use base64::Engine;
-        let mut stored: StoredKeyring =
-            serde_json::from_slice(bytes).map_err(|_| Error::Internal("keyring is corrupt".into()))?;
+        let mut stored: StoredKeyring = serde_json::from_slice(bytes)
+            .map_err(|_| Error::Internal("keyring is corrupt".into()))?;
         let mut terms = BTreeMap::new();
         for t in stored.terms.iter_mut() {
             let decoded = Zeroizing::new(
@@ -163,12 +188,22 @@ impl Keyring {
             }
             raw.copy_from_slice(&decoded);
             let cipher = aead_key(&raw);
-            terms.insert(t.term, Term { raw, cipher, installed: t.installed });
+            terms.insert(
+                t.term,
+                Term {
+                    raw,
+                    cipher,
+                    installed: t.installed,
+                },
+            );
         }
         if !terms.contains_key(&stored.active) {
             return Err(Error::Internal("keyring has no active term".into()));
         }
-        Ok(Keyring { terms, active: stored.active })
+        Ok(Keyring {
+            terms,
+            active: stored.active,
+        })
     }
 }
 
@@ -198,7 +233,10 @@ fn storage_err(e: coffer_storage::StorageError) -> Error {
 impl Barrier {
     /// A sealed barrier over `storage`.
     pub fn new(storage: Arc<dyn Storage>) -> Barrier {
-        Barrier { storage, state: RwLock::new(None) }
+        Barrier {
+            storage,
+            state: RwLock::new(None),
+        }
     }
 
     /// The physical storage (for seal configuration and diagnostics only).
@@ -217,12 +255,28 @@ impl Barrier {
         let unseal_key = random_key();
         let root_key = random_key();
         let keyring = Keyring::new_with_first_term(now);
-        let wrapped_keyring = seal_blob(&aead_key(&root_key), 0, KEYRING_PATH.as_bytes(), &keyring.encode());
-        let wrapped_root = seal_blob(&aead_key(&unseal_key), 0, ROOT_KEY_PATH.as_bytes(), &root_key[..]);
+        let wrapped_keyring = seal_blob(
+            &aead_key(&root_key),
+            0,
+            KEYRING_PATH.as_bytes(),
+            &keyring.encode(),
+        );
+        let wrapped_root = seal_blob(
+            &aead_key(&unseal_key),
+            0,
+            ROOT_KEY_PATH.as_bytes(),
+            &root_key[..],
+        );
         self.storage
             .batch(vec![
-                BatchOp::Put { key: ROOT_KEY_PATH.into(), value: wrapped_root },
-                BatchOp::Put { key: KEYRING_PATH.into(), value: wrapped_keyring },
+                BatchOp::Put {
+                    key: ROOT_KEY_PATH.into(),
+                    value: wrapped_root,
+                },
+                BatchOp::Put {
+                    key: KEYRING_PATH.into(),
+                    value: wrapped_keyring,
+                },
             ])
             .await
             .map_err(storage_err)?;
@@ -235,16 +289,34 @@ impl Barrier {
         let unseal_key: &[u8; 32] = unseal_key
             .try_into()
             .map_err(|_| Error::bad("the unseal keys provided do not reconstruct a valid key"))?;
-        let wrapped_root = self.storage.get(ROOT_KEY_PATH).await.map_err(storage_err)?.ok_or(Error::NotInitialized)?;
-        let root_plain = open_blob(&aead_key(unseal_key), ROOT_KEY_PATH.as_bytes(), &wrapped_root)
-            .map_err(|_| Error::bad("the unseal keys provided are not valid for this server"))?;
+        let wrapped_root = self
+            .storage
+            .get(ROOT_KEY_PATH)
+            .await
+            .map_err(storage_err)?
+            .ok_or(Error::NotInitialized)?;
+        let root_plain = open_blob(
+            &aead_key(unseal_key),
+            ROOT_KEY_PATH.as_bytes(),
+            &wrapped_root,
+        )
+        .map_err(|_| Error::bad("the unseal keys provided are not valid for this server"))?;
         let mut root_key = Zeroizing::new([0u8; 32]);
         if root_plain.len() != 32 {
             return Err(Error::Internal("root key is corrupt".into()));
         }
         root_key.copy_from_slice(&root_plain);
-        let wrapped_keyring = self.storage.get(KEYRING_PATH).await.map_err(storage_err)?.ok_or(Error::NotInitialized)?;
-        let keyring_plain = open_blob(&aead_key(&root_key), KEYRING_PATH.as_bytes(), &wrapped_keyring)?;
+        let wrapped_keyring = self
+            .storage
+            .get(KEYRING_PATH)
+            .await
+            .map_err(storage_err)?
+            .ok_or(Error::NotInitialized)?;
+        let keyring_plain = open_blob(
+            &aead_key(&root_key),
+            KEYRING_PATH.as_bytes(),
+            &wrapped_keyring,
+        )?;
         let keyring = Keyring::decode(&keyring_plain)?;
         *self.state.write() = Some(Arc::new(Unsealed { keyring, root_key }));
         Ok(())
@@ -263,8 +335,16 @@ impl Barrier {
     pub async fn rewrap_root_key(&self) -> Result<Key> {
         let state = self.unsealed()?;
         let unseal_key = random_key();
-        let wrapped_root = seal_blob(&aead_key(&unseal_key), 0, ROOT_KEY_PATH.as_bytes(), &state.root_key[..]);
-        self.storage.put(ROOT_KEY_PATH, wrapped_root).await.map_err(storage_err)?;
+        let wrapped_root = seal_blob(
+            &aead_key(&unseal_key),
+            0,
+            ROOT_KEY_PATH.as_bytes(),
+            &state.root_key[..],
+        );
+        self.storage
+            .put(ROOT_KEY_PATH, wrapped_root)
+            .await
+            .map_err(storage_err)?;
         Ok(unseal_key)
     }
 
@@ -273,16 +353,47 @@ impl Barrier {
         let state = self.unsealed()?;
         let mut terms = BTreeMap::new();
         for (&n, t) in &state.keyring.terms {
-            terms.insert(n, Term { raw: t.raw.clone(), cipher: aead_key(&t.raw), installed: t.installed });
+            terms.insert(
+                n,
+                Term {
+                    raw: t.raw.clone(),
+                    cipher: aead_key(&t.raw),
+                    installed: t.installed,
+                },
+            );
         }
         let next = state.keyring.active + 1;
         let raw = random_key();
-        terms.insert(next, Term { cipher: aead_key(&raw), raw, installed: now });
-        let keyring = Keyring { terms, active: next };
-        let wrapped = seal_blob(&aead_key(&state.root_key), 0, KEYRING_PATH.as_bytes(), &keyring.encode());
-        self.storage.put(KEYRING_PATH, wrapped).await.map_err(storage_err)?;
-        let status = KeyStatus { term: next, install_time: coffer_sdk::clock::format_time(now) };
-        *self.state.write() = Some(Arc::new(Unsealed { keyring, root_key: state.root_key.clone() }));
+        terms.insert(
+            next,
+            Term {
+                cipher: aead_key(&raw),
+                raw,
+                installed: now,
+            },
+        );
+        let keyring = Keyring {
+            terms,
+            active: next,
+        };
+        let wrapped = seal_blob(
+            &aead_key(&state.root_key),
+            0,
+            KEYRING_PATH.as_bytes(),
+            &keyring.encode(),
+        );
+        self.storage
+            .put(KEYRING_PATH, wrapped)
+            .await
+            .map_err(storage_err)?;
+        let status = KeyStatus {
+            term: next,
+            install_time: coffer_sdk::clock::format_time(now),
+        };
+        *self.state.write() = Some(Arc::new(Unsealed {
+            keyring,
+            root_key: state.root_key.clone(),
+        }));
         Ok(status)
     }
 
@@ -290,25 +401,32 @@ impl Barrier {
     pub fn key_status(&self) -> Result<KeyStatus> {
         let state = self.unsealed()?;
         let term = &state.keyring.terms[&state.keyring.active];
-        Ok(KeyStatus { term: state.keyring.active, install_time: coffer_sdk::clock::format_time(term.installed) })
+        Ok(KeyStatus {
+            term: state.keyring.active,
+            install_time: coffer_sdk::clock::format_time(term.installed),
+        })
     }
 
     /// Encrypt `plaintext` for `path` under the active term.
     pub fn encrypt(&self, path: &str, plaintext: &[u8]) -> Result<Vec<u8>> {
         let state = self.unsealed()?;
         let term = &state.keyring.terms[&state.keyring.active];
-        Ok(seal_blob(&term.cipher, state.keyring.active, path.as_bytes(), plaintext))
+        Ok(seal_blob(
+            &term.cipher,
+            state.keyring.active,
+            path.as_bytes(),
+            plaintext,
+        ))
     }
 
     /// Decrypt a blob stored at `path`.
     pub fn decrypt(&self, path: &str, blob: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
         let state = self.unsealed()?;
-        let term_no = blob_term(blob).ok_or_else(|| Error::Internal("malformed encrypted entry".into()))?;
-        let term = state
-            .keyring
-            .terms
-            .get(&term_no)
-            .ok_or_else(|| Error::Internal(format!("entry written under unknown key term {term_no}")))?;
+        let term_no =
+            blob_term(blob).ok_or_else(|| Error::Internal("malformed encrypted entry".into()))?;
+        let term = state.keyring.terms.get(&term_no).ok_or_else(|| {
+            Error::Internal(format!("entry written under unknown key term {term_no}"))
+        })?;
         open_blob(&term.cipher, path.as_bytes(), blob)
     }
 
@@ -396,7 +514,14 @@ impl BarrierView {
     pub async fn clear(&self) -> Result<()> {
         let keys = self.barrier.scan(&self.prefix).await?;
         for chunk in keys.chunks(1000) {
-            self.barrier.batch(chunk.iter().map(|k| ViewOp::Delete { key: k.clone() }).collect()).await?;
+            self.barrier
+                .batch(
+                    chunk
+                        .iter()
+                        .map(|k| ViewOp::Delete { key: k.clone() })
+                        .collect(),
+                )
+                .await?;
         }
         Ok(())
     }
@@ -405,7 +530,10 @@ impl BarrierView {
     /// delete the originals. Used by `sys/remount` when storage prefixes are path-derived.
     pub async fn scan_relative(&self) -> Result<Vec<String>> {
         let keys = self.barrier.scan(&self.prefix).await?;
-        Ok(keys.into_iter().filter_map(|k| k.strip_prefix(&self.prefix).map(String::from)).collect())
+        Ok(keys
+            .into_iter()
+            .filter_map(|k| k.strip_prefix(&self.prefix).map(String::from))
+            .collect())
     }
 }
 
@@ -424,7 +552,10 @@ impl View for BarrierView {
         let full = self.key(prefix);
         let keys = self.barrier.list(&full).await?;
         // Storage already answers with children; normalise in case a backend returns full keys.
-        if keys.iter().any(|k| k.starts_with(&full) && !full.is_empty()) {
+        if keys
+            .iter()
+            .any(|k| k.starts_with(&full) && !full.is_empty())
+        {
             return Ok(list_children(keys.iter().map(String::as_str), &full));
         }
         Ok(keys)
@@ -433,8 +564,13 @@ impl View for BarrierView {
         let ops = ops
             .into_iter()
             .map(|op| match op {
-                ViewOp::Put { key, value } => ViewOp::Put { key: self.key(&key), value },
-                ViewOp::Delete { key } => ViewOp::Delete { key: self.key(&key) },
+                ViewOp::Put { key, value } => ViewOp::Put {
+                    key: self.key(&key),
+                    value,
+                },
+                ViewOp::Delete { key } => ViewOp::Delete {
+                    key: self.key(&key),
+                },
             })
             .collect();
         self.barrier.batch(ops).await
@@ -455,9 +591,20 @@ mod tests {
     #[tokio::test]
     async fn entries_round_trip_and_are_ciphertext_on_disk() {
         let (barrier, _) = unsealed_barrier().await;
-        barrier.put("logical/x/secret", b"hunter2-plaintext").await.unwrap();
-        assert_eq!(barrier.get("logical/x/secret").await.unwrap().unwrap(), b"hunter2-plaintext");
-        let raw = barrier.physical().get("logical/x/secret").await.unwrap().unwrap();
+        barrier
+            .put("logical/x/secret", b"hunter2-plaintext")
+            .await
+            .unwrap();
+        assert_eq!(
+            barrier.get("logical/x/secret").await.unwrap().unwrap(),
+            b"hunter2-plaintext"
+        );
+        let raw = barrier
+            .physical()
+            .get("logical/x/secret")
+            .await
+            .unwrap()
+            .unwrap();
         assert!(!raw.windows(7).any(|w| w == b"hunter2"));
     }
 
@@ -477,8 +624,14 @@ mod tests {
         let status = barrier.rotate(Utc::now()).await.unwrap();
         assert_eq!(status.term, 2);
         barrier.put("new", b"v2").await.unwrap();
-        assert_eq!(blob_term(&barrier.physical().get("new").await.unwrap().unwrap()), Some(2));
-        assert_eq!(blob_term(&barrier.physical().get("old").await.unwrap().unwrap()), Some(1));
+        assert_eq!(
+            blob_term(&barrier.physical().get("new").await.unwrap().unwrap()),
+            Some(2)
+        );
+        assert_eq!(
+            blob_term(&barrier.physical().get("old").await.unwrap().unwrap()),
+            Some(1)
+        );
         assert_eq!(barrier.get("old").await.unwrap().unwrap(), b"v1");
     }
 
@@ -493,7 +646,11 @@ mod tests {
         assert!(barrier.is_sealed());
         barrier.unseal(&key[..]).await.unwrap();
         assert_eq!(barrier.get("k").await.unwrap().unwrap(), b"v");
-        assert_eq!(barrier.key_status().unwrap().term, 2, "rotation survives seal/unseal");
+        assert_eq!(
+            barrier.key_status().unwrap().term,
+            2,
+            "rotation survives seal/unseal"
+        );
     }
 
     #[tokio::test]

@@ -77,8 +77,17 @@ pub struct SealStatus {
 
 /// Outcome of one rekey key submission.
 pub enum RekeyProgress {
-    Pending { progress: usize, required: usize, nonce: String, shares: usize, threshold: usize },
-    Complete { keys: Vec<Zeroizing<Vec<u8>>>, nonce: String },
+    Pending {
+        progress: usize,
+        required: usize,
+        nonce: String,
+        shares: usize,
+        threshold: usize,
+    },
+    Complete {
+        keys: Vec<Zeroizing<Vec<u8>>>,
+        nonce: String,
+    },
 }
 
 /// The server's state and pipeline.
@@ -110,11 +119,18 @@ pub fn validate_request_path(path: &str) -> Result<()> {
         return Err(Error::UnsupportedPath(String::new()));
     }
     let trimmed = path.strip_suffix('/').unwrap_or(path);
-    if trimmed.split('/').any(|seg| seg.is_empty() || seg == "." || seg == "..") {
-        return Err(Error::bad(format!("invalid request path {path:?}: empty, '.' or '..' segments are not allowed")));
+    if trimmed
+        .split('/')
+        .any(|seg| seg.is_empty() || seg == "." || seg == "..")
+    {
+        return Err(Error::bad(format!(
+            "invalid request path {path:?}: empty, '.' or '..' segments are not allowed"
+        )));
     }
     if path.chars().any(char::is_control) {
-        return Err(Error::bad("invalid request path: control characters are not allowed"));
+        return Err(Error::bad(
+            "invalid request path: control characters are not allowed",
+        ));
     }
     Ok(())
 }
@@ -156,7 +172,11 @@ impl Core {
         };
         core.router.add_builtin(Mounted {
             route_path: "sys/".into(),
-            entry: builtin_entry("sys/", "system", "system endpoints used for control, policy and debugging"),
+            entry: builtin_entry(
+                "sys/",
+                "system",
+                "system endpoints used for control, policy and debugging",
+            ),
             is_auth: false,
             backend: Arc::new(crate::sys::backend(Arc::downgrade(&core))),
             view: Arc::new(BarrierView::new(barrier.clone(), "sys/state/")),
@@ -199,10 +219,17 @@ impl Core {
         let keys = shamir::split(&unseal_key[..], shares, threshold)?;
         self.post_unseal().await?;
         let (root_token, _) = self.create_root_token(None).await?;
-        let config = SealConfig { kind: "shamir".into(), secret_shares: shares, secret_threshold: threshold };
+        let config = SealConfig {
+            kind: "shamir".into(),
+            secret_shares: shares,
+            secret_threshold: threshold,
+        };
         self.barrier
             .physical()
-            .put(SEAL_CONFIG_PATH, serde_json::to_vec(&config).expect("encodes"))
+            .put(
+                SEAL_CONFIG_PATH,
+                serde_json::to_vec(&config).expect("encodes"),
+            )
             .await
             .map_err(|_| Error::Internal("storage failure".into()))?;
         self.pre_seal();
@@ -210,7 +237,10 @@ impl Core {
     }
 
     /// A root token (optionally with a chosen id, for `-dev-root-token-id`).
-    pub async fn create_root_token(&self, id: Option<String>) -> Result<(String, crate::tokens::TokenEntry)> {
+    pub async fn create_root_token(
+        &self,
+        id: Option<String>,
+    ) -> Result<(String, crate::tokens::TokenEntry)> {
         self.tokens
             .create(NewToken {
                 id,
@@ -313,7 +343,12 @@ impl Core {
         if progress.rekey.is_some() {
             return Err(Error::bad("rekey already in progress"));
         }
-        progress.rekey = Some(RekeyState { nonce: uuid::Uuid::new_v4().to_string(), shares, threshold, parts: Vec::new() });
+        progress.rekey = Some(RekeyState {
+            nonce: uuid::Uuid::new_v4().to_string(),
+            shares,
+            threshold,
+            parts: Vec::new(),
+        });
         Ok(())
     }
 
@@ -328,18 +363,35 @@ impl Core {
         let required = config.as_ref().map_or(0, |c| c.secret_threshold);
         let progress = self.seal.lock().await;
         Ok(match &progress.rekey {
-            Some(r) => (r.nonce.clone(), true, r.shares, r.threshold, r.parts.len(), required),
+            Some(r) => (
+                r.nonce.clone(),
+                true,
+                r.shares,
+                r.threshold,
+                r.parts.len(),
+                required,
+            ),
             None => (String::new(), false, 0, 0, 0, required),
         })
     }
 
     /// Submit one current unseal share toward a rekey.
-    pub async fn rekey_update(&self, key: Zeroizing<Vec<u8>>, nonce: &str) -> Result<RekeyProgress> {
+    pub async fn rekey_update(
+        &self,
+        key: Zeroizing<Vec<u8>>,
+        nonce: &str,
+    ) -> Result<RekeyProgress> {
         let config = self.seal_config().await?.ok_or(Error::NotInitialized)?;
         let mut progress = self.seal.lock().await;
-        let rekey = progress.rekey.as_mut().ok_or_else(|| Error::bad("no rekey in progress"))?;
+        let rekey = progress
+            .rekey
+            .as_mut()
+            .ok_or_else(|| Error::bad("no rekey in progress"))?;
         if rekey.nonce != nonce {
-            return Err(Error::bad(format!("incorrect nonce supplied; nonce for this rekey operation is {}", rekey.nonce)));
+            return Err(Error::bad(format!(
+                "incorrect nonce supplied; nonce for this rekey operation is {}",
+                rekey.nonce
+            )));
         }
         if !rekey.parts.iter().any(|p| p[..] == key[..]) {
             rekey.parts.push(key);
@@ -357,17 +409,29 @@ impl Core {
         let old_key = shamir::combine(&state.parts)?;
         // Prove the submitted shares are the current ones before replacing anything.
         let probe = Barrier::new(self.barrier.physical().clone());
-        probe.unseal(&old_key).await.map_err(|_| Error::bad("the unseal keys provided are not valid for this server; rekey cancelled"))?;
+        probe.unseal(&old_key).await.map_err(|_| {
+            Error::bad("the unseal keys provided are not valid for this server; rekey cancelled")
+        })?;
         probe.seal();
         let new_key = self.barrier.rewrap_root_key().await?;
         let keys = shamir::split(&new_key[..], state.shares, state.threshold)?;
-        let new_config = SealConfig { kind: "shamir".into(), secret_shares: state.shares, secret_threshold: state.threshold };
+        let new_config = SealConfig {
+            kind: "shamir".into(),
+            secret_shares: state.shares,
+            secret_threshold: state.threshold,
+        };
         self.barrier
             .physical()
-            .put(SEAL_CONFIG_PATH, serde_json::to_vec(&new_config).expect("encodes"))
+            .put(
+                SEAL_CONFIG_PATH,
+                serde_json::to_vec(&new_config).expect("encodes"),
+            )
             .await
             .map_err(|_| Error::Internal("storage failure".into()))?;
-        Ok(RekeyProgress::Complete { keys, nonce: state.nonce })
+        Ok(RekeyProgress::Complete {
+            keys,
+            nonce: state.nonce,
+        })
     }
 
     // ----- the pipeline ---------------------------------------------------------------------
@@ -377,7 +441,13 @@ impl Core {
         let started = Instant::now();
         let operation = req.operation;
         let result = self.handle_inner(req, token).await;
-        self.metrics.record(operation, result.as_ref().map_or_else(|e| e.status(), |r| r.status.unwrap_or(200)), started.elapsed());
+        self.metrics.record(
+            operation,
+            result
+                .as_ref()
+                .map_or_else(|e| e.status(), |r| r.status.unwrap_or(200)),
+            started.elapsed(),
+        );
         result
     }
 
@@ -386,7 +456,9 @@ impl Core {
         let table = self.router.table();
         let sealed = self.barrier.is_sealed();
         let resolved = table.resolve(&req.path);
-        let route = resolved.as_ref().and_then(|(m, rel)| m.backend.route(rel).map(|r| (m, rel, r)));
+        let route = resolved
+            .as_ref()
+            .and_then(|(m, rel)| m.backend.route(rel).map(|r| (m, rel, r)));
 
         let Some((mounted, rel, route)) = route else {
             if sealed {
@@ -397,7 +469,11 @@ impl Core {
                 Some(t) => self.tokens.lookup(t).await?.is_some(),
                 None => false,
             };
-            return Err(if valid { Error::UnsupportedPath(req.path.clone()) } else { Error::PermissionDenied });
+            return Err(if valid {
+                Error::UnsupportedPath(req.path.clone())
+            } else {
+                Error::PermissionDenied
+            });
         };
         let spec = route.spec;
         if sealed && !(mounted.route_path == "sys/" && spec.unauthenticated) {
@@ -424,7 +500,8 @@ impl Core {
                 policies: e.policies.clone(),
                 entity_id: (!e.entity_id.is_empty()).then(|| e.entity_id.clone()),
                 metadata: e.meta.clone(),
-                client_token: (mounted.route_path == "auth/token/" || mounted.route_path == "sys/").then(|| token.unwrap_or_default().to_string()),
+                client_token: (mounted.route_path == "auth/token/" || mounted.route_path == "sys/")
+                    .then(|| token.unwrap_or_default().to_string()),
             });
         }
         let mut ctx = Ctx {
@@ -443,7 +520,9 @@ impl Core {
                 }
             }
         }
-        let op_spec = spec.handler_for(ctx.request.operation).ok_or(Error::UnsupportedOperation)?;
+        let op_spec = spec
+            .handler_for(ctx.request.operation)
+            .ok_or(Error::UnsupportedOperation)?;
 
         let mut exhausted_token = None;
         if let (Some(entry), false) = (&entry, spec.unauthenticated) {

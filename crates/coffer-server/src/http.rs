@@ -21,14 +21,17 @@ type HttpResponse = hyper::Response<Full<Bytes>>;
 fn json_response(status: u16, body: Vec<u8>) -> HttpResponse {
     let mut resp = hyper::Response::new(Full::new(Bytes::from(body)));
     *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    resp.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp.headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     resp
 }
 
 /// `{"errors": [...]}` with the error's status.
 pub fn error_response(err: &Error) -> HttpResponse {
-    let body = serde_json::to_vec(&serde_json::json!({ "errors": err.messages() })).expect("json encodes");
+    let body =
+        serde_json::to_vec(&serde_json::json!({ "errors": err.messages() })).expect("json encodes");
     json_response(err.status(), body)
 }
 
@@ -55,12 +58,20 @@ fn render(resp: Response, request_id: &str, head: bool) -> HttpResponse {
         }
         return out;
     }
-    if resp.data.is_none() && resp.auth.is_none() && resp.warnings.is_empty() && resp.secret.is_none() && resp.status.is_none() {
+    if resp.data.is_none()
+        && resp.auth.is_none()
+        && resp.warnings.is_empty()
+        && resp.secret.is_none()
+        && resp.status.is_none()
+    {
         let mut out = json_response(204, Vec::new());
         out.headers_mut().remove(CONTENT_TYPE);
         return out;
     }
-    let (lease_duration, renewable) = resp.secret.as_ref().map_or((0, false), |s| (s.ttl.as_secs(), s.renewable));
+    let (lease_duration, renewable) = resp
+        .secret
+        .as_ref()
+        .map_or((0, false), |s| (s.ttl.as_secs(), s.renewable));
     let envelope = Envelope {
         request_id,
         lease_id: "",
@@ -72,7 +83,10 @@ fn render(resp: Response, request_id: &str, head: bool) -> HttpResponse {
         auth: &resp.auth,
         mount_type: "",
     };
-    json_response(resp.status.unwrap_or(200), serde_json::to_vec(&envelope).expect("json encodes"))
+    json_response(
+        resp.status.unwrap_or(200),
+        serde_json::to_vec(&envelope).expect("json encodes"),
+    )
 }
 
 fn header<'a>(req: &'a hyper::Request<Incoming>, name: &str) -> Option<&'a str> {
@@ -119,7 +133,11 @@ fn percent_decode(s: &str, plus_is_space: bool) -> Option<Vec<u8>> {
 }
 
 fn form_urlencoded_pairs(q: &str) -> Vec<(String, String)> {
-    let decode = |s: &str| percent_decode(s, true).map(|v| String::from_utf8_lossy(&v).into_owned()).unwrap_or_else(|| s.to_string());
+    let decode = |s: &str| {
+        percent_decode(s, true)
+            .map(|v| String::from_utf8_lossy(&v).into_owned())
+            .unwrap_or_else(|| s.to_string())
+    };
     q.split('&')
         .filter(|p| !p.is_empty())
         .map(|pair| match pair.split_once('=') {
@@ -131,12 +149,17 @@ fn form_urlencoded_pairs(q: &str) -> Vec<(String, String)> {
 
 /// Decode a URL path (percent-escapes), refusing malformed escapes and invalid UTF-8.
 fn decode_path(raw: &str) -> Result<String, Error> {
-    let bytes = percent_decode(raw, false).ok_or_else(|| Error::bad("invalid percent-encoding in path"))?;
+    let bytes =
+        percent_decode(raw, false).ok_or_else(|| Error::bad("invalid percent-encoding in path"))?;
     String::from_utf8(bytes).map_err(|_| Error::bad("request path is not valid UTF-8"))
 }
 
 /// Serve one HTTP request.
-pub async fn handle(core: Arc<Core>, conn: Arc<Connection>, req: hyper::Request<Incoming>) -> Result<HttpResponse, std::convert::Infallible> {
+pub async fn handle(
+    core: Arc<Core>,
+    conn: Arc<Connection>,
+    req: hyper::Request<Incoming>,
+) -> Result<HttpResponse, std::convert::Infallible> {
     let request_id = uuid::Uuid::new_v4().to_string();
     let head = req.method() == Method::HEAD;
     Ok(match handle_inner(&core, &conn, req, &request_id).await {
@@ -145,10 +168,17 @@ pub async fn handle(core: Arc<Core>, conn: Arc<Connection>, req: hyper::Request<
     })
 }
 
-async fn handle_inner(core: &Core, conn: &Connection, req: hyper::Request<Incoming>, request_id: &str) -> Result<Response, Error> {
+async fn handle_inner(
+    core: &Core,
+    conn: &Connection,
+    req: hyper::Request<Incoming>,
+    request_id: &str,
+) -> Result<Response, Error> {
     let raw_path = req.uri().path();
     let Some(rest) = raw_path.strip_prefix("/v1/") else {
-        return Err(Error::UnsupportedPath(raw_path.trim_start_matches('/').to_string()));
+        return Err(Error::UnsupportedPath(
+            raw_path.trim_start_matches('/').to_string(),
+        ));
     };
     let mut path = decode_path(rest)?;
     let mut query = query_map(req.uri().query());
@@ -159,9 +189,14 @@ async fn handle_inner(core: &Core, conn: &Connection, req: hyper::Request<Incomi
         }
     }
     if header(&req, "x-vault-wrap-ttl").is_some_and(|v| !v.is_empty()) {
-        return Err(Error::bad("response wrapping (X-Vault-Wrap-TTL) is not supported yet"));
+        return Err(Error::bad(
+            "response wrapping (X-Vault-Wrap-TTL) is not supported yet",
+        ));
     }
-    let list_param = query.get("list").and_then(Value::as_str).is_some_and(|v| v == "true" || v == "1");
+    let list_param = query
+        .get("list")
+        .and_then(Value::as_str)
+        .is_some_and(|v| v == "true" || v == "1");
     let operation = match req.method().as_str() {
         "GET" | "HEAD" if list_param => Operation::List,
         "GET" | "HEAD" => Operation::Read,
@@ -179,27 +214,52 @@ async fn handle_inner(core: &Core, conn: &Connection, req: hyper::Request<Incomi
     }
     let token = header(&req, "x-vault-token")
         .map(str::to_string)
-        .or_else(|| header(&req, "authorization").and_then(|v| v.strip_prefix("Bearer ").map(|t| t.trim().to_string())))
+        .or_else(|| {
+            header(&req, "authorization")
+                .and_then(|v| v.strip_prefix("Bearer ").map(|t| t.trim().to_string()))
+        })
         .filter(|t| !t.is_empty());
     if operation == Operation::Patch {
         let ct = header(&req, "content-type").unwrap_or("");
         if !ct.starts_with("application/merge-patch+json") {
-            return Err(Error::bad(format!("PATCH requires Content-Type application/merge-patch+json, got \"{ct}\"")));
+            return Err(Error::bad(format!(
+                "PATCH requires Content-Type application/merge-patch+json, got \"{ct}\""
+            )));
         }
     }
     let data = if operation.writes() {
         let body = Limited::new(req.into_body(), MAX_REQUEST_SIZE)
             .collect()
             .await
-            .map_err(|e| if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() { Error::TooLarge } else { Error::bad("failed to read request body") })?
+            .map_err(|e| {
+                if e.downcast_ref::<http_body_util::LengthLimitError>()
+                    .is_some()
+                {
+                    Error::TooLarge
+                } else {
+                    Error::bad("failed to read request body")
+                }
+            })?
             .to_bytes();
         if body.iter().all(u8::is_ascii_whitespace) {
             Map::new()
         } else {
             match serde_json::from_slice::<Value>(&body) {
                 Ok(Value::Object(map)) => map,
-                Ok(_) => return Err(Error::bad("failed to parse JSON input: the request body must be a JSON object")),
-                Err(e) => return Err(Error::bad(format!("failed to parse JSON input: {}", e.to_string().split(" at line").next().unwrap_or("invalid JSON")))),
+                Ok(_) => {
+                    return Err(Error::bad(
+                        "failed to parse JSON input: the request body must be a JSON object",
+                    ))
+                }
+                Err(e) => {
+                    return Err(Error::bad(format!(
+                        "failed to parse JSON input: {}",
+                        e.to_string()
+                            .split(" at line")
+                            .next()
+                            .unwrap_or("invalid JSON")
+                    )))
+                }
             }
         }
     } else {

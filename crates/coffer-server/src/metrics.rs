@@ -6,10 +6,19 @@ use serde_json::{json, Value};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-const OPS: [Operation; 6] = [Operation::Read, Operation::Create, Operation::Update, Operation::Patch, Operation::Delete, Operation::List];
+const OPS: [Operation; 6] = [
+    Operation::Read,
+    Operation::Create,
+    Operation::Update,
+    Operation::Patch,
+    Operation::Delete,
+    Operation::List,
+];
 const CLASSES: [&str; 4] = ["2xx", "4xx", "5xx", "other"];
 /// Latency histogram bucket upper bounds, seconds.
-const BUCKETS: [f64; 10] = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1.0];
+const BUCKETS: [f64; 10] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1.0,
+];
 
 /// Counters by operation and status class, plus a latency histogram.
 pub struct Metrics {
@@ -51,7 +60,8 @@ impl Metrics {
             }
         }
         self.latency_count.fetch_add(1, Ordering::Relaxed);
-        self.latency_sum_nanos.fetch_add(elapsed.as_nanos() as u64, Ordering::Relaxed);
+        self.latency_sum_nanos
+            .fetch_add(elapsed.as_nanos() as u64, Ordering::Relaxed);
     }
 
     /// Prometheus text exposition format.
@@ -61,16 +71,30 @@ impl Metrics {
         for (i, op) in OPS.iter().enumerate() {
             for (j, c) in CLASSES.iter().enumerate() {
                 let n = self.requests[i][j].load(Ordering::Relaxed);
-                out.push_str(&format!("coffer_requests_total{{operation=\"{}\",status=\"{}\"}} {}\n", op.as_str(), c, n));
+                out.push_str(&format!(
+                    "coffer_requests_total{{operation=\"{}\",status=\"{}\"}} {}\n",
+                    op.as_str(),
+                    c,
+                    n
+                ));
             }
         }
         out.push_str("# HELP coffer_request_duration_seconds Time spent in the pipeline.\n# TYPE coffer_request_duration_seconds histogram\n");
         for (i, bound) in BUCKETS.iter().enumerate() {
-            out.push_str(&format!("coffer_request_duration_seconds_bucket{{le=\"{}\"}} {}\n", bound, self.latency_buckets[i].load(Ordering::Relaxed)));
+            out.push_str(&format!(
+                "coffer_request_duration_seconds_bucket{{le=\"{}\"}} {}\n",
+                bound,
+                self.latency_buckets[i].load(Ordering::Relaxed)
+            ));
         }
         let count = self.latency_count.load(Ordering::Relaxed);
-        out.push_str(&format!("coffer_request_duration_seconds_bucket{{le=\"+Inf\"}} {count}\n"));
-        out.push_str(&format!("coffer_request_duration_seconds_sum {}\n", self.latency_sum_nanos.load(Ordering::Relaxed) as f64 / 1e9));
+        out.push_str(&format!(
+            "coffer_request_duration_seconds_bucket{{le=\"+Inf\"}} {count}\n"
+        ));
+        out.push_str(&format!(
+            "coffer_request_duration_seconds_sum {}\n",
+            self.latency_sum_nanos.load(Ordering::Relaxed) as f64 / 1e9
+        ));
         out.push_str(&format!("coffer_request_duration_seconds_count {count}\n"));
         out
     }

@@ -71,9 +71,16 @@ pub struct LeaseLimits {
 impl MountEntry {
     /// What the engine is told about its mount.
     pub fn info(&self, limits: LeaseLimits) -> MountInfo {
-        let max = if self.config.max_lease_ttl > 0 { Duration::from_secs(self.config.max_lease_ttl) } else { limits.max_ttl };
-        let default =
-            if self.config.default_lease_ttl > 0 { Duration::from_secs(self.config.default_lease_ttl) } else { limits.default_ttl };
+        let max = if self.config.max_lease_ttl > 0 {
+            Duration::from_secs(self.config.max_lease_ttl)
+        } else {
+            limits.max_ttl
+        };
+        let default = if self.config.default_lease_ttl > 0 {
+            Duration::from_secs(self.config.default_lease_ttl)
+        } else {
+            limits.default_ttl
+        };
         MountInfo {
             path: self.path.clone(),
             kind: self.kind.clone(),
@@ -135,7 +142,9 @@ impl RouteTable {
 pub fn build_backend(entry: &MountEntry, info: &MountInfo) -> Result<Backend> {
     match entry.kind.as_str() {
         "kv" | "kv-v2" | "generic" => coffer_kv::backend(info),
-        other => Err(Error::bad(format!("plugin not found in the catalog: {other}"))),
+        other => Err(Error::bad(format!(
+            "plugin not found in the catalog: {other}"
+        ))),
     }
 }
 
@@ -157,7 +166,10 @@ impl Default for Router {
 impl Router {
     /// An empty router.
     pub fn new() -> Router {
-        Router { table: RwLock::new(Arc::new(RouteTable::default())), builtins: RwLock::new(Vec::new()) }
+        Router {
+            table: RwLock::new(Arc::new(RouteTable::default())),
+            builtins: RwLock::new(Vec::new()),
+        }
     }
 
     /// Register a built-in mount (sys/, auth/token/) that exists whether or not the
@@ -175,7 +187,12 @@ impl Router {
     fn install(&self, user: Vec<Arc<Mounted>>) {
         let mut mounts: Vec<Arc<Mounted>> = self.builtins.read().clone();
         mounts.extend(user);
-        mounts.sort_by(|a, b| b.route_path.len().cmp(&a.route_path.len()).then(a.route_path.cmp(&b.route_path)));
+        mounts.sort_by(|a, b| {
+            b.route_path
+                .len()
+                .cmp(&a.route_path.len())
+                .then(a.route_path.cmp(&b.route_path))
+        });
         *self.table.write() = Arc::new(RouteTable { mounts });
     }
 
@@ -188,8 +205,12 @@ impl Router {
     pub async fn load(&self, barrier: &Arc<Barrier>, limits: LeaseLimits) -> Result<()> {
         // Engines keep per-path write locks, so a mount whose engine did not change keeps its
         // engine instance across reloads.
-        let current: HashMap<String, Arc<Mounted>> =
-            self.table().all().iter().map(|m| (m.entry.uuid.clone(), m.clone())).collect();
+        let current: HashMap<String, Arc<Mounted>> = self
+            .table()
+            .all()
+            .iter()
+            .map(|m| (m.entry.uuid.clone(), m.clone()))
+            .collect();
         let mut user = Vec::new();
         for (table_path, is_auth) in [(MOUNTS_PATH, false), (AUTH_PATH, true)] {
             for entry in read_table(barrier, table_path).await? {
@@ -200,8 +221,19 @@ impl Router {
                 let mounted = match reuse {
                     Some((backend, view)) => {
                         let info = entry.info(limits);
-                        let route_path = if is_auth { format!("auth/{}", entry.path) } else { entry.path.clone() };
-                        Mounted { route_path, entry, is_auth, backend, view, info }
+                        let route_path = if is_auth {
+                            format!("auth/{}", entry.path)
+                        } else {
+                            entry.path.clone()
+                        };
+                        Mounted {
+                            route_path,
+                            entry,
+                            is_auth,
+                            backend,
+                            view,
+                            info,
+                        }
                     }
                     None => mount(barrier, entry, is_auth, limits)?,
                 };
@@ -217,22 +249,47 @@ impl Router {
 pub async fn read_table(barrier: &Arc<Barrier>, table_path: &str) -> Result<Vec<MountEntry>> {
     let view = BarrierView::new(barrier.clone(), "core/");
     let key = table_path.trim_start_matches("core/");
-    Ok(get_json::<Vec<MountEntry>>(&view, key).await?.unwrap_or_default())
+    Ok(get_json::<Vec<MountEntry>>(&view, key)
+        .await?
+        .unwrap_or_default())
 }
 
 /// Write one persistent mount table.
-pub async fn write_table(barrier: &Arc<Barrier>, table_path: &str, entries: &[MountEntry]) -> Result<()> {
+pub async fn write_table(
+    barrier: &Arc<Barrier>,
+    table_path: &str,
+    entries: &[MountEntry],
+) -> Result<()> {
     let bytes = serde_json::to_vec(entries).map_err(|e| Error::Internal(e.to_string()))?;
     barrier.put(table_path, &bytes).await
 }
 
 /// Build a live mount from an entry.
-pub fn mount(barrier: &Arc<Barrier>, entry: MountEntry, is_auth: bool, limits: LeaseLimits) -> Result<Mounted> {
+pub fn mount(
+    barrier: &Arc<Barrier>,
+    entry: MountEntry,
+    is_auth: bool,
+    limits: LeaseLimits,
+) -> Result<Mounted> {
     let info = entry.info(limits);
     let backend = Arc::new(build_backend(&entry, &info)?);
-    let view: Arc<dyn View> = Arc::new(BarrierView::new(barrier.clone(), entry.storage_prefix(is_auth)));
-    let route_path = if is_auth { format!("auth/{}", entry.path) } else { entry.path.clone() };
-    Ok(Mounted { route_path, entry, is_auth, backend, view, info })
+    let view: Arc<dyn View> = Arc::new(BarrierView::new(
+        barrier.clone(),
+        entry.storage_prefix(is_auth),
+    ));
+    let route_path = if is_auth {
+        format!("auth/{}", entry.path)
+    } else {
+        entry.path.clone()
+    };
+    Ok(Mounted {
+        route_path,
+        entry,
+        is_auth,
+        backend,
+        view,
+        info,
+    })
 }
 
 /// Normalise and validate a user-supplied mount path: no empty or `..` segments, trailing `/`.
@@ -241,11 +298,21 @@ pub fn normalize_mount_path(path: &str) -> Result<String> {
     if trimmed.is_empty() {
         return Err(Error::bad("mount path cannot be empty"));
     }
-    if trimmed.split('/').any(|seg| seg.is_empty() || seg == "." || seg == "..") {
-        return Err(Error::bad(format!("invalid mount path \"{path}\": empty, '.' or '..' segments are not allowed")));
+    if trimmed
+        .split('/')
+        .any(|seg| seg.is_empty() || seg == "." || seg == "..")
+    {
+        return Err(Error::bad(format!(
+            "invalid mount path \"{path}\": empty, '.' or '..' segments are not allowed"
+        )));
     }
-    if trimmed.chars().any(|c| c.is_control() || c == '*' || c == '+' || c == '?' || c == '#') {
-        return Err(Error::bad(format!("invalid mount path \"{path}\": contains a reserved character")));
+    if trimmed
+        .chars()
+        .any(|c| c.is_control() || c == '*' || c == '+' || c == '?' || c == '#')
+    {
+        return Err(Error::bad(format!(
+            "invalid mount path \"{path}\": contains a reserved character"
+        )));
     }
     Ok(format!("{trimmed}/"))
 }

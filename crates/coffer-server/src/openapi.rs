@@ -49,8 +49,13 @@ pub fn document(core: &Core) -> Value {
                     operation["parameters"] = json!([{"name": "list", "in": "query", "required": true, "schema": {"type": "string", "enum": ["true"]}}]);
                 }
                 if let Some(schema) = &op.input_schema {
-                    let content_type = if op.operation == coffer_sdk::Operation::Patch { "application/merge-patch+json" } else { "application/json" };
-                    operation["requestBody"] = json!({"required": false, "content": {content_type: {"schema": schema}}});
+                    let content_type = if op.operation == coffer_sdk::Operation::Patch {
+                        "application/merge-patch+json"
+                    } else {
+                        "application/json"
+                    };
+                    operation["requestBody"] =
+                        json!({"required": false, "content": {content_type: {"schema": schema}}});
                 }
                 item.insert(method.into(), operation);
             }

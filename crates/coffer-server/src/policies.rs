@@ -21,7 +21,11 @@ pub struct PolicyStore {
 impl PolicyStore {
     /// A store over `sys/policy/` in the barrier.
     pub fn new(barrier: Arc<Barrier>) -> PolicyStore {
-        PolicyStore { view: BarrierView::new(barrier, "sys/policy/"), parsed: RwLock::default(), acls: RwLock::default() }
+        PolicyStore {
+            view: BarrierView::new(barrier, "sys/policy/"),
+            parsed: RwLock::default(),
+            acls: RwLock::default(),
+        }
     }
 
     /// Forget caches (on seal).
@@ -33,7 +37,9 @@ impl PolicyStore {
     /// Create the `default` policy if this is a new installation.
     pub async fn ensure_default(&self) -> Result<()> {
         if self.view.get("default").await?.is_none() {
-            self.view.put("default", DEFAULT_POLICY.as_bytes().to_vec()).await?;
+            self.view
+                .put("default", DEFAULT_POLICY.as_bytes().to_vec())
+                .await?;
         }
         Ok(())
     }
@@ -45,9 +51,12 @@ impl PolicyStore {
             return Err(Error::bad("cannot update root policy"));
         }
         validate_policy_name(&name).map_err(|e| Error::bad(e.to_string()))?;
-        let policy = parse_policy(&name, text).map_err(|e| Error::bad(format!("failed to parse policy: {e}")))?;
+        let policy = parse_policy(&name, text)
+            .map_err(|e| Error::bad(format!("failed to parse policy: {e}")))?;
         self.view.put(&name, text.as_bytes().to_vec()).await?;
-        self.parsed.write().insert(name, Arc::new((policy, text.to_string())));
+        self.parsed
+            .write()
+            .insert(name, Arc::new((policy, text.to_string())));
         self.acls.write().clear();
         Ok(())
     }
@@ -58,9 +67,13 @@ impl PolicyStore {
         if let Some(p) = self.parsed.read().get(&name) {
             return Ok(Some(p.clone()));
         }
-        let Some(bytes) = self.view.get(&name).await? else { return Ok(None) };
-        let text = String::from_utf8(bytes).map_err(|_| Error::Internal("stored policy is not UTF-8".into()))?;
-        let policy = parse_policy(&name, &text).map_err(|e| Error::Internal(format!("stored policy {name} is invalid: {e}")))?;
+        let Some(bytes) = self.view.get(&name).await? else {
+            return Ok(None);
+        };
+        let text = String::from_utf8(bytes)
+            .map_err(|_| Error::Internal("stored policy is not UTF-8".into()))?;
+        let policy = parse_policy(&name, &text)
+            .map_err(|e| Error::Internal(format!("stored policy {name} is invalid: {e}")))?;
         let entry = Arc::new((policy, text));
         self.parsed.write().insert(name, entry.clone());
         Ok(Some(entry))

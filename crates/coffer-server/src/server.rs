@@ -32,7 +32,11 @@ pub struct ServerArgs {
     #[arg(long, env = "VAULT_DEV_ROOT_TOKEN_ID")]
     pub dev_root_token_id: Option<String>,
     /// Listen address in dev mode.
-    #[arg(long, env = "VAULT_DEV_LISTEN_ADDRESS", default_value = "127.0.0.1:8200")]
+    #[arg(
+        long,
+        env = "VAULT_DEV_LISTEN_ADDRESS",
+        default_value = "127.0.0.1:8200"
+    )]
     pub dev_listen_address: String,
     /// Vault-format configuration file (HCL or JSON).
     #[arg(long)]
@@ -55,7 +59,10 @@ pub fn main(args: Vec<OsString>) -> i32 {
             return if e.use_stderr() { 2 } else { 0 };
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("Error starting the async runtime: {e}");
@@ -72,8 +79,12 @@ pub fn main(args: Vec<OsString>) -> i32 {
 }
 
 fn init_logging(level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_new(format!("{level},hyper=warn,h2=warn")).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let filter = tracing_subscriber::EnvFilter::try_new(format!("{level},hyper=warn,h2=warn"))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 async fn run(args: ServerArgs) -> Result<(), String> {
@@ -84,8 +95,14 @@ async fn run(args: ServerArgs) -> Result<(), String> {
     let Some(path) = &args.config else {
         return Err("Error: no configuration given. Run `coffer server -dev` for a development server, or `coffer server -config FILE` with a Vault-format config (storage + listener stanzas).".into());
     };
-    let config = coffer_config::load_config(path).map_err(|e| format!("Error loading configuration: {e}"))?;
-    init_logging(args.log_level.as_deref().or(config.log_level.as_deref()).unwrap_or("info"));
+    let config = coffer_config::load_config(path)
+        .map_err(|e| format!("Error loading configuration: {e}"))?;
+    init_logging(
+        args.log_level
+            .as_deref()
+            .or(config.log_level.as_deref())
+            .unwrap_or("info"),
+    );
     for warning in &config.warnings {
         eprintln!("WARNING: {warning}");
     }
@@ -93,35 +110,63 @@ async fn run(args: ServerArgs) -> Result<(), String> {
 }
 
 fn limits_from(config: Option<&ServerConfig>) -> LeaseLimits {
-    let max = config.and_then(|c| c.max_lease_ttl).unwrap_or(DEFAULT_LEASE_TTL);
-    let default = config.and_then(|c| c.default_lease_ttl).unwrap_or(DEFAULT_LEASE_TTL).min(max);
-    LeaseLimits { default_ttl: default, max_ttl: max }
+    let max = config
+        .and_then(|c| c.max_lease_ttl)
+        .unwrap_or(DEFAULT_LEASE_TTL);
+    let default = config
+        .and_then(|c| c.default_lease_ttl)
+        .unwrap_or(DEFAULT_LEASE_TTL)
+        .min(max);
+    LeaseLimits {
+        default_ttl: default,
+        max_ttl: max,
+    }
 }
 
 /// Start a dev server in-process: in-memory, initialised with one share, unsealed, `secret/`
 /// mounted as KV v2. Returns the core, the unseal key (hex) and the root token.
-pub async fn dev_core(root_token_id: Option<String>) -> Result<(Arc<Core>, String, String), String> {
+pub async fn dev_core(
+    root_token_id: Option<String>,
+) -> Result<(Arc<Core>, String, String), String> {
     let storage: Arc<dyn Storage> = Arc::new(MemoryStorage::new());
     let core = Core::new(storage, Arc::new(SystemClock), limits_from(None));
-    let init = core.init(1, 1).await.map_err(|e| format!("dev init failed: {e}"))?;
+    let init = core
+        .init(1, 1)
+        .await
+        .map_err(|e| format!("dev init failed: {e}"))?;
     let key = init.keys[0].clone();
-    core.unseal(Some(key.clone()), false).await.map_err(|e| format!("dev unseal failed: {e}"))?;
+    core.unseal(Some(key.clone()), false)
+        .await
+        .map_err(|e| format!("dev unseal failed: {e}"))?;
     let mut root = init.root_token;
     if let Some(id) = root_token_id.filter(|id| !id.is_empty()) {
         if let Some(entry) = core.tokens.lookup(&root).await.map_err(|e| e.to_string())? {
-            core.tokens.revoke_tree(&entry.id_hash).await.map_err(|e| e.to_string())?;
+            core.tokens
+                .revoke_tree(&entry.id_hash)
+                .await
+                .map_err(|e| e.to_string())?;
         }
-        root = core.create_root_token(Some(id)).await.map_err(|e| format!("dev root token: {e}"))?.0;
+        root = core
+            .create_root_token(Some(id))
+            .await
+            .map_err(|e| format!("dev root token: {e}"))?
+            .0;
     }
     let mount = Request::new(Operation::Update, "sys/mounts/secret")
         .with_data(serde_json::json!({"type": "kv", "description": "key/value secret storage", "options": {"version": "2"}}));
-    core.handle(mount, Some(&root)).await.map_err(|e| format!("dev mount of secret/ failed: {e}"))?;
+    core.handle(mount, Some(&root))
+        .await
+        .map_err(|e| format!("dev mount of secret/ failed: {e}"))?;
     Ok((core, hex::encode(&key[..]), root))
 }
 
 async fn run_dev(args: ServerArgs) -> Result<(), String> {
     let (core, unseal_key, root) = dev_core(args.dev_root_token_id.clone()).await?;
-    let listener = ListenerConfig { address: args.dev_listen_address.clone(), tls_disable: true, ..ListenerConfig::default() };
+    let listener = ListenerConfig {
+        address: args.dev_listen_address.clone(),
+        tls_disable: true,
+        ..ListenerConfig::default()
+    };
     let bound = bind(&listener).await?;
     let addr = bound.0.local_addr().map_err(|e| e.to_string())?;
     println!("==> Coffer server configuration:\n");
@@ -170,13 +215,19 @@ async fn run_config(config: ServerConfig) -> Result<(), String> {
     for listener in &config.listeners {
         let (tcp, tls) = bind(listener).await?;
         let addr = tcp.local_addr().map_err(|e| e.to_string())?;
-        println!("                Listener: tcp (addr: \"{addr}\", tls: \"{}\")", if tls.is_some() { "enabled" } else { "disabled" });
+        println!(
+            "                Listener: tcp (addr: \"{addr}\", tls: \"{}\")",
+            if tls.is_some() { "enabled" } else { "disabled" }
+        );
         tasks.push(tokio::spawn(serve(tcp, tls, core.clone())));
     }
     let status = core.seal_status().await.map_err(|e| e.to_string())?;
     println!("                 Storage: {storage_kind}");
     println!("                 Version: Coffer v{}\n", crate::VERSION);
-    println!("==> Coffer server started! initialized: {}, sealed: {}\n", status.initialized, status.sealed);
+    println!(
+        "==> Coffer server started! initialized: {}, sealed: {}\n",
+        status.initialized, status.sealed
+    );
     use std::io::Write;
     let _ = std::io::stdout().flush();
     wait_for_shutdown().await;
@@ -189,7 +240,8 @@ async fn run_config(config: ServerConfig) -> Result<(), String> {
 async fn wait_for_shutdown() {
     #[cfg(unix)]
     {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("signal handler");
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("signal handler");
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {},
             _ = term.recv() => {},
@@ -204,34 +256,61 @@ fn tls_acceptor(listener: &ListenerConfig) -> Result<Option<TlsAcceptor>, String
     if listener.tls_disable {
         return Ok(None);
     }
-    let cert_path = listener.tls_cert_file.as_ref().ok_or("Error: listener has TLS enabled but no tls_cert_file")?;
-    let key_path = listener.tls_key_file.as_ref().ok_or("Error: listener has TLS enabled but no tls_key_file")?;
-    let read = |p: &PathBuf| std::fs::read(p).map_err(|e| format!("Error reading {}: {e}", p.display()));
+    let cert_path = listener
+        .tls_cert_file
+        .as_ref()
+        .ok_or("Error: listener has TLS enabled but no tls_cert_file")?;
+    let key_path = listener
+        .tls_key_file
+        .as_ref()
+        .ok_or("Error: listener has TLS enabled but no tls_key_file")?;
+    let read =
+        |p: &PathBuf| std::fs::read(p).map_err(|e| format!("Error reading {}: {e}", p.display()));
     let certs: Vec<_> = rustls_pemfile::certs(&mut &read(cert_path)?[..])
         .collect::<Result<_, _>>()
         .map_err(|e| format!("Error parsing certificates in {}: {e}", cert_path.display()))?;
     if certs.is_empty() {
-        return Err(format!("Error: no certificates found in {}", cert_path.display()));
+        return Err(format!(
+            "Error: no certificates found in {}",
+            cert_path.display()
+        ));
     }
     let key = rustls_pemfile::private_key(&mut &read(key_path)?[..])
         .map_err(|e| format!("Error parsing private key in {}: {e}", key_path.display()))?
         .ok_or_else(|| format!("Error: no private key found in {}", key_path.display()))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ServerConfig::builder_with_provider(provider.clone()).with_safe_default_protocol_versions().map_err(|e| e.to_string())?;
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?;
     let builder = match &listener.tls_client_ca_file {
         None => builder.with_no_client_auth(),
         Some(ca_path) => {
             let mut roots = rustls::RootCertStore::empty();
             for cert in rustls_pemfile::certs(&mut &read(ca_path)?[..]) {
                 let cert = cert.map_err(|e| format!("Error parsing {}: {e}", ca_path.display()))?;
-                roots.add(cert).map_err(|e| format!("Error adding client CA from {}: {e}", ca_path.display()))?;
+                roots.add(cert).map_err(|e| {
+                    format!("Error adding client CA from {}: {e}", ca_path.display())
+                })?;
             }
-            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
-            let verifier = if listener.tls_require_and_verify_client_cert { verifier } else { verifier.allow_unauthenticated() };
-            builder.with_client_cert_verifier(verifier.build().map_err(|e| format!("Error building client certificate verifier: {e}"))?)
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider,
+            );
+            let verifier = if listener.tls_require_and_verify_client_cert {
+                verifier
+            } else {
+                verifier.allow_unauthenticated()
+            };
+            builder.with_client_cert_verifier(
+                verifier
+                    .build()
+                    .map_err(|e| format!("Error building client certificate verifier: {e}"))?,
+            )
         }
     };
-    let mut config = builder.with_single_cert(certs, key).map_err(|e| format!("Error: certificate and key do not match: {e}"))?;
+    let mut config = builder
+        .with_single_cert(certs, key)
+        .map_err(|e| format!("Error: certificate and key do not match: {e}"))?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Some(TlsAcceptor::from(Arc::new(config))))
 }
@@ -239,7 +318,9 @@ fn tls_acceptor(listener: &ListenerConfig) -> Result<Option<TlsAcceptor>, String
 /// Bind a listener.
 pub async fn bind(listener: &ListenerConfig) -> Result<(TcpListener, Option<TlsAcceptor>), String> {
     let tls = tls_acceptor(listener)?;
-    let tcp = TcpListener::bind(&listener.address).await.map_err(|e| format!("Error listening on {}: {e}", listener.address))?;
+    let tcp = TcpListener::bind(&listener.address)
+        .await
+        .map_err(|e| format!("Error listening on {}: {e}", listener.address))?;
     Ok((tcp, tls))
 }
 
@@ -259,11 +340,34 @@ pub async fn serve(listener: TcpListener, tls: Option<TlsAcceptor>, core: Arc<Co
         let tls = tls.clone();
         tokio::spawn(async move {
             match tls {
-                None => serve_io(stream, core, Connection { remote_addr: Some(addr), peer_certificates: Vec::new() }).await,
+                None => {
+                    serve_io(
+                        stream,
+                        core,
+                        Connection {
+                            remote_addr: Some(addr),
+                            peer_certificates: Vec::new(),
+                        },
+                    )
+                    .await
+                }
                 Some(acceptor) => match acceptor.accept(stream).await {
                     Ok(tls_stream) => {
-                        let certs = tls_stream.get_ref().1.peer_certificates().map(|c| c.iter().map(|d| d.to_vec()).collect()).unwrap_or_default();
-                        serve_io(tls_stream, core, Connection { remote_addr: Some(addr), peer_certificates: certs }).await
+                        let certs = tls_stream
+                            .get_ref()
+                            .1
+                            .peer_certificates()
+                            .map(|c| c.iter().map(|d| d.to_vec()).collect())
+                            .unwrap_or_default();
+                        serve_io(
+                            tls_stream,
+                            core,
+                            Connection {
+                                remote_addr: Some(addr),
+                                peer_certificates: certs,
+                            },
+                        )
+                        .await
                     }
                     Err(e) => tracing::debug!(error = %e, "TLS handshake failed"),
                 },
@@ -272,10 +376,18 @@ pub async fn serve(listener: TcpListener, tls: Option<TlsAcceptor>, core: Arc<Co
     }
 }
 
-async fn serve_io<I: AsyncRead + AsyncWrite + Unpin + Send + 'static>(io: I, core: Arc<Core>, conn: Connection) {
+async fn serve_io<I: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
+    io: I,
+    core: Arc<Core>,
+    conn: Connection,
+) {
     let conn = Arc::new(conn);
-    let service = hyper::service::service_fn(move |req| crate::http::handle(core.clone(), conn.clone(), req));
-    if let Err(e) = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new()).serve_connection(TokioIo::new(io), service).await {
+    let service =
+        hyper::service::service_fn(move |req| crate::http::handle(core.clone(), conn.clone(), req));
+    if let Err(e) = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+        .serve_connection(TokioIo::new(io), service)
+        .await
+    {
         tracing::debug!(error = %e, "connection ended with an error");
     }
 }

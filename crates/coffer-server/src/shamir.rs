@@ -33,23 +33,31 @@ impl rand_core::TryCryptoRng for OsRandom {}
 
 impl OsRandom {
     fn fill(&self, dst: &mut [u8]) {
-        self.0.fill(dst).expect("the operating system's random source failed");
+        self.0
+            .fill(dst)
+            .expect("the operating system's random source failed");
     }
 }
 
 /// Check Vault's rules for share parameters.
 pub fn check_params(shares: usize, threshold: usize) -> Result<()> {
     if shares == 0 || threshold == 0 {
-        return Err(Error::bad("secret_shares and secret_threshold must be at least 1"));
+        return Err(Error::bad(
+            "secret_shares and secret_threshold must be at least 1",
+        ));
     }
     if threshold > shares {
-        return Err(Error::bad("secret_threshold cannot be larger than secret_shares"));
+        return Err(Error::bad(
+            "secret_threshold cannot be larger than secret_shares",
+        ));
     }
     if shares > 255 {
         return Err(Error::bad("secret_shares cannot be larger than 255"));
     }
     if shares > 1 && threshold == 1 {
-        return Err(Error::bad("secret_threshold must be greater than one for multiple shares"));
+        return Err(Error::bad(
+            "secret_threshold must be greater than one for multiple shares",
+        ));
     }
     Ok(())
 }
@@ -77,7 +85,9 @@ pub fn combine(parts: &[Zeroizing<Vec<u8>>]) -> Result<Zeroizing<Vec<u8>>> {
     let secret = Gf256::combine_bytes(&owned);
     // Zeroize the temporary copies whatever the outcome.
     drop(owned.into_iter().map(Zeroizing::new).collect::<Vec<_>>());
-    secret.map(Zeroizing::new).map_err(|_| Error::bad("the unseal keys provided could not be combined"))
+    secret
+        .map(Zeroizing::new)
+        .map_err(|_| Error::bad("the unseal keys provided could not be combined"))
 }
 
 #[cfg(test)]

@@ -16,13 +16,17 @@ use std::time::Duration;
 use zeroize::Zeroizing;
 
 fn core(weak: &Weak<Core>) -> Result<Arc<Core>> {
-    weak.upgrade().ok_or_else(|| Error::Unavailable("server is shutting down".into()))
+    weak.upgrade()
+        .ok_or_else(|| Error::Unavailable("server is shutting down".into()))
 }
 
 /// A JSON body outside Vault's envelope (seal status, init, health...).
 pub fn raw_json(value: Value) -> Response {
     Response {
-        raw: Some(RawBody { content_type: "application/json".into(), body: serde_json::to_vec(&value).expect("json encodes") }),
+        raw: Some(RawBody {
+            content_type: "application/json".into(),
+            body: serde_json::to_vec(&value).expect("json encodes"),
+        }),
         ..Response::default()
     }
 }
@@ -261,7 +265,12 @@ fn tune_json(entry: &MountEntry, core: &Core) -> Value {
 
 const RESERVED_SECRET_PREFIXES: &[&str] = &["sys/", "auth/", "cubbyhole/", "identity/"];
 
-async fn enable_mount(core: &Core, path: &str, input: MountInput, is_auth: bool) -> Result<Response> {
+async fn enable_mount(
+    core: &Core,
+    path: &str,
+    input: MountInput,
+    is_auth: bool,
+) -> Result<Response> {
     let path = mounts::normalize_mount_path(path)?;
     let table_path = if is_auth { AUTH_PATH } else { MOUNTS_PATH };
     let mut kind = input.kind.trim().to_string();
@@ -269,11 +278,15 @@ async fn enable_mount(core: &Core, path: &str, input: MountInput, is_auth: bool)
     if is_auth {
         return Err(Error::bad(match kind.as_str() {
             "token" => "token credential backend cannot be instantiated".to_string(),
-            other => format!("unknown auth method type \"{other}\"; this build supports: token (built in)"),
+            other => format!(
+                "unknown auth method type \"{other}\"; this build supports: token (built in)"
+            ),
         }));
     }
     if !SECRET_ENGINE_TYPES.contains(&kind.as_str()) {
-        return Err(Error::bad(format!("plugin not found in the catalog: {kind}")));
+        return Err(Error::bad(format!(
+            "plugin not found in the catalog: {kind}"
+        )));
     }
     if kind == "kv-v2" {
         kind = "kv".into();
@@ -281,11 +294,15 @@ async fn enable_mount(core: &Core, path: &str, input: MountInput, is_auth: bool)
     }
     if let Some(v) = options.get("version") {
         if !matches!(v.as_str(), "1" | "2") {
-            return Err(Error::bad(format!("invalid kv version \"{v}\": must be 1 or 2")));
+            return Err(Error::bad(format!(
+                "invalid kv version \"{v}\": must be 1 or 2"
+            )));
         }
     }
     if RESERVED_SECRET_PREFIXES.iter().any(|r| path.starts_with(r)) {
-        return Err(Error::bad(format!("cannot mount at reserved path \"{path}\"")));
+        return Err(Error::bad(format!(
+            "cannot mount at reserved path \"{path}\""
+        )));
     }
     let config_in = input.config.unwrap_or_default();
     let config = MountConfig {
@@ -298,12 +315,19 @@ async fn enable_mount(core: &Core, path: &str, input: MountInput, is_auth: bool)
         passthrough_request_headers: config_in.passthrough_request_headers,
     };
     check_ttls(core, config.default_lease_ttl, config.max_lease_ttl)?;
-    let _ = (input.seal_wrap, input.external_entropy_access, input.plugin_name, input.plugin_version);
+    let _ = (
+        input.seal_wrap,
+        input.external_entropy_access,
+        input.plugin_name,
+        input.plugin_version,
+    );
     let mut table = mounts::read_table(&core.barrier, table_path).await?;
     for existing in core.mounted() {
         let existing_path = &existing.route_path;
         if existing_path.starts_with(&path) || path.starts_with(existing_path.as_str()) {
-            return Err(Error::bad(format!("path is already in use at {existing_path}")));
+            return Err(Error::bad(format!(
+                "path is already in use at {existing_path}"
+            )));
         }
     }
     let uuid = uuid::Uuid::new_v4().to_string();
@@ -328,11 +352,19 @@ async fn enable_mount(core: &Core, path: &str, input: MountInput, is_auth: bool)
 
 fn check_ttls(core: &Core, default: u64, max: u64) -> Result<()> {
     if max > 0 && max > core.limits.max_ttl.as_secs() {
-        return Err(Error::bad("max_lease_ttl cannot be larger than the system max lease TTL"));
+        return Err(Error::bad(
+            "max_lease_ttl cannot be larger than the system max lease TTL",
+        ));
     }
-    let effective_max = if max > 0 { max } else { core.limits.max_ttl.as_secs() };
+    let effective_max = if max > 0 {
+        max
+    } else {
+        core.limits.max_ttl.as_secs()
+    };
     if default > effective_max {
-        return Err(Error::bad("default_lease_ttl cannot be larger than max_lease_ttl"));
+        return Err(Error::bad(
+            "default_lease_ttl cannot be larger than max_lease_ttl",
+        ));
     }
     Ok(())
 }
@@ -354,20 +386,33 @@ async fn disable_mount(core: &Core, path: &str, is_auth: bool) -> Result<Respons
     let entry = table.remove(pos);
     mounts::write_table(&core.barrier, table_path, &table).await?;
     core.router.load(&core.barrier, core.limits).await?;
-    crate::barrier::BarrierView::new(core.barrier.clone(), entry.storage_prefix(is_auth)).clear().await?;
+    crate::barrier::BarrierView::new(core.barrier.clone(), entry.storage_prefix(is_auth))
+        .clear()
+        .await?;
     Ok(Response::empty())
 }
 
 async fn find_entry(core: &Core, path: &str, is_auth: bool) -> Result<(Vec<MountEntry>, usize)> {
     let path = mounts::normalize_mount_path(path)?;
-    let table = mounts::read_table(&core.barrier, if is_auth { AUTH_PATH } else { MOUNTS_PATH }).await?;
-    let pos = table.iter().position(|e| e.path == path).ok_or_else(|| Error::bad(format!("no mount at \"{path}\"")))?;
+    let table =
+        mounts::read_table(&core.barrier, if is_auth { AUTH_PATH } else { MOUNTS_PATH }).await?;
+    let pos = table
+        .iter()
+        .position(|e| e.path == path)
+        .ok_or_else(|| Error::bad(format!("no mount at \"{path}\"")))?;
     Ok((table, pos))
 }
 
 fn builtin_tune(core: &Core, path: &str, is_auth: bool) -> Option<Value> {
-    let route = if is_auth { format!("auth/{}", path.trim_matches('/')) } else { path.trim_matches('/').to_string() } + "/";
-    core.mounted().iter().find(|m| m.route_path == route && (m.entry.kind == "system" || m.entry.kind == "token")).map(|m| tune_json(&m.entry, core))
+    let route = if is_auth {
+        format!("auth/{}", path.trim_matches('/'))
+    } else {
+        path.trim_matches('/').to_string()
+    } + "/";
+    core.mounted()
+        .iter()
+        .find(|m| m.route_path == route && (m.entry.kind == "system" || m.entry.kind == "token"))
+        .map(|m| tune_json(&m.entry, core))
 }
 
 async fn tune_mount(core: &Core, path: &str, input: TuneInput, is_auth: bool) -> Result<Response> {
@@ -386,7 +431,9 @@ async fn tune_mount(core: &Core, path: &str, input: TuneInput, is_auth: bool) ->
     }
     if let Some(v) = input.listing_visibility {
         if !matches!(v.as_str(), "" | "hidden" | "unauth") {
-            return Err(Error::bad("listing_visibility must be \"\", \"hidden\" or \"unauth\""));
+            return Err(Error::bad(
+                "listing_visibility must be \"\", \"hidden\" or \"unauth\"",
+            ));
         }
         config.listing_visibility = v;
     }
@@ -402,9 +449,15 @@ async fn tune_mount(core: &Core, path: &str, input: TuneInput, is_auth: bool) ->
     let mut options = entry.options.clone();
     for (k, v) in options_to_strings(input.options)? {
         if k == "version" && entry.kind == "kv" {
-            let current = entry.options.get("version").map(String::as_str).unwrap_or("1");
+            let current = entry
+                .options
+                .get("version")
+                .map(String::as_str)
+                .unwrap_or("1");
             if v != current {
-                return Err(Error::bad("changing the kv version of an existing mount is not supported yet"));
+                return Err(Error::bad(
+                    "changing the kv version of an existing mount is not supported yet",
+                ));
             }
         }
         options.insert(k, v);
@@ -414,7 +467,12 @@ async fn tune_mount(core: &Core, path: &str, input: TuneInput, is_auth: bool) ->
     }
     entry.config = config;
     entry.options = options;
-    mounts::write_table(&core.barrier, if is_auth { AUTH_PATH } else { MOUNTS_PATH }, &table).await?;
+    mounts::write_table(
+        &core.barrier,
+        if is_auth { AUTH_PATH } else { MOUNTS_PATH },
+        &table,
+    )
+    .await?;
     core.router.load(&core.barrier, core.limits).await?;
     Ok(Response::empty())
 }
@@ -429,31 +487,60 @@ async fn remount(core: &Core, input: RemountInput) -> Result<Response> {
         None => (false, input.to.clone()),
     };
     if from_auth != to_auth {
-        return Err(Error::bad("cannot move a mount between secrets engines and auth methods"));
+        return Err(Error::bad(
+            "cannot move a mount between secrets engines and auth methods",
+        ));
     }
     let to = mounts::normalize_mount_path(&to)?;
     if !from_auth && RESERVED_SECRET_PREFIXES.iter().any(|r| to.starts_with(r)) {
-        return Err(Error::bad(format!("cannot remount to reserved path \"{to}\"")));
+        return Err(Error::bad(format!(
+            "cannot remount to reserved path \"{to}\""
+        )));
     }
     let (mut table, pos) = find_entry(core, &from, from_auth).await?;
-    let target_route = if to_auth { format!("auth/{to}") } else { to.clone() };
+    let target_route = if to_auth {
+        format!("auth/{to}")
+    } else {
+        to.clone()
+    };
     for existing in core.mounted() {
-        if existing.route_path.starts_with(&target_route) || target_route.starts_with(existing.route_path.as_str()) {
+        if existing.route_path.starts_with(&target_route)
+            || target_route.starts_with(existing.route_path.as_str())
+        {
             if existing.entry.uuid == table[pos].uuid {
                 continue;
             }
-            return Err(Error::bad(format!("path already in use at {}", existing.route_path)));
+            return Err(Error::bad(format!(
+                "path already in use at {}",
+                existing.route_path
+            )));
         }
     }
     let source = table[pos].path.clone();
     // Storage is keyed by the mount's uuid, so moving is a mount-table update only.
     table[pos].path = to.clone();
-    mounts::write_table(&core.barrier, if from_auth { AUTH_PATH } else { MOUNTS_PATH }, &table).await?;
+    mounts::write_table(
+        &core.barrier,
+        if from_auth { AUTH_PATH } else { MOUNTS_PATH },
+        &table,
+    )
+    .await?;
     core.router.load(&core.barrier, core.limits).await?;
     let id = uuid::Uuid::new_v4().to_string();
-    let state = core.mounted().into_iter().find(|m| m.route_path == "sys/").expect("sys is built in").view.clone();
+    let state = core
+        .mounted()
+        .into_iter()
+        .find(|m| m.route_path == "sys/")
+        .expect("sys is built in")
+        .view
+        .clone();
     let record = json!({"source_mount": source, "target_mount": to, "status": "success"});
-    state.put(&format!("remount/{id}"), serde_json::to_vec(&record).expect("encodes")).await?;
+    state
+        .put(
+            &format!("remount/{id}"),
+            serde_json::to_vec(&record).expect("encodes"),
+        )
+        .await?;
     Ok(Response::data(json!({"migration_id": id})))
 }
 
@@ -465,10 +552,17 @@ fn requested_paths(input: &CapabilitiesInput) -> Result<Vec<String>> {
     if paths.is_empty() {
         return Err(Error::bad("missing required field 'paths'"));
     }
-    Ok(paths.into_iter().map(|p| p.trim_start_matches('/').to_string()).collect())
+    Ok(paths
+        .into_iter()
+        .map(|p| p.trim_start_matches('/').to_string())
+        .collect())
 }
 
-async fn capabilities_for(core: &Core, policies: &[String], paths: Vec<String>) -> Result<Response> {
+async fn capabilities_for(
+    core: &Core,
+    policies: &[String],
+    paths: Vec<String>,
+) -> Result<Response> {
     let acl = core.policies.acl(policies).await?;
     let mut data = Map::new();
     let mut all: Vec<&'static str> = Vec::new();
@@ -493,7 +587,11 @@ async fn capabilities_for(core: &Core, policies: &[String], paths: Vec<String>) 
 fn health_status(q: &Map<String, Value>, key: &str, default: u16) -> Result<u16> {
     match q.get(key).and_then(Value::as_str) {
         None | Some("") => Ok(default),
-        Some(s) => s.parse::<u16>().ok().filter(|c| (100..600).contains(c)).ok_or_else(|| Error::bad(format!("invalid {key}: must be an HTTP status code"))),
+        Some(s) => s
+            .parse::<u16>()
+            .ok()
+            .filter(|c| (100..600).contains(c))
+            .ok_or_else(|| Error::bad(format!("invalid {key}: must be an HTTP status code"))),
     }
 }
 
@@ -522,7 +620,8 @@ pub fn backend(weak: Weak<Core>) -> Backend {
             }
         }};
     }
-    let seal_status = with_core!(|core, ctx| Ok(raw_json(seal_status_json(&core.seal_status().await?))));
+    let seal_status =
+        with_core!(|core, ctx| Ok(raw_json(seal_status_json(&core.seal_status().await?))));
     let health = with_core!(|core, ctx| {
         let q = &ctx.request.data;
         let status = core.seal_status().await?;
@@ -558,7 +657,10 @@ pub fn backend(weak: Weak<Core>) -> Backend {
         Ok(legacy(data))
     });
     let write_policy = with_core!(|core, ctx, input: PolicyInput| {
-        let text = input.policy.or(input.rules).ok_or_else(|| Error::bad("'policy' parameter not supplied or empty"))?;
+        let text = input
+            .policy
+            .or(input.rules)
+            .ok_or_else(|| Error::bad("'policy' parameter not supplied or empty"))?;
         if text.trim().is_empty() {
             return Err(Error::bad("'policy' parameter not supplied or empty"));
         }
@@ -838,5 +940,9 @@ pub fn backend(weak: Weak<Core>) -> Backend {
             }))
             .help("Request metrics, as Prometheus text (`?format=prometheus`) or JSON.", ""),
     ];
-    Backend::new("system", "System endpoints used for control, policy and debugging.", paths)
+    Backend::new(
+        "system",
+        "System endpoints used for control, policy and debugging.",
+        paths,
+    )
 }

@@ -68,7 +68,9 @@ impl TokenEntry {
     /// Seconds left, 0 for non-expiring.
     pub fn remaining_ttl(&self, now: DateTime<Utc>) -> u64 {
         // Round up, so a token created with ttl=1h reports 3600 rather than 3599.
-        self.expire_time.map(|t| ((t - now).num_milliseconds().max(0) as u64).div_ceil(1000)).unwrap_or(0)
+        self.expire_time
+            .map(|t| ((t - now).num_milliseconds().max(0) as u64).div_ceil(1000))
+            .unwrap_or(0)
     }
 }
 
@@ -129,12 +131,20 @@ pub struct TokenStore {
 }
 
 fn encode_b62(bytes: &[u8], len: usize) -> String {
-    bytes.iter().take(len).map(|b| BASE62[(*b as usize) % 62] as char).collect()
+    bytes
+        .iter()
+        .take(len)
+        .map(|b| BASE62[(*b as usize) % 62] as char)
+        .collect()
 }
 
 impl TokenStore {
     /// A store over `sys/token/` in the barrier.
-    pub fn new(barrier: Arc<Barrier>, clock: Arc<dyn Clock>, limits: crate::mounts::LeaseLimits) -> TokenStore {
+    pub fn new(
+        barrier: Arc<Barrier>,
+        clock: Arc<dyn Clock>,
+        limits: crate::mounts::LeaseLimits,
+    ) -> TokenStore {
         TokenStore {
             view: BarrierView::new(barrier, "sys/token/"),
             clock,
@@ -150,14 +160,23 @@ impl TokenStore {
             Some(s) => s,
             None => {
                 let b64 = base64::engine::general_purpose::STANDARD;
-                let s = Salts { salt: b64.encode(random_bytes(32)), accessor_key: b64.encode(random_bytes(32)) };
+                let s = Salts {
+                    salt: b64.encode(random_bytes(32)),
+                    accessor_key: b64.encode(random_bytes(32)),
+                };
                 self.view.put("salt", to_json(&s)?).await?;
                 s
             }
         };
         let b64 = base64::engine::general_purpose::STANDARD;
-        let salt = Zeroizing::new(b64.decode(&salts.salt).map_err(|_| Error::Internal("token salt is corrupt".into()))?);
-        let acc = Zeroizing::new(b64.decode(&salts.accessor_key).map_err(|_| Error::Internal("token salt is corrupt".into()))?);
+        let salt = Zeroizing::new(
+            b64.decode(&salts.salt)
+                .map_err(|_| Error::Internal("token salt is corrupt".into()))?,
+        );
+        let acc = Zeroizing::new(
+            b64.decode(&salts.accessor_key)
+                .map_err(|_| Error::Internal("token salt is corrupt".into()))?,
+        );
         *self.keys.write() = Some(Arc::new(Keys {
             salt: hmac::Key::new(hmac::HMAC_SHA256, &salt),
             accessor: hmac::Key::new(hmac::HMAC_SHA256, &acc),
@@ -177,7 +196,9 @@ impl TokenStore {
 
     /// Salted hash of a token or accessor: the only form in which either is stored.
     pub fn hash(&self, secret: &str) -> Result<String> {
-        Ok(hex::encode(hmac::sign(&self.keys()?.salt, secret.as_bytes()).as_ref()))
+        Ok(hex::encode(
+            hmac::sign(&self.keys()?.salt, secret.as_bytes()).as_ref(),
+        ))
     }
 
     /// The accessor of a token (derived, never stored).
@@ -214,7 +235,11 @@ impl TokenStore {
         self.lookup_hash_with(hash, false).await
     }
 
-    async fn lookup_hash_with(&self, hash: &str, allow_exhausted: bool) -> Result<Option<Arc<TokenEntry>>> {
+    async fn lookup_hash_with(
+        &self,
+        hash: &str,
+        allow_exhausted: bool,
+    ) -> Result<Option<Arc<TokenEntry>>> {
         let cached = self.cache.read().get(hash).cloned();
         let entry = match cached {
             Some(e) => e,
@@ -227,7 +252,9 @@ impl TokenStore {
                 None => return Ok(None),
             },
         };
-        if !bool::from(entry.id_hash.as_bytes().ct_eq(hash.as_bytes())) || (entry.num_uses < 0 && !allow_exhausted) {
+        if !bool::from(entry.id_hash.as_bytes().ct_eq(hash.as_bytes()))
+            || (entry.num_uses < 0 && !allow_exhausted)
+        {
             return Ok(None);
         }
         if let Some(exp) = entry.expire_time {
@@ -245,8 +272,11 @@ impl TokenStore {
             return Ok(None);
         }
         let acc_hash = self.hash(accessor)?;
-        let Some(id_hash) = self.view.get(&format!("accessor/{acc_hash}")).await? else { return Ok(None) };
-        let id_hash = String::from_utf8(id_hash).map_err(|_| Error::Internal("corrupt accessor index".into()))?;
+        let Some(id_hash) = self.view.get(&format!("accessor/{acc_hash}")).await? else {
+            return Ok(None);
+        };
+        let id_hash = String::from_utf8(id_hash)
+            .map_err(|_| Error::Internal("corrupt accessor index".into()))?;
         self.lookup_hash(&id_hash).await
     }
 
@@ -271,8 +301,12 @@ impl TokenStore {
     }
 
     async fn save(&self, entry: &TokenEntry) -> Result<()> {
-        self.view.put(&format!("id/{}", entry.id_hash), to_json(entry)?).await?;
-        self.cache.write().insert(entry.id_hash.clone(), Arc::new(entry.clone()));
+        self.view
+            .put(&format!("id/{}", entry.id_hash), to_json(entry)?)
+            .await?;
+        self.cache
+            .write()
+            .insert(entry.id_hash.clone(), Arc::new(entry.clone()));
         Ok(())
     }
 
@@ -281,7 +315,9 @@ impl TokenStore {
         let token = match &req.id {
             Some(id) => {
                 if id.is_empty() || id.len() > 256 || id.contains(char::is_whitespace) {
-                    return Err(Error::bad("custom token id must be 1-256 characters without whitespace"));
+                    return Err(Error::bad(
+                        "custom token id must be 1-256 characters without whitespace",
+                    ));
                 }
                 if self.lookup(id).await?.is_some() {
                     return Err(Error::bad("cannot create a token with a duplicate ID"));
@@ -295,8 +331,14 @@ impl TokenStore {
         let accessor = self.accessor_of(&token)?;
         let accessor_hash = self.hash(&accessor)?;
         let limits = self.limits();
-        let mut ttl = if req.period > Duration::ZERO { req.period } else { req.ttl };
-        let root_without_ttl = req.policies.iter().any(|p| p == "root") && ttl.is_zero() && req.path == "auth/token/root";
+        let mut ttl = if req.period > Duration::ZERO {
+            req.period
+        } else {
+            req.ttl
+        };
+        let root_without_ttl = req.policies.iter().any(|p| p == "root")
+            && ttl.is_zero()
+            && req.path == "auth/token/root";
         if ttl.is_zero() && !root_without_ttl {
             ttl = limits.default_ttl;
         }
@@ -306,7 +348,11 @@ impl TokenStore {
         if !req.explicit_max_ttl.is_zero() && ttl > req.explicit_max_ttl {
             ttl = req.explicit_max_ttl;
         }
-        let expire_time = if ttl.is_zero() { None } else { Some(now + chrono::Duration::from_std(ttl).map_err(|_| Error::bad("ttl too large"))?) };
+        let expire_time = if ttl.is_zero() {
+            None
+        } else {
+            Some(now + chrono::Duration::from_std(ttl).map_err(|_| Error::bad("ttl too large"))?)
+        };
         let entry = TokenEntry {
             id_hash: id_hash.clone(),
             accessor_hash: accessor_hash.clone(),
@@ -327,11 +373,20 @@ impl TokenStore {
             issue_time: now,
         };
         let mut ops = vec![
-            ViewOp::Put { key: format!("id/{id_hash}"), value: to_json(&entry)? },
-            ViewOp::Put { key: format!("accessor/{accessor_hash}"), value: id_hash.clone().into_bytes() },
+            ViewOp::Put {
+                key: format!("id/{id_hash}"),
+                value: to_json(&entry)?,
+            },
+            ViewOp::Put {
+                key: format!("accessor/{accessor_hash}"),
+                value: id_hash.clone().into_bytes(),
+            },
         ];
         if let Some(parent) = &req.parent_hash {
-            ops.push(ViewOp::Put { key: format!("parent/{parent}/{id_hash}"), value: Vec::new() });
+            ops.push(ViewOp::Put {
+                key: format!("parent/{parent}/{id_hash}"),
+                value: Vec::new(),
+            });
         }
         self.view.batch(ops).await?;
         self.cache.write().insert(id_hash, Arc::new(entry.clone()));
@@ -357,11 +412,17 @@ impl TokenStore {
 
     async fn revoke_one(&self, id_hash: &str) -> Result<()> {
         let entry = get_json::<TokenEntry>(&self.view, &format!("id/{id_hash}")).await?;
-        let mut ops = vec![ViewOp::Delete { key: format!("id/{id_hash}") }];
+        let mut ops = vec![ViewOp::Delete {
+            key: format!("id/{id_hash}"),
+        }];
         if let Some(e) = &entry {
-            ops.push(ViewOp::Delete { key: format!("accessor/{}", e.accessor_hash) });
+            ops.push(ViewOp::Delete {
+                key: format!("accessor/{}", e.accessor_hash),
+            });
             if let Some(p) = &e.parent_hash {
-                ops.push(ViewOp::Delete { key: format!("parent/{p}/{id_hash}") });
+                ops.push(ViewOp::Delete {
+                    key: format!("parent/{p}/{id_hash}"),
+                });
             }
         }
         self.view.batch(ops).await?;
@@ -377,8 +438,13 @@ impl TokenStore {
                 e.parent_hash = None;
                 self.view
                     .batch(vec![
-                        ViewOp::Put { key: format!("id/{child}"), value: to_json(&e)? },
-                        ViewOp::Delete { key: format!("parent/{id_hash}/{child}") },
+                        ViewOp::Put {
+                            key: format!("id/{child}"),
+                            value: to_json(&e)?,
+                        },
+                        ViewOp::Delete {
+                            key: format!("parent/{id_hash}/{child}"),
+                        },
                     ])
                     .await?;
                 self.cache.write().insert(child.clone(), Arc::new(e));
@@ -388,7 +454,11 @@ impl TokenStore {
     }
 
     /// Extend a token's life. Returns the updated entry and a warning when the TTL was capped.
-    pub async fn renew(&self, entry: &TokenEntry, increment: Option<Duration>) -> Result<(TokenEntry, Option<String>)> {
+    pub async fn renew(
+        &self,
+        entry: &TokenEntry,
+        increment: Option<Duration>,
+    ) -> Result<(TokenEntry, Option<String>)> {
         if !entry.renewable || entry.expire_time.is_none() {
             return Err(Error::bad("lease is not renewable"));
         }
@@ -398,7 +468,9 @@ impl TokenStore {
         let mut ttl = if entry.period > 0 {
             Duration::from_secs(entry.period)
         } else {
-            let wanted = increment.filter(|d| !d.is_zero()).unwrap_or(Duration::from_secs(entry.creation_ttl));
+            let wanted = increment
+                .filter(|d| !d.is_zero())
+                .unwrap_or(Duration::from_secs(entry.creation_ttl));
             let age = (now - entry.creation_time).to_std().unwrap_or_default();
             let max_left = limits.max_ttl.saturating_sub(age);
             if wanted > max_left {
@@ -425,14 +497,17 @@ impl TokenStore {
             }
         }
         let mut updated = entry.clone();
-        updated.expire_time = Some(now + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::zero()));
+        updated.expire_time =
+            Some(now + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::zero()));
         self.save(&updated).await?;
         Ok((updated, warning))
     }
 
     /// Persist a role.
     pub async fn put_role(&self, role: &TokenRole) -> Result<()> {
-        self.view.put(&format!("roles/{}", role.name), to_json(role)?).await
+        self.view
+            .put(&format!("roles/{}", role.name), to_json(role)?)
+            .await
     }
 
     /// Read a role.
@@ -449,7 +524,11 @@ impl TokenStore {
             policies: entry.policies.clone(),
             token_policies: entry.policies.clone(),
             identity_policies: None,
-            metadata: if entry.meta.is_empty() { None } else { Some(entry.meta.clone()) },
+            metadata: if entry.meta.is_empty() {
+                None
+            } else {
+                Some(entry.meta.clone())
+            },
             lease_duration: entry.remaining_ttl(now),
             renewable: entry.renewable,
             entity_id: entry.entity_id.clone(),
@@ -601,7 +680,8 @@ struct RoleInput {
 }
 
 fn store(weak: &Weak<TokenStore>) -> Result<Arc<TokenStore>> {
-    weak.upgrade().ok_or_else(|| Error::Unavailable("server is shutting down".into()))
+    weak.upgrade()
+        .ok_or_else(|| Error::Unavailable("server is shutting down".into()))
 }
 
 fn caller(ctx: &Ctx) -> Result<&Caller> {
@@ -609,50 +689,87 @@ fn caller(ctx: &Ctx) -> Result<&Caller> {
 }
 
 async fn caller_entry(ts: &TokenStore, ctx: &Ctx) -> Result<(String, Arc<TokenEntry>)> {
-    let token = caller(ctx)?.client_token.clone().ok_or(Error::PermissionDenied)?;
-    let entry = ts.lookup_caller(&token).await?.ok_or(Error::PermissionDenied)?;
+    let token = caller(ctx)?
+        .client_token
+        .clone()
+        .ok_or(Error::PermissionDenied)?;
+    let entry = ts
+        .lookup_caller(&token)
+        .await?
+        .ok_or(Error::PermissionDenied)?;
     Ok((token, entry))
 }
 
 fn validate_role_name(name: &str) -> Result<()> {
-    if name.is_empty() || name.len() > 128 || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
-        return Err(Error::bad("role name must be 1-128 characters of letters, digits, '-', '_' or '.'"));
+    if name.is_empty()
+        || name.len() > 128
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    {
+        return Err(Error::bad(
+            "role name must be 1-128 characters of letters, digits, '-', '_' or '.'",
+        ));
     }
     Ok(())
 }
 
 fn normalize_policies(list: &[String]) -> Vec<String> {
-    let mut out: Vec<String> = list.iter().map(|p| p.trim().to_lowercase()).filter(|p| !p.is_empty()).collect();
+    let mut out: Vec<String> = list
+        .iter()
+        .map(|p| p.trim().to_lowercase())
+        .filter(|p| !p.is_empty())
+        .collect();
     out.sort();
     out.dedup();
     out
 }
 
-async fn handle_create(ts: Arc<TokenStore>, ctx: Ctx, input: CreateInput, orphan_path: bool, role_name: Option<String>) -> Result<Response> {
+async fn handle_create(
+    ts: Arc<TokenStore>,
+    ctx: Ctx,
+    input: CreateInput,
+    orphan_path: bool,
+    role_name: Option<String>,
+) -> Result<Response> {
     let (_, parent) = caller_entry(&ts, &ctx).await?;
     let parent_is_root = parent.is_root();
     if let Some(t) = &input.token_type {
         match t.as_str() {
             "" | "service" | "default" => {}
-            "batch" => return Err(Error::bad("batch tokens are not supported yet; use type \"service\"")),
+            "batch" => {
+                return Err(Error::bad(
+                    "batch tokens are not supported yet; use type \"service\"",
+                ))
+            }
             other => return Err(Error::bad(format!("invalid token type \"{other}\""))),
         }
     }
     if input.entity_alias.as_deref().is_some_and(|a| !a.is_empty()) {
-        return Err(Error::bad("entity_alias requires identity entities, which are not available yet"));
+        return Err(Error::bad(
+            "entity_alias requires identity entities, which are not available yet",
+        ));
     }
     if input.id.is_some() && !parent_is_root {
-        return Err(Error::bad("root or sudo privileges required to specify token id"));
+        return Err(Error::bad(
+            "root or sudo privileges required to specify token id",
+        ));
     }
     if input.no_parent == Some(true) && !parent_is_root && !orphan_path {
-        return Err(Error::bad("root or sudo privileges required to create orphan token"));
+        return Err(Error::bad(
+            "root or sudo privileges required to create orphan token",
+        ));
     }
     let num_uses = input.num_uses.unwrap_or(0);
     if num_uses < 0 {
         return Err(Error::bad("number of uses cannot be negative"));
     }
     let role = match role_name.or(input.role_name.clone()) {
-        Some(name) => Some(ts.get_role(&name).await?.ok_or_else(|| Error::bad(format!("unknown role {name}")))?),
+        Some(name) => Some(
+            ts.get_role(&name)
+                .await?
+                .ok_or_else(|| Error::bad(format!("unknown role {name}")))?,
+        ),
         None => None,
     };
     let requested = normalize_policies(&input.policies);
@@ -661,12 +778,23 @@ async fn handle_create(ts: Arc<TokenStore>, ctx: Ctx, input: CreateInput, orphan
             let allowed = normalize_policies(&role.allowed_policies);
             let disallowed = normalize_policies(&role.disallowed_policies);
             let chosen = if requested.is_empty() {
-                if allowed.is_empty() { parent.policies.iter().filter(|p| *p != "root").cloned().collect() } else { allowed.clone() }
+                if allowed.is_empty() {
+                    parent
+                        .policies
+                        .iter()
+                        .filter(|p| *p != "root")
+                        .cloned()
+                        .collect()
+                } else {
+                    allowed.clone()
+                }
             } else {
                 requested.clone()
             };
             for p in &chosen {
-                if disallowed.contains(p) || (!allowed.is_empty() && !allowed.contains(p) && p != "default") {
+                if disallowed.contains(p)
+                    || (!allowed.is_empty() && !allowed.contains(p) && p != "default")
+                {
                     return Err(Error::bad(format!("token policies ({}) must be subset of the role's allowed policies and not in its disallowed policies", chosen.join(", "))));
                 }
             }
@@ -678,7 +806,10 @@ async fn handle_create(ts: Arc<TokenStore>, ctx: Ctx, input: CreateInput, orphan
             } else {
                 if !parent_is_root {
                     let parent_set: Vec<&String> = parent.policies.iter().collect();
-                    if requested.iter().any(|p| p != "default" && !parent_set.contains(&p)) {
+                    if requested
+                        .iter()
+                        .any(|p| p != "default" && !parent_set.contains(&p))
+                    {
                         return Err(Error::bad("child policies must be subset of parent"));
                     }
                 }
@@ -686,7 +817,8 @@ async fn handle_create(ts: Arc<TokenStore>, ctx: Ctx, input: CreateInput, orphan
             }
         }
     };
-    let no_default = input.no_default_policy.unwrap_or(false) || role.as_ref().is_some_and(|r| r.token_no_default_policy);
+    let no_default = input.no_default_policy.unwrap_or(false)
+        || role.as_ref().is_some_and(|r| r.token_no_default_policy);
     if !no_default && !policies.iter().any(|p| p == "default" || p == "root") {
         policies.push("default".into());
     }
@@ -695,20 +827,33 @@ async fn handle_create(ts: Arc<TokenStore>, ctx: Ctx, input: CreateInput, orphan
     }
     policies.sort();
     policies.dedup();
-    let orphan = orphan_path || input.no_parent == Some(true) || role.as_ref().is_some_and(|r| r.orphan);
+    let orphan =
+        orphan_path || input.no_parent == Some(true) || role.as_ref().is_some_and(|r| r.orphan);
     let display = input.display_name.clone().unwrap_or_default();
-    let display_name = if display.is_empty() { "token".to_string() } else { format!("token-{}", display.trim_start_matches("token-")) };
+    let display_name = if display.is_empty() {
+        "token".to_string()
+    } else {
+        format!("token-{}", display.trim_start_matches("token-"))
+    };
     let mut ttl = input.ttl.or(input.lease).unwrap_or_default();
     let mut explicit_max = input.explicit_max_ttl.unwrap_or_default();
     let mut period = input.period.unwrap_or_default();
     let mut renewable = input.renewable.unwrap_or(true);
-    let mut path = if orphan_path { "auth/token/create-orphan".to_string() } else { "auth/token/create".to_string() };
+    let mut path = if orphan_path {
+        "auth/token/create-orphan".to_string()
+    } else {
+        "auth/token/create".to_string()
+    };
     if let Some(role) = &role {
         if role.token_period > 0 {
             period = Duration::from_secs(role.token_period);
         }
         if role.token_explicit_max_ttl > 0 {
-            explicit_max = if explicit_max.is_zero() { Duration::from_secs(role.token_explicit_max_ttl) } else { explicit_max.min(Duration::from_secs(role.token_explicit_max_ttl)) };
+            explicit_max = if explicit_max.is_zero() {
+                Duration::from_secs(role.token_explicit_max_ttl)
+            } else {
+                explicit_max.min(Duration::from_secs(role.token_explicit_max_ttl))
+            };
         }
         if ttl.is_zero() && role.token_ttl > 0 {
             ttl = Duration::from_secs(role.token_ttl);
@@ -717,7 +862,12 @@ async fn handle_create(ts: Arc<TokenStore>, ctx: Ctx, input: CreateInput, orphan
             ttl = Duration::from_secs(role.token_max_ttl);
         }
         renewable = renewable && role.renewable;
-        path = format!("auth/token/create/{}{}", role.name, role.path_suffix.trim_start_matches('/').is_empty().then_some("").unwrap_or(&format!("/{}", role.path_suffix)));
+        let suffix = role.path_suffix.trim_matches('/');
+        path = if suffix.is_empty() {
+            format!("auth/token/create/{}", role.name)
+        } else {
+            format!("auth/token/create/{}/{suffix}", role.name)
+        };
     }
     let meta = match input.meta {
         None => Map::new(),
@@ -733,7 +883,11 @@ async fn handle_create(ts: Arc<TokenStore>, ctx: Ctx, input: CreateInput, orphan
     let (token, entry) = ts
         .create(NewToken {
             id: input.id,
-            parent_hash: if orphan { None } else { Some(parent.id_hash.clone()) },
+            parent_hash: if orphan {
+                None
+            } else {
+                Some(parent.id_hash.clone())
+            },
             policies,
             meta,
             display_name,
@@ -747,7 +901,10 @@ async fn handle_create(ts: Arc<TokenStore>, ctx: Ctx, input: CreateInput, orphan
         })
         .await?;
     let auth = ts.auth_block(&token, &entry)?;
-    Ok(Response { auth: Some(auth), ..Response::default() })
+    Ok(Response {
+        auth: Some(auth),
+        ..Response::default()
+    })
 }
 
 /// The declaration of `auth/token/`.
@@ -773,7 +930,10 @@ pub fn backend(ts: &Arc<TokenStore>) -> Backend {
     let renew_self = with_store!(w, |ts, ctx, input: RenewSelfInput| {
         let (token, entry) = caller_entry(&ts, &ctx).await?;
         let (updated, warning) = ts.renew(&entry, input.increment).await?;
-        let mut resp = Response { auth: Some(ts.auth_block(&token, &updated)?), ..Response::default() };
+        let mut resp = Response {
+            auth: Some(ts.auth_block(&token, &updated)?),
+            ..Response::default()
+        };
         resp.warnings.extend(warning);
         Ok(resp)
     });
@@ -932,5 +1092,9 @@ pub fn backend(ts: &Arc<TokenStore>) -> Backend {
             }))
             .help("Manage token roles.", "A role fixes the policies, TTLs and orphan status of tokens created through it."),
     ];
-    Backend::new("token", "The token store: create, look up, renew and revoke tokens.", paths)
+    Backend::new(
+        "token",
+        "The token store: create, look up, renew and revoke tokens.",
+        paths,
+    )
 }

@@ -11,44 +11,90 @@ use zeroize::Zeroizing;
 #[tokio::test]
 async fn unseal_needs_threshold_shares_and_rejects_wrong_ones() {
     let h = Harness::over(Arc::new(coffer_storage::MemoryStorage::new()), 5, 3).await;
-    h.ok(Update, "secret/data/k", json!({"data": {"v": "1"}})).await;
+    h.ok(Update, "secret/data/k", json!({"data": {"v": "1"}}))
+        .await;
     h.core.seal().await.unwrap();
-    assert_eq!(h.call(Read, "secret/data/k", json!({}), &h.root.clone()).await.unwrap_err().status(), 503);
-    let s = h.core.unseal(Some(Zeroizing::new(h.keys[4].clone())), false).await.unwrap();
+    assert_eq!(
+        h.call(Read, "secret/data/k", json!({}), &h.root.clone())
+            .await
+            .unwrap_err()
+            .status(),
+        503
+    );
+    let s = h
+        .core
+        .unseal(Some(Zeroizing::new(h.keys[4].clone())), false)
+        .await
+        .unwrap();
     assert!(s.sealed && s.progress == 1);
-    let s = h.core.unseal(Some(Zeroizing::new(h.keys[4].clone())), false).await.unwrap();
+    let s = h
+        .core
+        .unseal(Some(Zeroizing::new(h.keys[4].clone())), false)
+        .await
+        .unwrap();
     assert_eq!(s.progress, 1, "a repeated share is not counted twice");
-    let s = h.core.unseal(Some(Zeroizing::new(h.keys[1].clone())), false).await.unwrap();
+    let s = h
+        .core
+        .unseal(Some(Zeroizing::new(h.keys[1].clone())), false)
+        .await
+        .unwrap();
     assert!(s.sealed && s.progress == 2);
     let s = h.core.unseal(None, true).await.unwrap();
     assert_eq!(s.progress, 0, "reset clears progress");
     // Two right shares and one wrong one do not unseal, and the error is a 400.
-    h.core.unseal(Some(Zeroizing::new(h.keys[0].clone())), false).await.unwrap();
-    h.core.unseal(Some(Zeroizing::new(h.keys[1].clone())), false).await.unwrap();
+    h.core
+        .unseal(Some(Zeroizing::new(h.keys[0].clone())), false)
+        .await
+        .unwrap();
+    h.core
+        .unseal(Some(Zeroizing::new(h.keys[1].clone())), false)
+        .await
+        .unwrap();
     let mut wrong = h.keys[2].clone();
     wrong[5] ^= 0xff;
-    let err = h.core.unseal(Some(Zeroizing::new(wrong)), false).await.unwrap_err();
+    let err = h
+        .core
+        .unseal(Some(Zeroizing::new(wrong)), false)
+        .await
+        .unwrap_err();
     assert_eq!(err.status(), 400);
     assert!(h.core.barrier.is_sealed());
     for k in &h.keys[2..5] {
-        h.core.unseal(Some(Zeroizing::new(k.clone())), false).await.unwrap();
+        h.core
+            .unseal(Some(Zeroizing::new(k.clone())), false)
+            .await
+            .unwrap();
     }
     assert!(!h.core.barrier.is_sealed());
-    assert_eq!(h.ok(Read, "secret/data/k", json!({})).await.data.unwrap()["data"]["v"], "1");
+    assert_eq!(
+        h.ok(Read, "secret/data/k", json!({})).await.data.unwrap()["data"]["v"],
+        "1"
+    );
 }
 
 #[tokio::test]
 async fn rotation_keeps_old_entries_readable_across_seal() {
     let h = Harness::new().await;
-    h.ok(Update, "secret/data/old", json!({"data": {"v": "before"}})).await;
+    h.ok(Update, "secret/data/old", json!({"data": {"v": "before"}}))
+        .await;
     h.ok(Update, "sys/rotate", json!({})).await;
     let status = h.ok(Read, "sys/key-status", json!({})).await;
     assert_eq!(status.data.unwrap()["term"], 2);
-    h.ok(Update, "secret/data/new", json!({"data": {"v": "after"}})).await;
+    h.ok(Update, "secret/data/new", json!({"data": {"v": "after"}}))
+        .await;
     h.core.seal().await.unwrap();
-    h.core.unseal(Some(Zeroizing::new(h.keys[0].clone())), false).await.unwrap();
-    assert_eq!(h.ok(Read, "secret/data/old", json!({})).await.data.unwrap()["data"]["v"], "before");
-    assert_eq!(h.ok(Read, "secret/data/new", json!({})).await.data.unwrap()["data"]["v"], "after");
+    h.core
+        .unseal(Some(Zeroizing::new(h.keys[0].clone())), false)
+        .await
+        .unwrap();
+    assert_eq!(
+        h.ok(Read, "secret/data/old", json!({})).await.data.unwrap()["data"]["v"],
+        "before"
+    );
+    assert_eq!(
+        h.ok(Read, "secret/data/new", json!({})).await.data.unwrap()["data"]["v"],
+        "after"
+    );
 }
 
 #[tokio::test]
@@ -56,17 +102,38 @@ async fn rekey_replaces_the_shares() {
     let h = Harness::over(Arc::new(coffer_storage::MemoryStorage::new()), 3, 2).await;
     h.core.rekey_init(5, 3).await.unwrap();
     let (nonce, ..) = h.core.rekey_status().await.unwrap();
-    assert!(matches!(h.core.rekey_update(Zeroizing::new(h.keys[0].clone()), &nonce).await.unwrap(), coffer_server::core::RekeyProgress::Pending { .. }));
-    let new_keys = match h.core.rekey_update(Zeroizing::new(h.keys[1].clone()), &nonce).await.unwrap() {
+    assert!(matches!(
+        h.core
+            .rekey_update(Zeroizing::new(h.keys[0].clone()), &nonce)
+            .await
+            .unwrap(),
+        coffer_server::core::RekeyProgress::Pending { .. }
+    ));
+    let new_keys = match h
+        .core
+        .rekey_update(Zeroizing::new(h.keys[1].clone()), &nonce)
+        .await
+        .unwrap()
+    {
         coffer_server::core::RekeyProgress::Complete { keys, .. } => keys,
         _ => panic!("rekey should complete at threshold"),
     };
     assert_eq!(new_keys.len(), 5);
     h.core.seal().await.unwrap();
     // Old shares no longer work.
-    h.core.unseal(Some(Zeroizing::new(h.keys[0].clone())), false).await.unwrap();
-    h.core.unseal(Some(Zeroizing::new(h.keys[1].clone())), false).await.unwrap();
-    assert!(h.core.unseal(Some(Zeroizing::new(h.keys[2].clone())), false).await.is_err());
+    h.core
+        .unseal(Some(Zeroizing::new(h.keys[0].clone())), false)
+        .await
+        .unwrap();
+    h.core
+        .unseal(Some(Zeroizing::new(h.keys[1].clone())), false)
+        .await
+        .unwrap();
+    assert!(h
+        .core
+        .unseal(Some(Zeroizing::new(h.keys[2].clone())), false)
+        .await
+        .is_err());
     assert!(h.core.barrier.is_sealed());
     for k in &new_keys[..3] {
         h.core.unseal(Some(k.clone()), false).await.unwrap();
@@ -80,28 +147,69 @@ async fn each_mount_sees_only_its_own_storage_and_disable_deletes_it() {
     let h = Harness::new().await;
     h.ok(Update, "sys/mounts/kv1", json!({"type": "kv"})).await;
     h.ok(Update, "kv1/shared", json!({"v": "one"})).await;
-    h.ok(Update, "secret/data/shared", json!({"data": {"v": "two"}})).await;
-    assert_eq!(h.ok(Read, "kv1/shared", json!({})).await.data.unwrap()["v"], "one");
+    h.ok(Update, "secret/data/shared", json!({"data": {"v": "two"}}))
+        .await;
+    assert_eq!(
+        h.ok(Read, "kv1/shared", json!({})).await.data.unwrap()["v"],
+        "one"
+    );
     let uuid_of = |resp: &coffer_sdk::Response, path: &str| -> String {
-        let body: serde_json::Value = serde_json::from_slice(&resp.raw.as_ref().unwrap().body).unwrap();
+        let body: serde_json::Value =
+            serde_json::from_slice(&resp.raw.as_ref().unwrap().body).unwrap();
         body["data"][path]["uuid"].as_str().unwrap().to_string()
     };
     let mounts = h.ok(Read, "sys/mounts", json!({})).await;
     let kv1 = uuid_of(&mounts, "kv1/");
-    assert!(!h.storage.scan(&format!("logical/{kv1}/")).await.unwrap().is_empty());
+    assert!(!h
+        .storage
+        .scan(&format!("logical/{kv1}/"))
+        .await
+        .unwrap()
+        .is_empty());
     h.ok(Delete, "sys/mounts/kv1", json!({})).await;
-    assert!(h.storage.scan(&format!("logical/{kv1}/")).await.unwrap().is_empty(), "disable removes the data");
-    assert_eq!(h.call(Read, "kv1/shared", json!({}), &h.root.clone()).await.unwrap_err().status(), 404);
-    assert_eq!(h.ok(Read, "secret/data/shared", json!({})).await.data.unwrap()["data"]["v"], "two");
+    assert!(
+        h.storage
+            .scan(&format!("logical/{kv1}/"))
+            .await
+            .unwrap()
+            .is_empty(),
+        "disable removes the data"
+    );
+    assert_eq!(
+        h.call(Read, "kv1/shared", json!({}), &h.root.clone())
+            .await
+            .unwrap_err()
+            .status(),
+        404
+    );
+    assert_eq!(
+        h.ok(Read, "secret/data/shared", json!({}))
+            .await
+            .data
+            .unwrap()["data"]["v"],
+        "two"
+    );
 }
 
 #[tokio::test]
 async fn remount_moves_the_engine_with_its_data() {
     let h = Harness::new().await;
-    h.ok(Update, "secret/data/app", json!({"data": {"v": "kept"}})).await;
-    h.ok(Update, "sys/remount", json!({"from": "secret", "to": "moved"})).await;
-    assert_eq!(h.ok(Read, "moved/data/app", json!({})).await.data.unwrap()["data"]["v"], "kept");
-    assert!(h.call(Read, "secret/data/app", json!({}), &h.root.clone()).await.is_err());
+    h.ok(Update, "secret/data/app", json!({"data": {"v": "kept"}}))
+        .await;
+    h.ok(
+        Update,
+        "sys/remount",
+        json!({"from": "secret", "to": "moved"}),
+    )
+    .await;
+    assert_eq!(
+        h.ok(Read, "moved/data/app", json!({})).await.data.unwrap()["data"]["v"],
+        "kept"
+    );
+    assert!(h
+        .call(Read, "secret/data/app", json!({}), &h.root.clone())
+        .await
+        .is_err());
 }
 
 #[tokio::test]
@@ -115,9 +223,18 @@ async fn bad_mount_requests_are_4xx_and_change_nothing() {
         ("sys/mounts/secret/nested", json!({"type": "kv"})),
         ("sys/mounts/sys", json!({"type": "kv"})),
         ("sys/mounts/y", json!({"type": 5})),
-        ("sys/mounts/y", json!({"type": "kv", "config": {"default_lease_ttl": "banana"}})),
-        ("sys/mounts/y", json!({"type": "kv", "config": {"max_lease_ttl": "100000h"}})),
-        ("sys/mounts/y", json!({"type": "kv", "options": {"version": "3"}})),
+        (
+            "sys/mounts/y",
+            json!({"type": "kv", "config": {"default_lease_ttl": "banana"}}),
+        ),
+        (
+            "sys/mounts/y",
+            json!({"type": "kv", "config": {"max_lease_ttl": "100000h"}}),
+        ),
+        (
+            "sys/mounts/y",
+            json!({"type": "kv", "options": {"version": "3"}}),
+        ),
         ("sys/auth/u", json!({"type": "nope"})),
         ("sys/remount", json!({"from": "nothere", "to": "x"})),
         ("sys/mounts/secret/tune", json!({"default_lease_ttl": "-5"})),
@@ -132,12 +249,29 @@ async fn bad_mount_requests_are_4xx_and_change_nothing() {
 #[tokio::test]
 async fn tune_changes_ttls_and_is_read_back() {
     let h = Harness::new().await;
-    h.ok(Update, "sys/mounts/secret/tune", json!({"default_lease_ttl": "1h", "max_lease_ttl": "2h", "description": "tuned"})).await;
-    let tune = h.ok(Read, "sys/mounts/secret/tune", json!({})).await.data.unwrap();
+    h.ok(
+        Update,
+        "sys/mounts/secret/tune",
+        json!({"default_lease_ttl": "1h", "max_lease_ttl": "2h", "description": "tuned"}),
+    )
+    .await;
+    let tune = h
+        .ok(Read, "sys/mounts/secret/tune", json!({}))
+        .await
+        .data
+        .unwrap();
     assert_eq!(tune["default_lease_ttl"], 3600);
     assert_eq!(tune["max_lease_ttl"], 7200);
     assert_eq!(tune["description"], "tuned");
-    let err = h.call(Update, "sys/mounts/secret/tune", json!({"default_lease_ttl": "3h"}), &h.root.clone()).await.unwrap_err();
+    let err = h
+        .call(
+            Update,
+            "sys/mounts/secret/tune",
+            json!({"default_lease_ttl": "3h"}),
+            &h.root.clone(),
+        )
+        .await
+        .unwrap_err();
     assert_eq!(err.status(), 400, "default above max is refused");
 }
 
@@ -148,8 +282,18 @@ async fn no_plaintext_reaches_the_data_directory() {
     {
         let storage: Arc<dyn Storage> = Arc::new(EmbeddedStorage::open(dir.path()).unwrap());
         let h = Harness::over(storage, 1, 1).await;
-        h.ok(Update, "secret/data/app/db", json!({"data": {"password": secrets[0]}})).await;
-        h.ok(Update, "secret/metadata/app/db", json!({"custom_metadata": {"owner": secrets[1]}})).await;
+        h.ok(
+            Update,
+            "secret/data/app/db",
+            json!({"data": {"password": secrets[0]}}),
+        )
+        .await;
+        h.ok(
+            Update,
+            "secret/metadata/app/db",
+            json!({"custom_metadata": {"owner": secrets[1]}}),
+        )
+        .await;
         h.ok(Update, "sys/mounts/kv1", json!({"type": "kv"})).await;
         h.ok(Update, "kv1/k", json!({"v": secrets[0]})).await;
         h.ok(Update, "sys/policies/acl/p", json!({"policy": format!("path \"secret/data/{}\" {{ capabilities = [\"read\"] }}", secrets[1])})).await;
@@ -165,7 +309,10 @@ async fn no_plaintext_reaches_the_data_directory() {
         assert!(!files.is_empty());
         for needle in &all {
             for bytes in &files {
-                assert!(!bytes.windows(needle.len()).any(|w| w == needle.as_bytes()), "found {needle:?} in the data directory");
+                assert!(
+                    !bytes.windows(needle.len()).any(|w| w == needle.as_bytes()),
+                    "found {needle:?} in the data directory"
+                );
             }
         }
     }

@@ -1,8 +1,8 @@
 //! Token store behaviour through the pipeline, with time moved by the clock, never slept.
 
 mod common;
-use common::*;
 use coffer_sdk::Operation::*;
+use common::*;
 use serde_json::json;
 use std::time::Duration;
 
@@ -10,17 +10,31 @@ use std::time::Duration;
 async fn token_expires_when_its_ttl_passes() {
     let h = Harness::new().await;
     let t = h.token(json!({"ttl": "1h", "policies": ["default"]})).await;
-    assert!(h.call(Read, "auth/token/lookup-self", json!({}), &t).await.is_ok());
+    assert!(h
+        .call(Read, "auth/token/lookup-self", json!({}), &t)
+        .await
+        .is_ok());
     h.clock.advance(Duration::from_secs(3599));
-    assert!(h.call(Read, "auth/token/lookup-self", json!({}), &t).await.is_ok());
+    assert!(h
+        .call(Read, "auth/token/lookup-self", json!({}), &t)
+        .await
+        .is_ok());
     h.clock.advance(Duration::from_secs(2));
-    let err = h.call(Read, "auth/token/lookup-self", json!({}), &t).await.unwrap_err();
+    let err = h
+        .call(Read, "auth/token/lookup-self", json!({}), &t)
+        .await
+        .unwrap_err();
     assert_eq!(err.status(), 403);
 }
 
 async fn creator(h: &Harness) -> String {
     // Vault's default policy does not allow creating tokens; a parent needs this.
-    h.ok(Update, "sys/policies/acl/creator", json!({"policy": r#"path "auth/token/create" { capabilities = ["update"] }"#})).await;
+    h.ok(
+        Update,
+        "sys/policies/acl/creator",
+        json!({"policy": r#"path "auth/token/create" { capabilities = ["update"] }"#}),
+    )
+    .await;
     h.token(json!({"policies": ["creator"]})).await
 }
 
@@ -28,117 +42,304 @@ async fn creator(h: &Harness) -> String {
 async fn revoking_parent_revokes_children_but_not_orphans() {
     let h = Harness::new().await;
     let parent = creator(&h).await;
-    let child = h.call(Update, "auth/token/create", json!({}), &parent).await.unwrap().auth.unwrap().client_token;
-    let grandchild = h.call(Update, "auth/token/create", json!({}), &child).await.unwrap().auth.unwrap().client_token;
-    let orphan = h.ok(Update, "auth/token/create-orphan", json!({})).await.auth.unwrap().client_token;
+    let child = h
+        .call(Update, "auth/token/create", json!({}), &parent)
+        .await
+        .unwrap()
+        .auth
+        .unwrap()
+        .client_token;
+    let grandchild = h
+        .call(Update, "auth/token/create", json!({}), &child)
+        .await
+        .unwrap()
+        .auth
+        .unwrap()
+        .client_token;
+    let orphan = h
+        .ok(Update, "auth/token/create-orphan", json!({}))
+        .await
+        .auth
+        .unwrap()
+        .client_token;
     let default_only = h.token(json!({"policies": ["default"]})).await;
-    assert_eq!(h.call(Update, "auth/token/create", json!({}), &default_only).await.unwrap_err().status(), 403, "default policy cannot create tokens");
-    h.ok(Update, "auth/token/revoke", json!({"token": parent})).await;
+    assert_eq!(
+        h.call(Update, "auth/token/create", json!({}), &default_only)
+            .await
+            .unwrap_err()
+            .status(),
+        403,
+        "default policy cannot create tokens"
+    );
+    h.ok(Update, "auth/token/revoke", json!({"token": parent}))
+        .await;
     for t in [&parent, &child, &grandchild] {
-        assert_eq!(h.call(Read, "auth/token/lookup-self", json!({}), t).await.unwrap_err().status(), 403);
+        assert_eq!(
+            h.call(Read, "auth/token/lookup-self", json!({}), t)
+                .await
+                .unwrap_err()
+                .status(),
+            403
+        );
     }
-    assert!(h.call(Read, "auth/token/lookup-self", json!({}), &orphan).await.is_ok());
+    assert!(h
+        .call(Read, "auth/token/lookup-self", json!({}), &orphan)
+        .await
+        .is_ok());
 }
 
 #[tokio::test]
 async fn revoke_orphan_keeps_children_alive_as_orphans() {
     let h = Harness::new().await;
     let parent = creator(&h).await;
-    let child = h.call(Update, "auth/token/create", json!({}), &parent).await.unwrap().auth.unwrap().client_token;
-    h.ok(Update, "auth/token/revoke-orphan", json!({"token": parent})).await;
-    let lookup = h.call(Read, "auth/token/lookup-self", json!({}), &child).await.unwrap();
+    let child = h
+        .call(Update, "auth/token/create", json!({}), &parent)
+        .await
+        .unwrap()
+        .auth
+        .unwrap()
+        .client_token;
+    h.ok(Update, "auth/token/revoke-orphan", json!({"token": parent}))
+        .await;
+    let lookup = h
+        .call(Read, "auth/token/lookup-self", json!({}), &child)
+        .await
+        .unwrap();
     assert_eq!(data(&lookup)["orphan"], true);
 }
 
 #[tokio::test]
 async fn num_uses_is_exact() {
     let h = Harness::new().await;
-    let t = h.token(json!({"num_uses": 2, "policies": ["default"]})).await;
-    assert!(h.call(Read, "auth/token/lookup-self", json!({}), &t).await.is_ok());
-    assert!(h.call(Read, "auth/token/lookup-self", json!({}), &t).await.is_ok());
-    assert_eq!(h.call(Read, "auth/token/lookup-self", json!({}), &t).await.unwrap_err().status(), 403);
+    let t = h
+        .token(json!({"num_uses": 2, "policies": ["default"]}))
+        .await;
+    assert!(h
+        .call(Read, "auth/token/lookup-self", json!({}), &t)
+        .await
+        .is_ok());
+    assert!(h
+        .call(Read, "auth/token/lookup-self", json!({}), &t)
+        .await
+        .is_ok());
+    assert_eq!(
+        h.call(Read, "auth/token/lookup-self", json!({}), &t)
+            .await
+            .unwrap_err()
+            .status(),
+        403
+    );
 }
 
 #[tokio::test]
 async fn renew_is_clamped_by_explicit_max_ttl_with_a_warning() {
     let h = Harness::new().await;
-    let t = h.token(json!({"ttl": "1h", "explicit_max_ttl": "2h", "policies": ["default"]})).await;
+    let t = h
+        .token(json!({"ttl": "1h", "explicit_max_ttl": "2h", "policies": ["default"]}))
+        .await;
     h.clock.advance(Duration::from_secs(1800));
-    let resp = h.call(Update, "auth/token/renew-self", json!({"increment": "10h"}), &t).await.unwrap();
+    let resp = h
+        .call(
+            Update,
+            "auth/token/renew-self",
+            json!({"increment": "10h"}),
+            &t,
+        )
+        .await
+        .unwrap();
     let auth = resp.auth.unwrap();
-    assert!(auth.lease_duration <= 5400 && auth.lease_duration > 5300, "{}", auth.lease_duration);
+    assert!(
+        auth.lease_duration <= 5400 && auth.lease_duration > 5300,
+        "{}",
+        auth.lease_duration
+    );
     assert!(!resp.warnings.is_empty());
     h.clock.advance(Duration::from_secs(5401));
-    assert_eq!(h.call(Read, "auth/token/lookup-self", json!({}), &t).await.unwrap_err().status(), 403);
+    assert_eq!(
+        h.call(Read, "auth/token/lookup-self", json!({}), &t)
+            .await
+            .unwrap_err()
+            .status(),
+        403
+    );
 }
 
 #[tokio::test]
 async fn periodic_token_renews_to_its_period_forever() {
     let h = Harness::new().await;
-    let t = h.token(json!({"period": "1h", "policies": ["default"]})).await;
+    let t = h
+        .token(json!({"period": "1h", "policies": ["default"]}))
+        .await;
     for _ in 0..30 {
         h.clock.advance(Duration::from_secs(3000));
-        let auth = h.call(Update, "auth/token/renew-self", json!({}), &t).await.unwrap().auth.unwrap();
+        let auth = h
+            .call(Update, "auth/token/renew-self", json!({}), &t)
+            .await
+            .unwrap()
+            .auth
+            .unwrap();
         assert_eq!(auth.lease_duration, 3600);
     }
     // 25 hours on, far past the first period, the token is still alive.
-    assert!(h.call(Read, "auth/token/lookup-self", json!({}), &t).await.is_ok());
+    assert!(h
+        .call(Read, "auth/token/lookup-self", json!({}), &t)
+        .await
+        .is_ok());
 }
 
 #[tokio::test]
 async fn non_renewable_token_refuses_renewal() {
     let h = Harness::new().await;
-    let t = h.token(json!({"renewable": false, "policies": ["default"]})).await;
-    let err = h.call(Update, "auth/token/renew-self", json!({}), &t).await.unwrap_err();
+    let t = h
+        .token(json!({"renewable": false, "policies": ["default"]}))
+        .await;
+    let err = h
+        .call(Update, "auth/token/renew-self", json!({}), &t)
+        .await
+        .unwrap_err();
     assert_eq!(err.status(), 400);
 }
 
 #[tokio::test]
 async fn child_policies_must_be_a_subset_of_the_parents() {
     let h = Harness::new().await;
-    h.ok(Update, "sys/policies/acl/limited", json!({"policy": "path \"auth/token/create\" { capabilities = [\"update\"] }"})).await;
+    h.ok(
+        Update,
+        "sys/policies/acl/limited",
+        json!({"policy": "path \"auth/token/create\" { capabilities = [\"update\"] }"}),
+    )
+    .await;
     let parent = h.token(json!({"policies": ["limited"]})).await;
-    let err = h.call(Update, "auth/token/create", json!({"policies": ["other"]}), &parent).await.unwrap_err();
+    let err = h
+        .call(
+            Update,
+            "auth/token/create",
+            json!({"policies": ["other"]}),
+            &parent,
+        )
+        .await
+        .unwrap_err();
     assert_eq!(err.status(), 400);
-    let ok = h.call(Update, "auth/token/create", json!({"policies": ["limited"]}), &parent).await.unwrap();
+    let ok = h
+        .call(
+            Update,
+            "auth/token/create",
+            json!({"policies": ["limited"]}),
+            &parent,
+        )
+        .await
+        .unwrap();
     assert_eq!(ok.auth.unwrap().policies, vec!["default", "limited"]);
-    let err = h.call(Update, "auth/token/create", json!({"id": "chosen"}), &parent).await.unwrap_err();
+    let err = h
+        .call(
+            Update,
+            "auth/token/create",
+            json!({"id": "chosen"}),
+            &parent,
+        )
+        .await
+        .unwrap_err();
     assert_eq!(err.status(), 400, "only root may choose a token id");
 }
 
 #[tokio::test]
 async fn accessor_lookup_and_revoke_work_without_the_token() {
     let h = Harness::new().await;
-    let created = h.ok(Update, "auth/token/create", json!({"policies": ["default"], "meta": {"app": "web"}})).await.auth.unwrap();
-    let info = h.ok(Update, "auth/token/lookup-accessor", json!({"accessor": created.accessor})).await;
-    assert_eq!(data(&info)["id"], "", "lookup by accessor must not reveal the token");
+    let created = h
+        .ok(
+            Update,
+            "auth/token/create",
+            json!({"policies": ["default"], "meta": {"app": "web"}}),
+        )
+        .await
+        .auth
+        .unwrap();
+    let info = h
+        .ok(
+            Update,
+            "auth/token/lookup-accessor",
+            json!({"accessor": created.accessor}),
+        )
+        .await;
+    assert_eq!(
+        data(&info)["id"],
+        "",
+        "lookup by accessor must not reveal the token"
+    );
     assert_eq!(data(&info)["meta"]["app"], "web");
-    h.ok(Update, "auth/token/revoke-accessor", json!({"accessor": created.accessor})).await;
-    assert!(h.call(Read, "auth/token/lookup-self", json!({}), &created.client_token).await.is_err());
+    h.ok(
+        Update,
+        "auth/token/revoke-accessor",
+        json!({"accessor": created.accessor}),
+    )
+    .await;
+    assert!(h
+        .call(
+            Read,
+            "auth/token/lookup-self",
+            json!({}),
+            &created.client_token
+        )
+        .await
+        .is_err());
 }
 
 #[tokio::test]
 async fn roles_fix_policies_and_orphan_status() {
     let h = Harness::new().await;
-    h.ok(Update, "auth/token/roles/app", json!({"allowed_policies": ["app"], "orphan": true, "token_period": "2h"})).await;
+    h.ok(
+        Update,
+        "auth/token/roles/app",
+        json!({"allowed_policies": ["app"], "orphan": true, "token_period": "2h"}),
+    )
+    .await;
     let role = data(&h.ok(Read, "auth/token/roles/app", json!({})).await);
     assert_eq!(role["allowed_policies"], json!(["app"]));
-    let auth = h.ok(Update, "auth/token/create/app", json!({})).await.auth.unwrap();
+    let auth = h
+        .ok(Update, "auth/token/create/app", json!({}))
+        .await
+        .auth
+        .unwrap();
     assert_eq!(auth.policies, vec!["app", "default"]);
     assert!(auth.orphan);
     assert_eq!(auth.lease_duration, 7200);
-    let err = h.call(Update, "auth/token/create/app", json!({"policies": ["admin"]}), &h.root.clone()).await.unwrap_err();
+    let err = h
+        .call(
+            Update,
+            "auth/token/create/app",
+            json!({"policies": ["admin"]}),
+            &h.root.clone(),
+        )
+        .await
+        .unwrap_err();
     assert_eq!(err.status(), 400);
-    assert_eq!(h.call(Update, "auth/token/create/nope", json!({}), &h.root.clone()).await.unwrap_err().status(), 400);
+    assert_eq!(
+        h.call(Update, "auth/token/create/nope", json!({}), &h.root.clone())
+            .await
+            .unwrap_err()
+            .status(),
+        400
+    );
 }
 
 #[tokio::test]
 async fn tokens_and_accessors_are_stored_only_as_salted_hashes() {
     let h = Harness::new().await;
-    let auth = h.ok(Update, "auth/token/create", json!({"policies": ["default"]})).await.auth.unwrap();
+    let auth = h
+        .ok(
+            Update,
+            "auth/token/create",
+            json!({"policies": ["default"]}),
+        )
+        .await
+        .auth
+        .unwrap();
     // Unseal-level view: decrypt every entry and look for the raw token or accessor.
     for key in h.storage.scan("sys/token/").await.unwrap() {
-        assert!(!key.contains(&auth.client_token) && !key.contains(&auth.accessor), "{key}");
+        assert!(
+            !key.contains(&auth.client_token) && !key.contains(&auth.accessor),
+            "{key}"
+        );
         if let Some(plain) = h.core.barrier.get(&key).await.unwrap() {
             let text = String::from_utf8_lossy(&plain);
             assert!(!text.contains(&auth.client_token), "token in {key}");

@@ -4,6 +4,10 @@ use std::ffi::OsString;
 
 fn main() {
     let args: Vec<OsString> = coffer_cli::argv::normalise_args(std::env::args_os().collect());
-    let code = if args.get(1).is_some_and(|a| a == "server") { coffer_server::server::main(args) } else { coffer_cli::run(args) };
+    let code = if args.get(1).is_some_and(|a| a == "server") {
+        coffer_server::server::main(args)
+    } else {
+        coffer_cli::run(args)
+    };
     std::process::exit(code);
 }

@@ -19,7 +19,10 @@ pub struct Harness {
 }
 
 pub fn limits() -> LeaseLimits {
-    LeaseLimits { default_ttl: Duration::from_secs(768 * 3600), max_ttl: Duration::from_secs(768 * 3600) }
+    LeaseLimits {
+        default_ttl: Duration::from_secs(768 * 3600),
+        max_ttl: Duration::from_secs(768 * 3600),
+    }
 }
 
 impl Harness {
@@ -34,15 +37,36 @@ impl Harness {
         let init = core.init(shares, threshold).await.expect("init");
         let keys: Vec<Vec<u8>> = init.keys.iter().map(|k| k.to_vec()).collect();
         for k in keys.iter().take(threshold) {
-            core.unseal(Some(zeroize::Zeroizing::new(k.clone())), false).await.expect("unseal");
+            core.unseal(Some(zeroize::Zeroizing::new(k.clone())), false)
+                .await
+                .expect("unseal");
         }
-        let h = Harness { core, clock, root: init.root_token, storage, keys };
-        h.ok(Operation::Update, "sys/mounts/secret", serde_json::json!({"type": "kv", "options": {"version": "2"}})).await;
+        let h = Harness {
+            core,
+            clock,
+            root: init.root_token,
+            storage,
+            keys,
+        };
+        h.ok(
+            Operation::Update,
+            "sys/mounts/secret",
+            serde_json::json!({"type": "kv", "options": {"version": "2"}}),
+        )
+        .await;
         h
     }
 
-    pub async fn call(&self, op: Operation, path: &str, data: Value, token: &str) -> Result<Response, Error> {
-        self.core.handle(Request::new(op, path).with_data(data), Some(token)).await
+    pub async fn call(
+        &self,
+        op: Operation,
+        path: &str,
+        data: Value,
+        token: &str,
+    ) -> Result<Response, Error> {
+        self.core
+            .handle(Request::new(op, path).with_data(data), Some(token))
+            .await
     }
 
     /// As root; panics on error.
@@ -54,7 +78,11 @@ impl Harness {
     }
 
     pub async fn token(&self, data: Value) -> String {
-        self.ok(Operation::Update, "auth/token/create", data).await.auth.expect("auth").client_token
+        self.ok(Operation::Update, "auth/token/create", data)
+            .await
+            .auth
+            .expect("auth")
+            .client_token
     }
 
     /// Every physical key and value, for before/after comparisons.
