@@ -126,6 +126,34 @@ pub struct Auth {
     pub num_uses: u64,
 }
 
+/// What an auth method grants after a successful login. The engine decides *who* the caller
+/// is and *what* they get; the pipeline mints the token (the only place tokens are created for
+/// logins), clamps TTLs to the mount, and renders the `auth` block.
+#[derive(Debug, Clone, Default)]
+pub struct Login {
+    /// Policies for the token (the pipeline adds `default` unless `no_default_policy`).
+    pub policies: Vec<String>,
+    pub no_default_policy: bool,
+    /// Token metadata (string values), e.g. `{"username": "alice"}`.
+    pub metadata: Map<String, Value>,
+    /// Name shown for the token; the pipeline prefixes the mount path, as Vault does.
+    pub display_name: String,
+    /// Requested TTL (0 = the mount's default).
+    pub ttl: Duration,
+    /// Maximum TTL for renewals (0 = the mount's maximum).
+    pub max_ttl: Duration,
+    pub explicit_max_ttl: Duration,
+    pub period: Duration,
+    /// 0 = unlimited.
+    pub num_uses: i64,
+    pub renewable: bool,
+    /// CIDR blocks the token may be used from (empty = anywhere).
+    pub bound_cidrs: Vec<String>,
+    /// The identity alias this login maps to (name unique within the mount).
+    pub alias_name: String,
+    pub alias_metadata: Map<String, Value>,
+}
+
 /// A secret with a lease. The pipeline registers the lease and fills `lease_id`.
 #[derive(Debug, Clone, Default)]
 pub struct SecretLease {
@@ -150,6 +178,8 @@ pub struct Response {
     pub warnings: Vec<String>,
     pub auth: Option<Auth>,
     pub secret: Option<SecretLease>,
+    /// A successful login; the pipeline turns it into a token and fills `auth`.
+    pub login: Option<Login>,
     /// Status override (e.g. 429/472/473 for `sys/health`).
     pub status: Option<u16>,
     /// Replace the JSON envelope with this body.

@@ -113,6 +113,23 @@ fn capability_for(op: Operation) -> Capabilities {
     }
 }
 
+/// Whether a token bound to `cidrs` may be used from `addr` (unbound tokens: anywhere).
+pub fn cidr_allows(cidrs: &[String], addr: Option<std::net::SocketAddr>) -> bool {
+    if cidrs.is_empty() {
+        return true;
+    }
+    let Some(addr) = addr else { return false };
+    cidrs.iter().any(|c| {
+        let c = c.trim();
+        match c.parse::<ipnet::IpNet>() {
+            Ok(net) => net.contains(&addr.ip()),
+            Err(_) => c
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip == addr.ip()),
+        }
+    })
+}
+
 /// Refuse paths with empty, `.` or `..` segments (a trailing slash is allowed for lists).
 pub fn validate_request_path(path: &str) -> Result<()> {
     if path.is_empty() {
@@ -488,8 +505,14 @@ impl Core {
         if !spec.unauthenticated && entry.is_none() {
             return Err(Error::PermissionDenied);
         }
+        if let Some(e) = &entry {
+            if !cidr_allows(&e.bound_cidrs, req.connection.remote_addr) {
+                return Err(Error::PermissionDenied);
+            }
+        }
 
         let full_path = req.path.clone();
+        let mount_info = mounted.info.clone();
         req.mount_point = mounted.route_path.clone();
         req.path = rel.clone();
         if let Some(e) = &entry {
@@ -548,10 +571,82 @@ impl Core {
         if let Some(id_hash) = exhausted_token {
             self.tokens.revoke_tree(&id_hash).await?;
         }
-        let response = result?;
+        let mut response = result?;
+        if let Some(login) = response.login.take() {
+            if !mounted.is_auth {
+                return Err(Error::Internal("a secrets engine returned a login".into()));
+            }
+            response.auth = Some(
+                self.mint_login_token(login, &mount_info, &full_path)
+                    .await?,
+            );
+        }
         // Lease registration (issue 3) and audit (capability 7) hook in here, once, for every
         // engine.
         Ok(response)
+    }
+
+    /// Turn an auth method's login grant into a token: the one place logins create tokens.
+    async fn mint_login_token(
+        &self,
+        login: coffer_sdk::logical::Login,
+        mount: &coffer_sdk::MountInfo,
+        path: &str,
+    ) -> Result<coffer_sdk::logical::Auth> {
+        let mut policies: Vec<String> = login
+            .policies
+            .iter()
+            .map(|p| p.trim().to_lowercase())
+            .filter(|p| !p.is_empty())
+            .collect();
+        if policies.iter().any(|p| p == "root") {
+            return Err(Error::bad("auth methods cannot grant the root policy"));
+        }
+        if !login.no_default_policy {
+            policies.push("default".into());
+        }
+        policies.sort();
+        policies.dedup();
+        let max_ttl = if login.max_ttl.is_zero() {
+            mount.max_lease_ttl
+        } else {
+            login.max_ttl.min(mount.max_lease_ttl)
+        };
+        let ttl = if login.ttl.is_zero() {
+            mount.default_lease_ttl
+        } else {
+            login.ttl
+        };
+        let prefix = mount
+            .path
+            .trim_start_matches("auth/")
+            .trim_end_matches('/')
+            .replace('/', "-");
+        let display_name = if login.display_name.is_empty() {
+            prefix
+        } else {
+            format!("{prefix}-{}", login.display_name)
+        };
+        let (token, entry) = self
+            .tokens
+            .create(NewToken {
+                id: None,
+                parent_hash: None,
+                policies,
+                meta: login.metadata,
+                display_name,
+                num_uses: login.num_uses.max(0),
+                ttl: ttl.min(max_ttl),
+                explicit_max_ttl: login.explicit_max_ttl,
+                period: login.period,
+                renewable: login.renewable,
+                path: path.to_string(),
+                role: None,
+                bound_cidrs: login.bound_cidrs,
+                max_ttl,
+            })
+            .await?;
+        self.tokens.auth_block(&token, &entry)
     }
 
     /// Mount table snapshot helper for sys handlers.

@@ -139,7 +139,15 @@ impl RouteTable {
 }
 
 /// Builds engines for mount entries.
-pub fn build_backend(entry: &MountEntry, info: &MountInfo) -> Result<Backend> {
+pub fn build_backend(entry: &MountEntry, info: &MountInfo, is_auth: bool) -> Result<Backend> {
+    if is_auth {
+        return coffer_auth::backend(&entry.kind, info).unwrap_or_else(|| {
+            Err(Error::bad(format!(
+                "unknown auth method type \"{}\"",
+                entry.kind
+            )))
+        });
+    }
     match entry.kind.as_str() {
         "kv" | "kv-v2" | "generic" => coffer_kv::backend(info),
         other => Err(Error::bad(format!(
@@ -272,7 +280,7 @@ pub fn mount(
     limits: LeaseLimits,
 ) -> Result<Mounted> {
     let info = entry.info(limits);
-    let backend = Arc::new(build_backend(&entry, &info)?);
+    let backend = Arc::new(build_backend(&entry, &info, is_auth)?);
     let view: Arc<dyn View> = Arc::new(BarrierView::new(
         barrier.clone(),
         entry.storage_prefix(is_auth),

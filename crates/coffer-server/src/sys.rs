@@ -276,14 +276,21 @@ async fn enable_mount(
     let mut kind = input.kind.trim().to_string();
     let mut options = options_to_strings(input.options)?;
     if is_auth {
-        return Err(Error::bad(match kind.as_str() {
-            "token" => "token credential backend cannot be instantiated".to_string(),
-            other => format!(
-                "unknown auth method type \"{other}\"; this build supports: token (built in)"
-            ),
-        }));
-    }
-    if !SECRET_ENGINE_TYPES.contains(&kind.as_str()) {
+        if kind == "token" {
+            return Err(Error::bad(
+                "token credential backend cannot be instantiated",
+            ));
+        }
+        if !coffer_auth::AUTH_TYPES.contains(&kind.as_str()) {
+            return Err(Error::bad(format!(
+                "unknown auth method type \"{kind}\"; available: token (built in){}",
+                coffer_auth::AUTH_TYPES
+                    .iter()
+                    .map(|t| format!(", {t}"))
+                    .collect::<String>()
+            )));
+        }
+    } else if !SECRET_ENGINE_TYPES.contains(&kind.as_str()) {
         return Err(Error::bad(format!(
             "plugin not found in the catalog: {kind}"
         )));
@@ -322,9 +329,14 @@ async fn enable_mount(
         input.plugin_version,
     );
     let mut table = mounts::read_table(&core.barrier, table_path).await?;
+    let route = if is_auth {
+        format!("auth/{path}")
+    } else {
+        path.clone()
+    };
     for existing in core.mounted() {
         let existing_path = &existing.route_path;
-        if existing_path.starts_with(&path) || path.starts_with(existing_path.as_str()) {
+        if existing_path.starts_with(&route) || route.starts_with(existing_path.as_str()) {
             return Err(Error::bad(format!(
                 "path is already in use at {existing_path}"
             )));

@@ -57,6 +57,9 @@ pub struct TokenEntry {
     #[serde(default)]
     pub entity_id: String,
     pub issue_time: DateTime<Utc>,
+    /// CIDR blocks the token may be used from (empty = anywhere).
+    #[serde(default)]
+    pub bound_cidrs: Vec<String>,
 }
 
 impl TokenEntry {
@@ -118,6 +121,9 @@ pub struct NewToken {
     pub renewable: bool,
     pub path: String,
     pub role: Option<String>,
+    pub bound_cidrs: Vec<String>,
+    /// Ceiling for TTL and renewals (the auth mount's max); zero = system max.
+    pub max_ttl: Duration,
 }
 
 /// The token store.
@@ -342,8 +348,13 @@ impl TokenStore {
         if ttl.is_zero() && !root_without_ttl {
             ttl = limits.default_ttl;
         }
-        if req.period.is_zero() && ttl > limits.max_ttl && !root_without_ttl {
-            ttl = limits.max_ttl;
+        let max_ttl = if req.max_ttl.is_zero() {
+            limits.max_ttl
+        } else {
+            req.max_ttl.min(limits.max_ttl)
+        };
+        if req.period.is_zero() && ttl > max_ttl && !root_without_ttl {
+            ttl = max_ttl;
         }
         if !req.explicit_max_ttl.is_zero() && ttl > req.explicit_max_ttl {
             ttl = req.explicit_max_ttl;
@@ -371,6 +382,7 @@ impl TokenStore {
             role: req.role,
             entity_id: String::new(),
             issue_time: now,
+            bound_cidrs: req.bound_cidrs,
         };
         let mut ops = vec![
             ViewOp::Put {
@@ -898,6 +910,8 @@ async fn handle_create(
             renewable,
             path,
             role: role.map(|r| r.name),
+            bound_cidrs: Vec::new(),
+            max_ttl: Duration::ZERO,
         })
         .await?;
     let auth = ts.auth_block(&token, &entry)?;
