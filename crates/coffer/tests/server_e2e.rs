@@ -193,16 +193,24 @@ fn invalid_config_is_refused_naming_the_line() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("line 6"), "{stderr}");
     std::fs::write(&path, "storage \"inmem\" {}\nlistener \"tcp\" {\n  address = \"127.0.0.1:0\"\n  tls_disable = true\n}\ntelemetry {\n  statsite_address = \"x\"\n}\n").unwrap();
+    let log = dir.path().join("stderr.log");
     let mut child = Command::new(common::COFFER_BIN)
         .args(["server", "-config", path.to_str().unwrap()])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    // Poll the log (warnings are printed before the listener starts), bounded in time.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let stderr = loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.contains("telemetry") || std::time::Instant::now() > deadline {
+            break text;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
     let _ = child.kill();
-    let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let _ = child.wait();
     assert!(
         stderr.contains("telemetry") && stderr.contains("WARNING"),
         "unknown stanzas warn: {stderr}"
