@@ -170,6 +170,35 @@ impl Storage for EmbeddedStorage {
         Ok(keys)
     }
 
+    async fn scan_page(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<String>, StorageError> {
+        let table = self.snapshot()?;
+        let start = match after {
+            Some(a) if a >= prefix => std::ops::Bound::Excluded(a),
+            _ => std::ops::Bound::Included(prefix),
+        };
+        let mut keys = Vec::new();
+        for entry in table
+            .range::<&str>((start, std::ops::Bound::Unbounded))
+            .map_err(|e| StorageError::backend("read", e))?
+        {
+            if keys.len() >= limit {
+                break;
+            }
+            let (key, _) = entry.map_err(|e| StorageError::backend("read", e))?;
+            let key = key.value();
+            if !key.starts_with(prefix) {
+                break;
+            }
+            keys.push(key.to_owned());
+        }
+        Ok(keys)
+    }
+
     async fn batch(&self, ops: Vec<BatchOp>) -> Result<(), StorageError> {
         self.write(ops).await
     }

@@ -79,6 +79,17 @@ pub trait Storage: Send + Sync + 'static {
     /// tests).
     async fn scan(&self, prefix: &str) -> Result<Vec<String>, StorageError>;
 
+    /// At most `limit` full keys starting with `prefix` and sorting strictly after `after`
+    /// (from the start of the prefix when `None`), in order. Paging through a large prefix
+    /// with this never holds more than one page in memory (the lease expiry index relies on
+    /// it to start instantly with millions of entries).
+    async fn scan_page(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<String>, StorageError>;
+
     /// Apply all ops atomically (all or nothing), durably, in order: a later op on the same key
     /// wins.
     async fn batch(&self, ops: Vec<BatchOp>) -> Result<(), StorageError>;

@@ -68,6 +68,26 @@ impl Storage for MemoryStorage {
             .collect())
     }
 
+    async fn scan_page(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<String>, StorageError> {
+        let entries = self.entries.read();
+        let start = match after {
+            Some(a) if a >= prefix => std::ops::Bound::Excluded(a),
+            _ => std::ops::Bound::Included(prefix),
+        };
+        Ok(entries
+            .range::<str, _>((start, std::ops::Bound::Unbounded))
+            .map(|(key, _)| key)
+            .take_while(|key| key.starts_with(prefix))
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+
     async fn batch(&self, ops: Vec<BatchOp>) -> Result<(), StorageError> {
         validate_ops(&ops)?;
         let mut entries = self.entries.write();

@@ -108,6 +108,33 @@ async fn scan_returns_every_full_key_under_the_prefix_sorted(storage: impl Stora
     assert!(storage.scan("zz").await.unwrap().is_empty());
 }
 
+async fn scan_page_pages_through_a_prefix_in_order(storage: impl Storage) {
+    seed(&storage, &["i/3", "i/1", "i/2", "i/5", "i/4", "j/0", "h/9"]).await;
+    assert_eq!(
+        storage.scan_page("i/", None, 2).await.unwrap(),
+        ["i/1", "i/2"]
+    );
+    assert_eq!(
+        storage.scan_page("i/", Some("i/2"), 2).await.unwrap(),
+        ["i/3", "i/4"]
+    );
+    assert_eq!(
+        storage.scan_page("i/", Some("i/4"), 10).await.unwrap(),
+        ["i/5"]
+    );
+    assert!(storage
+        .scan_page("i/", Some("i/5"), 10)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        storage.scan_page("i/", Some("a"), 1).await.unwrap(),
+        ["i/1"],
+        "a cursor before the prefix starts at it"
+    );
+    assert!(storage.scan_page("i/", None, 0).await.unwrap().is_empty());
+}
+
 async fn batch_applies_its_ops_in_order(storage: impl Storage) {
     seed(&storage, &["old"]).await;
     storage
@@ -227,6 +254,7 @@ macro_rules! storage_behaviour {
             case!(list_returns_immediate_children_with_each_folder_once);
             case!(list_drops_a_folder_once_its_last_key_is_deleted);
             case!(scan_returns_every_full_key_under_the_prefix_sorted);
+            case!(scan_page_pages_through_a_prefix_in_order);
             case!(batch_applies_its_ops_in_order);
             case!(a_rejected_batch_leaves_no_trace);
             case!(readers_never_see_half_a_batch);
