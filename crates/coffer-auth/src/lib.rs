@@ -1,13 +1,31 @@
-//! Auth methods. Each is an engine declaration whose login path returns a
-//! [`coffer_sdk::logical::Login`]; the pipeline mints the token.
+//! Coffer's auth methods, declared on the engine SDK like any other engine.
+//!
+//! - **userpass** ([`userpass`]): users with argon2id-hashed passwords and Vault's user lockout.
+//! - **approle** ([`approle`]): machine logins with a role ID and salted-hash secret IDs.
+//!
+//! Invariant: an auth method decides *who* the caller is and *what* they are granted, and says
+//! so by returning a [`coffer_sdk::logical::Login`] from its login path. It never mints tokens,
+//! never checks policy and never writes audit records: the request pipeline does, once. Secrets
+//! (passwords, secret IDs) are never stored, logged or echoed in errors; only their argon2id or
+//! HMAC digests reach the mount's storage view. Time comes only from the request's clock.
+
+pub mod approle;
+mod cidr;
+mod locks;
+mod token;
+pub mod userpass;
 
 use coffer_sdk::{Backend, MountInfo, Result};
 
 /// Auth method types that can be enabled with `sys/auth`.
-pub const AUTH_TYPES: &[&str] = &[];
+pub const AUTH_TYPES: &[&str] = &["approle", "userpass"];
 
-/// Build the engine for an auth mount of type `kind`, or `None` if the type is unknown.
+/// Build the engine for an auth mount of type `kind`, or `None` if the type is unknown. A mount
+/// whose options are invalid (e.g. a malformed `lockout_duration`) is refused with a 400.
 pub fn backend(kind: &str, mount: &MountInfo) -> Option<Result<Backend>> {
-    let _ = (kind, mount);
-    None
+    match kind {
+        "userpass" => Some(userpass::backend(mount)),
+        "approle" => Some(Ok(approle::backend())),
+        _ => None,
+    }
 }
