@@ -94,10 +94,15 @@ impl CliError {
     /// Process exit code for this error, matching Vault: 2 for usage errors and "no value
     /// found", 1 for everything else.
     pub fn exit_code(&self) -> i32 {
+        // Vault's convention: 1 for local errors (usage, files, a missing -field), 2 for
+        // anything the server or the connection said (including "No value found").
         match self {
-            CliError::Usage(_) | CliError::NotFound(_) => 2,
             CliError::Context { source, .. } => source.exit_code(),
-            _ => 1,
+            CliError::Usage(_)
+            | CliError::Io { .. }
+            | CliError::FieldMissing(_)
+            | CliError::Tls { .. } => 1,
+            _ => 2,
         }
     }
 

@@ -161,7 +161,7 @@ mod tests {
     #[test]
     fn arguments_without_equals_are_usage_errors_naming_the_format() {
         let error = parse(&["oops"], "").unwrap_err();
-        assert_eq!(error.exit_code(), 2);
+        assert_eq!(error.exit_code(), 1);
         assert!(error.to_string().contains("key=value"));
     }
 

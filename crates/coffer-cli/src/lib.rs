@@ -86,7 +86,8 @@ pub fn run_with(args: Vec<OsString>, env: &Environment, streams: Streams<'_>) ->
             let rendered = error.render().to_string();
             let target: &mut dyn Write = if error.use_stderr() { stderr } else { stdout };
             let _ = write!(target, "{rendered}");
-            return error.exit_code();
+            // Vault exits 1 for usage errors; help and version output are not errors.
+            return if error.use_stderr() { 1 } else { 0 };
         }
     };
     let outcome = Session::new(&parsed.global, env, stdin, stdout, stdout_is_terminal)

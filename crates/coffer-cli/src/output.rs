@@ -439,7 +439,7 @@ mod tests {
     #[test]
     fn yaml_is_refused_with_a_usage_error_naming_the_alternatives() {
         let error = OutputFormat::parse("yaml").unwrap_err();
-        assert_eq!(error.exit_code(), 2);
+        assert_eq!(error.exit_code(), 1);
         assert!(error.to_string().contains("-format=json"));
         assert_eq!(OutputFormat::parse("JSON").unwrap(), OutputFormat::Json);
     }

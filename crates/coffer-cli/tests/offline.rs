@@ -18,23 +18,23 @@ fn version_prints_the_crate_version() {
 }
 
 #[test]
-fn unknown_flags_are_usage_errors_with_exit_code_2() {
+fn unknown_flags_are_usage_errors_with_exit_code_1() {
     let out = coffer(&env(), &["kv", "get", "-no-such-flag", "secret/x"], "");
-    assert_eq!(out.code, 2);
+    assert_eq!(out.code, 1);
     assert!(out.stderr.contains("--no-such-flag"), "{}", out.stderr);
 }
 
 #[test]
 fn yaml_output_is_refused_before_contacting_the_server() {
     let out = coffer(&env(), &["read", "-format=yaml", "secret/x"], "");
-    assert_eq!(out.code, 2);
+    assert_eq!(out.code, 1);
     assert!(out.stderr.contains("-format=json"), "{}", out.stderr);
 }
 
 #[test]
-fn an_unreachable_server_is_an_error_with_exit_code_1_naming_the_action() {
+fn an_unreachable_server_is_an_error_with_exit_code_2_naming_the_action() {
     let out = coffer(&env(), &["status"], "");
-    assert_eq!(out.code, 1);
+    assert_eq!(out.code, 2);
     assert!(
         out.stderr.starts_with("Error checking seal status: "),
         "{}",
@@ -46,22 +46,23 @@ fn an_unreachable_server_is_an_error_with_exit_code_1_naming_the_action() {
 #[test]
 fn write_without_data_names_the_fix() {
     let out = coffer(&env(), &["write", "secret/x"], "");
-    assert_eq!(out.code, 2);
+    assert_eq!(out.code, 1);
     assert!(out.stderr.contains("-force"), "{}", out.stderr);
 }
 
 #[test]
 fn undelete_without_versions_names_the_flag() {
     let out = coffer(&env(), &["kv", "undelete", "secret/x"], "");
-    assert_eq!(out.code, 2);
+    assert_eq!(out.code, 1, "a usage error exits 1, as in Vault");
     assert!(out.stderr.contains("-versions"), "{}", out.stderr);
 }
 
 #[test]
 fn go_style_bool_flags_accept_explicit_values() {
-    // -tls-skip-verify=false parses; the request then fails on the closed port (exit 1, not 2).
+    // -tls-skip-verify=false parses; the request then fails on the closed port (exit 2, a
+    // connection error, not 1, a usage error).
     let out = coffer(&env(), &["status", "-tls-skip-verify=false"], "");
-    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert_eq!(out.code, 2, "{}", out.stderr);
 }
 
 #[test]

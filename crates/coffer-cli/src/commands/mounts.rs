@@ -372,7 +372,7 @@ mod tests {
 
     #[test]
     fn empty_mount_paths_are_usage_errors() {
-        assert_eq!(mount_path("/").unwrap_err().exit_code(), 2);
+        assert_eq!(mount_path("/").unwrap_err().exit_code(), 1);
         assert_eq!(mount_path("/secret/").unwrap(), "secret");
     }
 }

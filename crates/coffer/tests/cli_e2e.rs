@@ -1,0 +1,594 @@
+//! End-to-end: the real `coffer` CLI binary, run as a subprocess, against a real `coffer server`
+//! process. Every test starts its own server (dev mode unless it needs seal/unseal), so tests
+//! are independent and run in parallel; the CLI gets `VAULT_ADDR`/`VAULT_TOKEN` and a private
+//! `HOME`, so the developer's own token file is never read or written.
+
+mod common;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use common::{TestServer, COFFER_BIN, FILE_STORAGE_CONFIG};
+use serde_json::{json, Value};
+use tempfile::TempDir;
+
+/// What one CLI run produced.
+struct Outcome {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs the CLI against one server with a private HOME.
+struct Cli {
+    server: TestServer,
+    home: TempDir,
+    token: Option<String>,
+}
+
+impl Cli {
+    /// A dev server, and a CLI holding its root token.
+    fn dev() -> Cli {
+        let server = TestServer::dev();
+        let token = Some(server.root_token().to_owned());
+        Cli {
+            server,
+            home: tempfile::tempdir().unwrap(),
+            token,
+        }
+    }
+
+    /// A fresh (uninitialized, sealed) file-backed server, and a CLI with no token.
+    fn sealed() -> Cli {
+        Cli {
+            server: TestServer::from_config(FILE_STORAGE_CONFIG),
+            home: tempfile::tempdir().unwrap(),
+            token: None,
+        }
+    }
+
+    fn run(&self, args: &[&str]) -> Outcome {
+        self.run_with_stdin(args, "")
+    }
+
+    fn run_with_stdin(&self, args: &[&str], stdin: &str) -> Outcome {
+        let mut command = Command::new(COFFER_BIN);
+        command
+            .args(args)
+            .env("VAULT_ADDR", &self.server.addr)
+            .env("HOME", self.home.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        // Nothing from the developer's shell may steer the CLI elsewhere.
+        for name in [
+            "COFFER_ADDR",
+            "COFFER_TOKEN",
+            "VAULT_TOKEN",
+            "VAULT_NAMESPACE",
+            "COFFER_NAMESPACE",
+            "VAULT_FORMAT",
+            "COFFER_FORMAT",
+            "VAULT_CACERT",
+            "VAULT_SKIP_VERIFY",
+        ] {
+            command.env_remove(name);
+        }
+        if let Some(token) = &self.token {
+            command.env("VAULT_TOKEN", token);
+        }
+        let mut child = command.spawn().expect("spawn coffer CLI");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        let output = child.wait_with_output().unwrap();
+        Outcome {
+            code: output.status.code().expect("CLI exited normally"),
+            stdout: String::from_utf8(output.stdout).unwrap(),
+            stderr: String::from_utf8(output.stderr).unwrap(),
+        }
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert_eq!(
+            out.code, 0,
+            "coffer {args:?} failed:\n{}{}",
+            out.stdout, out.stderr
+        );
+        out.stdout
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let mut args = args.to_vec();
+        args.push("-format=json");
+        let stdout = self.ok(&args);
+        serde_json::from_str(&stdout)
+            .unwrap_or_else(|e| panic!("coffer {args:?} printed no JSON ({e}):\n{stdout}"))
+    }
+
+    /// `status -format=json`: the seal status and the exit code (2 while sealed).
+    fn status_json(&self) -> (i32, Value) {
+        let out = self.run(&["status", "-format=json"]);
+        let json = serde_json::from_str(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "status printed no JSON ({e}):\n{}{}",
+                out.stdout, out.stderr
+            )
+        });
+        (out.code, json)
+    }
+
+    fn kv_v2_mount(&self, name: &str) -> String {
+        self.ok(&[
+            "secrets",
+            "enable",
+            &format!("-path={name}"),
+            "-version=2",
+            "kv",
+        ]);
+        name.to_owned()
+    }
+
+    /// Read a path straight over HTTP with the root token, bypassing the CLI.
+    fn api_get(&self, path: &str) -> (u16, Value) {
+        self.server
+            .request("GET", path, Some(self.server.root_token()), None)
+    }
+}
+
+#[test]
+fn kv_v2_put_get_patch_and_versions() {
+    let cli = Cli::dev();
+    let mount = cli.kv_v2_mount("app-kv");
+    let path = format!("{mount}/app/db");
+
+    let put = cli.ok(&["kv", "put", &path, "user=ann", "password=s3cr3t"]);
+    assert!(put.contains(&format!("{mount}/data/app/db")), "{put}");
+    let (status, body) = cli.api_get(&format!("{mount}/data/app/db"));
+    assert_eq!(status, 200);
+    assert_eq!(
+        body["data"]["data"],
+        json!({"user": "ann", "password": "s3cr3t"})
+    );
+
+    // -field prints the bare value with no newline (stdout is not a terminal).
+    assert_eq!(cli.ok(&["kv", "get", "-field=password", &path]), "s3cr3t");
+    let mount_form = cli.ok(&[
+        "kv",
+        "get",
+        &format!("-mount={mount}"),
+        "-field=user",
+        "app/db",
+    ]);
+    assert_eq!(mount_form, "ann");
+
+    let json = cli.json(&["kv", "get", &path]);
+    assert_eq!(json["data"]["data"]["user"], "ann");
+    assert_eq!(json["data"]["metadata"]["version"], 1);
+
+    cli.ok(&["kv", "patch", &path, "password=n3w"]);
+    let patched = cli.json(&["kv", "get", &path]);
+    assert_eq!(patched["data"]["data"]["password"], "n3w");
+    assert_eq!(
+        patched["data"]["data"]["user"], "ann",
+        "patch keeps other keys"
+    );
+    assert_eq!(patched["data"]["metadata"]["version"], 2);
+
+    let table = cli.ok(&["kv", "get", &path]);
+    assert!(table.contains("Key         Value\n"), "{table}");
+    assert!(table.contains("password    n3w\n"), "{table}");
+
+    assert_eq!(
+        cli.ok(&["kv", "get", "-version=1", "-field=password", &path]),
+        "s3cr3t"
+    );
+
+    let metadata = cli.json(&["kv", "metadata", "get", &path]);
+    assert_eq!(metadata["data"]["current_version"], 2);
+
+    assert_eq!(
+        cli.json(&["kv", "list", &format!("{mount}/app")]),
+        json!(["db"])
+    );
+
+    cli.ok(&["kv", "delete", &path]);
+    let gone = cli.run(&["kv", "get", &path]);
+    assert_eq!(gone.code, 2, "{}{}", gone.stdout, gone.stderr);
+
+    cli.ok(&["kv", "undelete", "-versions=2", &path]);
+    assert_eq!(cli.ok(&["kv", "get", "-field=password", &path]), "n3w");
+
+    cli.ok(&["kv", "destroy", "-versions=1", &path]);
+    let destroyed = cli.json(&["kv", "metadata", "get", &path]);
+    assert_eq!(destroyed["data"]["versions"]["1"]["destroyed"], true);
+
+    cli.ok(&[
+        "kv",
+        "metadata",
+        "put",
+        "-max-versions=5",
+        "-custom-metadata=owner=ops",
+        &path,
+    ]);
+    let tuned = cli.json(&["kv", "metadata", "get", &path]);
+    assert_eq!(tuned["data"]["max_versions"], 5);
+    assert_eq!(tuned["data"]["custom_metadata"]["owner"], "ops");
+
+    cli.ok(&["kv", "metadata", "delete", &path]);
+    assert_eq!(cli.run(&["kv", "metadata", "get", &path]).code, 2);
+    assert_eq!(cli.api_get(&format!("{mount}/metadata/app/db")).0, 404);
+}
+
+#[test]
+fn kv_get_format_json_prints_vaults_response_envelope() {
+    let cli = Cli::dev();
+    cli.ok(&["kv", "put", "secret/envelope", "colour=blue", "size=3"]);
+    let out = cli.ok(&["kv", "get", "-format=json", "secret/envelope"]);
+    let json: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(json["data"]["data"], json!({"colour": "blue", "size": "3"}));
+    assert_eq!(json["data"]["metadata"]["version"], 1);
+    assert_eq!(json["data"]["metadata"]["destroyed"], false);
+    assert!(
+        json["request_id"].as_str().is_some_and(|id| !id.is_empty()),
+        "{out}"
+    );
+    assert_eq!(json["lease_id"], "");
+    // The global flag works before the verb too, as in Vault.
+    let before: Value =
+        serde_json::from_str(&cli.ok(&["-format=json", "kv", "get", "secret/envelope"]))
+            .expect("json with the flag first");
+    assert_eq!(before["data"]["data"]["colour"], "blue");
+}
+
+#[test]
+fn kv_put_reads_json_from_stdin_and_cas_guards_writes() {
+    let cli = Cli::dev();
+    let mount = cli.kv_v2_mount("cas-kv");
+    let path = format!("{mount}/cfg");
+    let out = cli.run_with_stdin(&["kv", "put", &path, "-"], r#"{"port": 5432}"#);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        cli.json(&["kv", "get", &path])["data"]["data"]["port"],
+        5432
+    );
+
+    let stale = cli.run(&["kv", "put", "-cas=0", &path, "port=1"]);
+    assert_eq!(stale.code, 2, "a server-side refusal exits 2, as in Vault");
+    assert!(
+        stale.stderr.starts_with("Error writing data to"),
+        "{}",
+        stale.stderr
+    );
+    assert_eq!(
+        cli.json(&["kv", "get", &path])["data"]["data"]["port"],
+        5432,
+        "stale write refused"
+    );
+    cli.ok(&["kv", "put", "-cas=1", &path, "port=2"]);
+    assert_eq!(cli.json(&["kv", "get", &path])["data"]["data"]["port"], "2");
+}
+
+#[test]
+fn generic_read_write_list_delete_on_a_kv_v1_mount() {
+    let cli = Cli::dev();
+    let mount = "kvone";
+    cli.ok(&["secrets", "enable", &format!("-path={mount}"), "kv"]);
+    let path = format!("{mount}/thing");
+    let written = cli.ok(&["write", &path, "colour=blue"]);
+    assert_eq!(written, format!("Success! Data written to: {path}\n"));
+    assert_eq!(cli.ok(&["read", "-field=colour", &path]), "blue");
+    assert_eq!(cli.json(&["list", mount]), json!(["thing"]));
+    assert_eq!(cli.ok(&["kv", "get", "-field=colour", &path]), "blue");
+    cli.ok(&["delete", &path]);
+    let missing = cli.run(&["read", &path]);
+    assert_eq!(missing.code, 2);
+    assert_eq!(missing.stderr, format!("No value found at {path}\n"));
+    assert_eq!(cli.api_get(&path).0, 404);
+}
+
+#[test]
+fn policies_can_be_written_read_listed_and_deleted() {
+    let cli = Cli::dev();
+    let name = "readers";
+    let policy = "path \"secret/*\" {\n  capabilities = [\"read\"]\n}\n";
+    let out = cli.run_with_stdin(&["policy", "write", name, "-"], policy);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.stdout, format!("Success! Uploaded policy: {name}\n"));
+    assert!(cli.ok(&["policy", "read", name]).contains("capabilities"));
+    let names = cli.json(&["policy", "list"]);
+    assert!(names.as_array().unwrap().contains(&json!(name)), "{names}");
+    cli.ok(&["policy", "delete", name]);
+    assert_eq!(cli.run(&["policy", "read", name]).code, 2);
+}
+
+#[test]
+fn a_token_limited_by_policy_is_refused_outside_it() {
+    let mut cli = Cli::dev();
+    let policy =
+        "path \"secret/data/open/*\" {\n  capabilities = [\"read\", \"create\", \"update\"]\n}\n";
+    assert_eq!(
+        cli.run_with_stdin(&["policy", "write", "open-only", "-"], policy)
+            .code,
+        0
+    );
+    cli.ok(&["kv", "put", "secret/open/a", "k=v"]);
+    cli.ok(&["kv", "put", "secret/closed/a", "k=v"]);
+    let token = cli.ok(&["token", "create", "-field=token", "-policy=open-only"]);
+
+    cli.token = Some(token);
+    assert_eq!(cli.ok(&["kv", "get", "-field=k", "secret/open/a"]), "v");
+    let refused = cli.run(&["kv", "get", "secret/closed/a"]);
+    assert_eq!(refused.code, 2, "{}{}", refused.stdout, refused.stderr);
+    assert!(refused.stderr.contains("403"), "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("permission denied"),
+        "{}",
+        refused.stderr
+    );
+}
+
+#[test]
+fn tokens_can_be_created_looked_up_and_revoked() {
+    let cli = Cli::dev();
+    let created = cli.json(&[
+        "token",
+        "create",
+        "-policy=default",
+        "-ttl=1h",
+        "-metadata=team=ops",
+    ]);
+    let token = created["auth"]["client_token"].as_str().unwrap().to_owned();
+    assert!(created["auth"]["policies"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("default")));
+    assert_eq!(created["auth"]["lease_duration"], 3600);
+
+    let only_token = cli.ok(&["token", "create", "-field=token", "-policy=default"]);
+    assert!(!only_token.is_empty() && !only_token.contains('\n'));
+
+    let lookup = cli.json(&["token", "lookup", &token]);
+    assert_eq!(lookup["data"]["meta"]["team"], "ops");
+    assert_eq!(lookup["data"]["id"], token.as_str());
+    let table = cli.ok(&["token", "lookup", &token]);
+    assert!(table.starts_with("Key "), "{table}");
+
+    let caps = cli.ok(&["token", "capabilities", &token, "sys/mounts"]);
+    assert_eq!(caps.trim(), "deny");
+
+    assert_eq!(
+        cli.ok(&["token", "revoke", &token]),
+        "Success! Revoked token (if it existed)\n"
+    );
+    let after = cli.run(&["token", "lookup", &token]);
+    assert_eq!(after.code, 2);
+    assert!(
+        after.stderr.starts_with("Error looking up token: "),
+        "{}",
+        after.stderr
+    );
+}
+
+#[test]
+fn secrets_engines_can_be_enabled_listed_tuned_moved_and_disabled() {
+    let cli = Cli::dev();
+    let (mount, moved) = ("eng", "moved");
+    cli.ok(&[
+        "secrets",
+        "enable",
+        &format!("-path={mount}"),
+        "-description=test engine",
+        "kv",
+    ]);
+    let list = cli.json(&["secrets", "list"]);
+    assert_eq!(list[format!("{mount}/")]["type"], "kv");
+    assert_eq!(list[format!("{mount}/")]["description"], "test engine");
+    assert!(cli.ok(&["secrets", "list"]).contains(&format!("{mount}/")));
+
+    cli.ok(&[
+        "secrets",
+        "tune",
+        "-default-lease-ttl=1h",
+        "-max-lease-ttl=2h",
+        mount,
+    ]);
+    let detailed = cli.json(&["secrets", "list", "-detailed"]);
+    assert_eq!(
+        detailed[format!("{mount}/")]["config"]["default_lease_ttl"],
+        3600
+    );
+    assert_eq!(
+        detailed[format!("{mount}/")]["config"]["max_lease_ttl"],
+        7200
+    );
+
+    cli.ok(&["write", &format!("{mount}/kept"), "v=1"]);
+    let out = cli.ok(&["secrets", "move", mount, moved]);
+    assert!(out.starts_with("Success!"), "{out}");
+    let list = cli.json(&["secrets", "list"]);
+    assert!(list.get(format!("{mount}/")).is_none());
+    assert_eq!(list[format!("{moved}/")]["type"], "kv");
+    assert_eq!(cli.ok(&["read", "-field=v", &format!("{moved}/kept")]), "1");
+
+    cli.ok(&["secrets", "disable", moved]);
+    assert!(cli
+        .json(&["secrets", "list"])
+        .get(format!("{moved}/"))
+        .is_none());
+}
+
+#[test]
+fn status_reports_an_unsealed_dev_server() {
+    let cli = Cli::dev();
+    let out = cli.run(&["status"]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert!(out.stdout.contains("Initialized"), "{}", out.stdout);
+    let sealed_row = out
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("Sealed"))
+        .expect("Sealed row");
+    assert!(sealed_row.ends_with("false"), "{sealed_row}");
+    let json = cli.json(&["status"]);
+    assert_eq!(json["sealed"], false);
+    assert_eq!(json["initialized"], true);
+}
+
+#[test]
+fn operator_init_unseal_seal_and_status_exit_codes() {
+    let mut cli = Cli::sealed();
+    let (code, uninitialized) = cli.status_json();
+    assert_eq!(code, 2, "status exits 2 while sealed");
+    assert_eq!(uninitialized["initialized"], false);
+
+    let init = cli.json(&["operator", "init", "-key-shares=3", "-key-threshold=2"]);
+    let keys: Vec<String> = init["unseal_keys_b64"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k.as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(keys.len(), 3);
+    assert_eq!(init["unseal_threshold"], 2);
+    let root = init["root_token"].as_str().unwrap().to_owned();
+
+    let (code, sealed) = cli.status_json();
+    assert_eq!(code, 2);
+    assert_eq!(sealed["sealed"], true);
+    assert_eq!(sealed["t"], 2);
+    assert_eq!(sealed["n"], 3);
+
+    let first = cli.run(&["operator", "unseal", &keys[0]]);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    assert!(first.stdout.contains("Unseal Progress"), "{}", first.stdout);
+    assert_eq!(cli.run(&["status"]).code, 2);
+    // The key may also come on stdin, as `vault operator unseal` prompts for it.
+    let second = cli.run_with_stdin(&["operator", "unseal"], &format!("{}\n", keys[2]));
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    assert_eq!(cli.run(&["status"]).code, 0);
+
+    cli.token = Some(root);
+    let out = cli.ok(&["operator", "seal"]);
+    assert!(out.starts_with("Success!"), "{out}");
+    let (code, status) = cli.status_json();
+    assert_eq!((code, &status["sealed"]), (2, &json!(true)));
+}
+
+#[test]
+fn data_survives_a_restart_of_a_file_backed_server() {
+    let mut cli = Cli::sealed();
+    let init = cli.json(&["operator", "init", "-key-shares=1", "-key-threshold=1"]);
+    let key = init["unseal_keys_hex"][0].as_str().unwrap().to_owned();
+    cli.ok(&["operator", "unseal", &key]);
+    cli.token = Some(init["root_token"].as_str().unwrap().to_owned());
+    cli.ok(&["secrets", "enable", "-path=kept", "-version=2", "kv"]);
+    cli.ok(&["kv", "put", "kept/app", "colour=green"]);
+
+    cli.server.restart();
+    let (code, status) = cli.status_json();
+    assert_eq!(code, 2, "a restarted server is sealed");
+    assert_eq!(status["sealed"], true);
+    cli.ok(&["operator", "unseal", &key]);
+    assert_eq!(cli.ok(&["kv", "get", "-field=colour", "kept/app"]), "green");
+}
+
+#[test]
+fn login_writes_the_token_file_that_later_commands_use() {
+    let mut cli = Cli::dev();
+    let root = cli.token.take().unwrap();
+    let token_file = cli.home.path().join(".coffer-token");
+
+    let denied = cli.run(&["login", "not-a-token"]);
+    assert_ne!(denied.code, 0, "{}", denied.stdout);
+    assert!(!token_file.exists(), "a refused token is not stored");
+
+    let out = cli.run(&["login", &root]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout
+            .starts_with("Success! You are now authenticated."),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(std::fs::read_to_string(&token_file).unwrap().trim(), root);
+
+    // No VAULT_TOKEN now: the CLI reads the token file.
+    let me = cli.json(&["token", "lookup"]);
+    assert_eq!(me["data"]["id"], root.as_str());
+    assert_eq!(me["data"]["policies"], json!(["root"]));
+
+    let other = cli.server.request(
+        "POST",
+        "auth/token/create",
+        Some(&root),
+        Some(&json!({"policies": ["default"]})),
+    );
+    let other = other.1["auth"]["client_token"].as_str().unwrap().to_owned();
+    let piped = cli.run_with_stdin(&["login", "-"], &format!("{other}\n"));
+    assert_eq!(piped.code, 0, "{}", piped.stderr);
+    assert_eq!(std::fs::read_to_string(&token_file).unwrap().trim(), other);
+
+    let no_store = cli.run(&["login", "-no-store", &root]);
+    assert_eq!(no_store.code, 0, "{}", no_store.stderr);
+    assert_eq!(
+        std::fs::read_to_string(&token_file).unwrap().trim(),
+        other,
+        "-no-store keeps the file"
+    );
+}
+
+#[test]
+fn operator_key_status_and_rotate() {
+    let cli = Cli::dev();
+    cli.ok(&["kv", "put", "secret/before-rotate", "v=1"]);
+    let before = cli.json(&["operator", "key-status"]);
+    let term = |v: &Value| {
+        v.get("term")
+            .or_else(|| v["data"].get("term"))
+            .and_then(Value::as_u64)
+    };
+    assert_eq!(term(&before), Some(1), "{before}");
+    let table = cli.ok(&["operator", "key-status"]);
+    assert!(table.contains("Key Term"), "{table}");
+
+    let rotated = cli.ok(&["operator", "rotate"]);
+    assert!(rotated.starts_with("Success! Rotated key"), "{rotated}");
+    let after = cli.json(&["operator", "key-status"]);
+    assert_eq!(term(&after), Some(2), "{after}");
+    assert_eq!(
+        cli.ok(&["kv", "get", "-field=v", "secret/before-rotate"]),
+        "1"
+    );
+}
+
+#[test]
+fn usage_errors_exit_1_without_contacting_the_server() {
+    let cli = Cli::dev();
+    let unknown_verb = cli.run(&["frobnicate"]);
+    assert_eq!(
+        unknown_verb.code, 1,
+        "{}{}",
+        unknown_verb.stdout, unknown_verb.stderr
+    );
+    assert!(!unknown_verb.stderr.is_empty());
+
+    let missing_path = cli.run(&["kv", "get"]);
+    assert_eq!(missing_path.code, 1, "{}", missing_path.stderr);
+
+    let bad_flag = cli.run(&["kv", "get", "-no-such-flag", "secret/x"]);
+    assert_eq!(bad_flag.code, 1, "{}", bad_flag.stderr);
+}
+
+#[test]
+fn an_unreachable_server_is_an_error_exit_2() {
+    let mut cli = Cli::dev();
+    cli.server.stop();
+    let out = cli.run(&["kv", "get", "secret/x"]);
+    assert_eq!(out.code, 2, "{}{}", out.stdout, out.stderr);
+    assert!(!out.stderr.is_empty());
+}
