@@ -48,8 +48,15 @@ async fn read(ctx: Ctx) -> Result<Response> {
     let data: Map<String, Value> = view::get_json(ctx.view.as_ref(), path)
         .await?
         .ok_or(Error::NotFound)?;
+    // Vault reports a refresh interval for KV v1: the secret's own `ttl` key if it has a valid
+    // one, else the mount's default lease TTL. It is advice to caching clients, not a lease.
+    let refresh = data
+        .get("ttl")
+        .and_then(|v| coffer_sdk::duration::duration_from_json(v).ok())
+        .unwrap_or(ctx.mount.default_lease_ttl);
     Ok(Response {
         data: Some(data),
+        refresh_interval: Some(refresh),
         ..Response::default()
     })
 }

@@ -11,6 +11,9 @@ pub enum Error {
     /// The token is missing, invalid, or lacks the capability (403).
     #[error("permission denied")]
     PermissionDenied,
+    /// Denied, with Vault's specific message (e.g. `bad token`) (403).
+    #[error("{0}")]
+    Forbidden(String),
     /// Nothing at this path (404 with an empty `errors` list, as Vault answers a missing secret).
     #[error("")]
     NotFound,
@@ -50,7 +53,7 @@ impl Error {
     pub fn status(&self) -> u16 {
         match self {
             Error::BadRequest(_) | Error::Conflict(_) | Error::NotInitialized => 400,
-            Error::PermissionDenied => 403,
+            Error::PermissionDenied | Error::Forbidden(_) => 403,
             Error::NotFound | Error::UnsupportedPath(_) => 404,
             Error::UnsupportedOperation => 405,
             Error::TooLarge => 413,

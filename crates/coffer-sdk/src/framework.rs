@@ -252,12 +252,59 @@ pub fn decode_input<T: DeserializeOwned>(data: Map<String, Value>) -> Result<T> 
     })
 }
 
-/// Remove quoted values from serde messages (`invalid type: string "hunter2"` → `a string`).
+/// Remove submitted values from serde messages: `invalid type: string "hunter2"` → `a string`,
+/// ``invalid type: integer `12345` `` → `an integer`. A value in the wrong field may be a secret.
 fn scrub_values(msg: &str) -> String {
     static QUOTED: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
-    let re = QUOTED
+    static TICKED: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
+    let quoted = QUOTED
         .get_or_init(|| Regex::new(r#"(string|value) "(?:[^"\\]|\\.)*""#).expect("static regex"));
-    re.replace_all(msg, "a $1").into_owned()
+    let ticked = TICKED.get_or_init(|| {
+        Regex::new(r"(integer|floating point|boolean|character|value) `[^`]*`")
+            .expect("static regex")
+    });
+    let msg = quoted.replace_all(msg, "a $1");
+    ticked.replace_all(&msg, "a $1").into_owned()
+}
+
+/// Revokes one leased secret; gets the lease's internal data.
+pub type RevokeFn = Arc<dyn Fn(Ctx, Map<String, Value>) -> BoxFuture<Result<()>> + Send + Sync>;
+/// Checks that a leased secret may be extended (e.g. the database user still exists).
+pub type RenewFn = Arc<dyn Fn(Ctx, Map<String, Value>) -> BoxFuture<Result<()>> + Send + Sync>;
+
+/// A kind of leased secret an engine issues, with its lifecycle callbacks. The lease manager
+/// calls them; engines never track expiry themselves.
+#[derive(Clone)]
+pub struct SecretType {
+    pub name: &'static str,
+    pub revoke: RevokeFn,
+    /// `None` = leases of this type cannot be renewed.
+    pub renew: Option<RenewFn>,
+}
+
+impl SecretType {
+    /// A secret type with a revoke callback.
+    pub fn new<F, Fut>(name: &'static str, revoke: F) -> SecretType
+    where
+        F: Fn(Ctx, Map<String, Value>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<()>> + Send + 'static,
+    {
+        SecretType {
+            name,
+            revoke: Arc::new(move |ctx, data| Box::pin(revoke(ctx, data))),
+            renew: None,
+        }
+    }
+
+    /// Allow renewal, checked by `renew`.
+    pub fn renewable<F, Fut>(mut self, renew: F) -> SecretType
+    where
+        F: Fn(Ctx, Map<String, Value>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<()>> + Send + 'static,
+    {
+        self.renew = Some(Arc::new(move |ctx, data| Box::pin(renew(ctx, data))));
+        self
+    }
 }
 
 /// A resolved route: which path spec matched and its captures.
@@ -270,6 +317,7 @@ pub struct Route<'a> {
 pub struct Backend {
     pub kind: &'static str,
     pub help: &'static str,
+    secret_types: Vec<SecretType>,
     paths: Vec<PathSpec>,
     set: RegexSet,
     regexes: Vec<Regex>,
@@ -290,10 +338,22 @@ impl Backend {
         Backend {
             kind,
             help,
+            secret_types: Vec::new(),
             paths,
             set,
             regexes,
         }
+    }
+
+    /// Declare a kind of leased secret this engine issues.
+    pub fn with_secret_type(mut self, secret_type: SecretType) -> Backend {
+        self.secret_types.push(secret_type);
+        self
+    }
+
+    /// The declared secret type called `name`.
+    pub fn secret_type(&self, name: &str) -> Option<&SecretType> {
+        self.secret_types.iter().find(|t| t.name == name)
     }
 
     /// Every declared path.
@@ -437,6 +497,12 @@ mod tests {
     use super::*;
     use serde::Deserialize;
 
+    #[derive(Debug, Deserialize, JsonSchema)]
+    #[allow(dead_code)]
+    struct Strict {
+        name: String,
+    }
+
     #[derive(Deserialize, JsonSchema)]
     struct Input {
         #[serde(default, deserialize_with = "de::opt_u64")]
@@ -506,6 +572,14 @@ mod tests {
             "data/x",
             serde_json::json!({"count": "hunter2"}),
         );
+        let numeric = decode_input::<Strict>(
+            serde_json::json!({"name": 12345})
+                .as_object()
+                .unwrap()
+                .clone(),
+        )
+        .unwrap_err();
+        assert!(!numeric.to_string().contains("12345"), "{numeric}");
         let err = (route.spec.handler_for(Operation::Update).unwrap().handler)(c)
             .await
             .unwrap_err();

@@ -83,6 +83,8 @@ pub struct Request {
     /// The authenticated caller; `None` on unauthenticated paths.
     pub caller: Option<Caller>,
     pub connection: Connection,
+    /// `X-Vault-Wrap-TTL`: the pipeline wraps the response in a single-use token.
+    pub wrap_ttl: Option<Duration>,
 }
 
 impl Request {
@@ -96,6 +98,7 @@ impl Request {
             data: Map::new(),
             caller: None,
             connection: Connection::default(),
+            wrap_ttl: None,
         }
     }
 
@@ -157,11 +160,30 @@ pub struct Login {
 /// A secret with a lease. The pipeline registers the lease and fills `lease_id`.
 #[derive(Debug, Clone, Default)]
 pub struct SecretLease {
+    /// Which of the engine's declared secret types this is (its revoke/renew callbacks).
+    pub kind: String,
+    /// Requested TTL (0 = the mount's default); the pipeline clamps it to the mount's maximum.
     pub ttl: Duration,
+    /// Requested maximum lifetime (0 = the mount's maximum).
     pub max_ttl: Duration,
     pub renewable: bool,
-    /// Engine-private data kept with the lease for renew/revoke callbacks.
+    /// Engine-private data kept with the lease for renew/revoke callbacks (encrypted at rest,
+    /// never returned to clients).
     pub internal: Map<String, Value>,
+    /// Filled by the pipeline once the lease is registered.
+    pub lease_id: String,
+}
+
+/// Response-wrapping information, rendered as `wrap_info`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct WrapInfo {
+    pub token: String,
+    pub accessor: String,
+    pub ttl: u64,
+    pub creation_time: String,
+    pub creation_path: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub wrapped_accessor: String,
 }
 
 /// A body that is not Vault's JSON envelope (metrics text, some health answers).
@@ -180,6 +202,11 @@ pub struct Response {
     pub secret: Option<SecretLease>,
     /// A successful login; the pipeline turns it into a token and fills `auth`.
     pub login: Option<Login>,
+    /// Set by the pipeline when the response was wrapped.
+    pub wrap_info: Option<WrapInfo>,
+    /// How long a client may cache this answer, without a lease: rendered as
+    /// `lease_duration` with an empty `lease_id` (Vault's KV v1 "refresh interval").
+    pub refresh_interval: Option<Duration>,
     /// Status override (e.g. 429/472/473 for `sys/health`).
     pub status: Option<u16>,
     /// Replace the JSON envelope with this body.
