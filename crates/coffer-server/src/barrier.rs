@@ -468,6 +468,20 @@ impl Barrier {
         self.storage.scan(prefix).await.map_err(storage_err)
     }
 
+    /// A page of full keys below `prefix`, after `after`, in key order.
+    pub async fn scan_page(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<String>> {
+        self.unsealed()?;
+        self.storage
+            .scan_page(prefix, after, limit)
+            .await
+            .map_err(storage_err)
+    }
+
     /// Encrypt every put and apply all ops atomically.
     pub async fn batch(&self, ops: Vec<ViewOp>) -> Result<()> {
         let mut physical = Vec::with_capacity(ops.len());
@@ -526,10 +540,27 @@ impl BarrierView {
         Ok(())
     }
 
-    /// Copy every entry of this view into `dest` (re-encrypting under the new paths), then
-    /// delete the originals. Used by `sys/remount` when storage prefixes are path-derived.
-    pub async fn scan_relative(&self) -> Result<Vec<String>> {
-        let keys = self.barrier.scan(&self.prefix).await?;
+    /// Every key in this view (relative), e.g. for tidy passes over small prefixes.
+    pub async fn scan_relative(&self, prefix: &str) -> Result<Vec<String>> {
+        let keys = self.barrier.scan(&self.key(prefix)).await?;
+        Ok(keys
+            .into_iter()
+            .filter_map(|k| k.strip_prefix(&self.prefix).map(String::from))
+            .collect())
+    }
+
+    /// A page of relative keys below `prefix`, after the relative key `after`, in key order.
+    pub async fn scan_page(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<String>> {
+        let after = after.map(|a| self.key(a));
+        let keys = self
+            .barrier
+            .scan_page(&self.key(prefix), after.as_deref(), limit)
+            .await?;
         Ok(keys
             .into_iter()
             .filter_map(|k| k.strip_prefix(&self.prefix).map(String::from))

@@ -99,6 +99,7 @@ pub struct Core {
     pub policies: Arc<PolicyStore>,
     pub limits: LeaseLimits,
     pub metrics: Metrics,
+    pub leases: crate::leases::LeaseStore,
     seal: tokio::sync::Mutex<SealProgress>,
 }
 
@@ -166,8 +167,13 @@ impl Core {
             policies,
             limits,
             metrics: Metrics::default(),
+            leases: crate::leases::LeaseStore {
+                view: BarrierView::new(barrier.clone(), "sys/expire/"),
+            },
             seal: tokio::sync::Mutex::new(SealProgress::default()),
         });
+        let hooks: std::sync::Weak<dyn crate::tokens::TokenHooks> = Arc::downgrade(&core) as _;
+        tokens.set_hooks(hooks);
         let info = |path: &str, kind: &str| coffer_sdk::MountInfo {
             path: path.into(),
             kind: kind.into(),
@@ -204,10 +210,43 @@ impl Core {
             entry: builtin_entry("token/", "token", "token based credentials"),
             is_auth: true,
             backend: Arc::new(crate::tokens::backend(&tokens)),
-            view: Arc::new(BarrierView::new(barrier, "sys/token/")),
+            view: Arc::new(BarrierView::new(barrier.clone(), "sys/token/")),
             info: info("auth/token/", "token"),
         });
+        // Each token's cubbyhole is its own view (`cubbyhole/<token hash>/`), chosen per request
+        // by the pipeline; this one is never used directly.
+        core.router.add_builtin(Mounted {
+            route_path: "cubbyhole/".into(),
+            entry: builtin_entry(
+                "cubbyhole/",
+                "cubbyhole",
+                "per-token private secret storage",
+            ),
+            is_auth: false,
+            backend: Arc::new(coffer_kv::v1::backend()),
+            view: Arc::new(BarrierView::new(barrier, "cubbyhole/-/")),
+            info: info("cubbyhole/", "cubbyhole"),
+        });
         core
+    }
+
+    /// Start the background expiry of leases (runs while unsealed; ends with the core).
+    pub fn start_expiry(self: &Arc<Self>) {
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                let Some(core) = weak.upgrade() else { break };
+                if core.barrier.is_sealed() {
+                    continue;
+                }
+                match core.expire_due(crate::leases::EXPIRY_BATCH).await {
+                    Ok(n) if n > 0 => tracing::debug!(count = n, "expired leases"),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "lease expiry pass failed"),
+                }
+            }
+        });
     }
 
     // ----- seal lifecycle -------------------------------------------------------------------
@@ -513,6 +552,8 @@ impl Core {
 
         let full_path = req.path.clone();
         let mount_info = mounted.info.clone();
+        let wrap_ttl = req.wrap_ttl;
+        let request_id = req.id.clone();
         req.mount_point = mounted.route_path.clone();
         req.path = rel.clone();
         if let Some(e) = &entry {
@@ -527,9 +568,17 @@ impl Core {
                     .then(|| token.unwrap_or_default().to_string()),
             });
         }
+        let view: Arc<dyn coffer_sdk::View> = match (&entry, mounted.entry.kind.as_str()) {
+            (Some(e), "cubbyhole") => Arc::new(BarrierView::new(
+                self.barrier.clone(),
+                format!("cubbyhole/{}/", e.id_hash),
+            )),
+            (None, "cubbyhole") => return Err(Error::PermissionDenied),
+            _ => mounted.view.clone(),
+        };
         let mut ctx = Ctx {
             request: req,
-            view: mounted.view.clone(),
+            view,
             clock: self.clock.clone(),
             mount: mounted.info.clone(),
             params: route.params,
@@ -552,7 +601,7 @@ impl Core {
             let acl = self.policies.acl(&entry.policies).await?;
             let required = capability_for(ctx.request.operation);
             let params = ctx.request.operation.writes().then_some(&ctx.request.data);
-            let decision = acl.check(&full_path, required, params);
+            let decision = acl.check_wrapped(&full_path, required, params, wrap_ttl);
             if !decision.allowed {
                 if let Some(reason) = decision.denial.filter(|r| r != "permission denied") {
                     return Err(Error::bad(reason));
@@ -572,6 +621,15 @@ impl Core {
             self.tokens.revoke_tree(&id_hash).await?;
         }
         let mut response = result?;
+        if let Some(secret) = response.secret.as_mut() {
+            self.register_secret_lease(
+                secret,
+                &mount_info,
+                &rel,
+                entry.as_ref().map(|e| e.id_hash.as_str()),
+            )
+            .await?;
+        }
         if let Some(login) = response.login.take() {
             if !mounted.is_auth {
                 return Err(Error::Internal("a secrets engine returned a login".into()));
@@ -581,8 +639,22 @@ impl Core {
                     .await?,
             );
         }
-        // Lease registration (issue 3) and audit (capability 7) hook in here, once, for every
-        // engine.
+        if let Some(ttl) = wrap_ttl.filter(|t| !t.is_zero()) {
+            if !crate::envelope::is_empty(&response) {
+                let wrapped_accessor = response
+                    .auth
+                    .as_ref()
+                    .map(|a| a.accessor.clone())
+                    .unwrap_or_default();
+                let body = match &response.raw {
+                    Some(raw) => raw.body.clone(),
+                    None => serde_json::to_vec(&crate::envelope::envelope(&response, &request_id))
+                        .expect("json encodes"),
+                };
+                response = self.wrap(body, ttl, &full_path, wrapped_accessor).await?;
+            }
+        }
+        // Audit (capability 7) hooks in here, once, for every engine.
         Ok(response)
     }
 

@@ -9,7 +9,6 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
 use hyper::{Method, StatusCode};
-use serde::Serialize;
 use serde_json::{Map, Value};
 use std::sync::Arc;
 
@@ -35,19 +34,6 @@ pub fn error_response(err: &Error) -> HttpResponse {
     json_response(err.status(), body)
 }
 
-#[derive(Serialize)]
-struct Envelope<'a> {
-    request_id: &'a str,
-    lease_id: &'a str,
-    renewable: bool,
-    lease_duration: u64,
-    data: &'a Option<Map<String, Value>>,
-    wrap_info: Option<()>,
-    warnings: Option<&'a [String]>,
-    auth: &'a Option<coffer_sdk::logical::Auth>,
-    mount_type: &'a str,
-}
-
 fn render(resp: Response, request_id: &str, head: bool) -> HttpResponse {
     if let Some(raw) = resp.raw {
         let status = resp.status.unwrap_or(200);
@@ -58,35 +44,14 @@ fn render(resp: Response, request_id: &str, head: bool) -> HttpResponse {
         }
         return out;
     }
-    if resp.data.is_none()
-        && resp.auth.is_none()
-        && resp.warnings.is_empty()
-        && resp.secret.is_none()
-        && resp.status.is_none()
-    {
+    if crate::envelope::is_empty(&resp) {
         let mut out = json_response(204, Vec::new());
         out.headers_mut().remove(CONTENT_TYPE);
         return out;
     }
-    let (lease_duration, renewable) = resp
-        .secret
-        .as_ref()
-        .map_or((0, false), |s| (s.ttl.as_secs(), s.renewable));
-    let envelope = Envelope {
-        request_id,
-        lease_id: "",
-        renewable,
-        lease_duration,
-        data: &resp.data,
-        wrap_info: None,
-        warnings: (!resp.warnings.is_empty()).then_some(&resp.warnings[..]),
-        auth: &resp.auth,
-        mount_type: "",
-    };
-    json_response(
-        resp.status.unwrap_or(200),
-        serde_json::to_vec(&envelope).expect("json encodes"),
-    )
+    let body =
+        serde_json::to_vec(&crate::envelope::envelope(&resp, request_id)).expect("json encodes");
+    json_response(resp.status.unwrap_or(200), body)
 }
 
 fn header<'a>(req: &'a hyper::Request<Incoming>, name: &str) -> Option<&'a str> {
@@ -188,11 +153,16 @@ async fn handle_inner(
             return Err(Error::bad(format!("namespaces are not enabled on this Coffer server (X-Vault-Namespace \"{ns}\"); send requests without the header")));
         }
     }
-    if header(&req, "x-vault-wrap-ttl").is_some_and(|v| !v.is_empty()) {
-        return Err(Error::bad(
-            "response wrapping (X-Vault-Wrap-TTL) is not supported yet",
-        ));
-    }
+    let wrap_ttl = match header(&req, "x-vault-wrap-ttl")
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+    {
+        None => None,
+        Some(v) => Some(
+            coffer_sdk::duration::parse_duration(v)
+                .map_err(|e| Error::bad(format!("invalid X-Vault-Wrap-TTL: {e}")))?,
+        ),
+    };
     let list_param = query
         .get("list")
         .and_then(Value::as_str)
@@ -273,6 +243,7 @@ async fn handle_inner(
         data,
         caller: None,
         connection: conn.clone(),
+        wrap_ttl,
     };
     core.handle(request, token.as_deref()).await
 }

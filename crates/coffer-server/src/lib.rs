@@ -3,7 +3,9 @@
 
 pub mod barrier;
 pub mod core;
+pub mod envelope;
 pub mod http;
+pub mod leases;
 pub mod metrics;
 pub mod mounts;
 pub mod openapi;
@@ -12,6 +14,7 @@ pub mod server;
 pub mod shamir;
 pub mod sys;
 pub mod tokens;
+pub mod wrapping;
 
 /// Server version reported by `sys/seal-status` and `sys/health`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

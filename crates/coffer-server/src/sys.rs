@@ -6,7 +6,7 @@ use crate::mounts::{self, MountConfig, MountEntry, AUTH_PATH, MOUNTS_PATH, SECRE
 use base64::Engine as _;
 use coffer_sdk::framework::de;
 use coffer_sdk::logical::RawBody;
-use coffer_sdk::{Backend, Ctx, Error, Operation, PathSpec, Response, Result};
+use coffer_sdk::{Backend, Ctx, Error, Operation, PathSpec, Response, Result, View};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -175,6 +175,106 @@ struct TuneInput {
     audit_non_hmac_response_keys: Option<Vec<String>>,
     #[serde(default)]
     passthrough_request_headers: Option<Vec<String>>,
+}
+
+#[derive(Deserialize, JsonSchema)]
+struct LeaseInput {
+    #[serde(default)]
+    lease_id: Option<String>,
+    #[serde(default, deserialize_with = "de::opt_duration")]
+    #[schemars(with = "Option<String>")]
+    increment: Option<Duration>,
+    #[serde(default, deserialize_with = "de::opt_bool")]
+    sync: Option<bool>,
+}
+
+fn lease_id_of(ctx: &Ctx, input: &LeaseInput) -> Result<String> {
+    let from_url = ctx.param("url_lease_id");
+    let id = if !from_url.is_empty() {
+        from_url.to_string()
+    } else {
+        input.lease_id.clone().unwrap_or_default()
+    };
+    if id.trim().is_empty() {
+        return Err(Error::bad("missing required field 'lease_id'"));
+    }
+    Ok(id.trim_start_matches('/').to_string())
+}
+
+async fn renew_lease(core: &Core, ctx: &Ctx, input: &LeaseInput) -> Result<Response> {
+    let id = lease_id_of(ctx, input)?;
+    let (lease, warning) = core.lease_renew(&id, input.increment).await?;
+    let ttl = (lease.expire_time - core.clock.now())
+        .to_std()
+        .unwrap_or_default();
+    let mut resp = Response {
+        secret: Some(coffer_sdk::logical::SecretLease {
+            lease_id: lease.lease_id,
+            ttl,
+            renewable: lease.renewable,
+            ..Default::default()
+        }),
+        ..Response::default()
+    };
+    resp.warnings.extend(warning);
+    Ok(resp)
+}
+
+async fn revoke_lease(
+    core: &Arc<Core>,
+    ctx: &Ctx,
+    input: &LeaseInput,
+    force: bool,
+) -> Result<Response> {
+    let id = lease_id_of(ctx, input)?;
+    if input.sync == Some(false) {
+        core.leases
+            .get(&id)
+            .await?
+            .ok_or_else(|| Error::bad("invalid lease"))?;
+        let core = core.clone();
+        tokio::spawn(async move {
+            if let Err(e) = core.lease_revoke(&id, force).await {
+                tracing::warn!(error = %e, "asynchronous lease revocation failed; the lease stays and expiry retries it");
+            }
+        });
+        let mut resp = Response::empty();
+        resp.status = Some(202);
+        resp.warnings.push("revocation queued".into());
+        return Ok(resp);
+    }
+    core.lease_revoke(&id, force).await?;
+    Ok(Response::empty())
+}
+
+async fn revoke_prefix(core: &Arc<Core>, ctx: &Ctx, force: bool) -> Result<Response> {
+    let prefix = ctx.param("prefix").to_string();
+    if prefix.is_empty() {
+        return Err(Error::bad("missing required field 'prefix'"));
+    }
+    core.lease_revoke_prefix(&prefix, force).await?;
+    Ok(Response::empty())
+}
+
+#[derive(Deserialize, JsonSchema)]
+struct WrapTokenInput {
+    #[serde(default)]
+    token: Option<String>,
+}
+
+/// The wrapping token: the `token` field, else the request's own token.
+fn wrapping_token(ctx: &Ctx, input: &WrapTokenInput) -> Result<String> {
+    input
+        .token
+        .clone()
+        .filter(|t| !t.is_empty())
+        .or_else(|| {
+            ctx.request
+                .caller
+                .as_ref()
+                .and_then(|c| c.client_token.clone())
+        })
+        .ok_or_else(|| Error::bad("wrapping token is not valid or does not exist"))
 }
 
 #[derive(Deserialize, JsonSchema)]
@@ -849,6 +949,100 @@ pub fn backend(weak: Weak<Core>) -> Backend {
             .sudo()
             .typed(Operation::Update, "Move a mount.", with_core!(|core, ctx, input: RemountInput| remount(&core, input).await))
             .help("Move a secrets engine or auth method to a new path.", "Data is kept: storage is keyed by the mount's id, not its path."),
+        PathSpec::new("leases/lookup/?(?P<prefix>.*)")
+            .op(Operation::List, "List leases under a prefix.", with_core!(|core, ctx| {
+                let prefix = ctx.param("prefix").trim_start_matches('/').to_string();
+                if prefix.contains("..") {
+                    return Err(Error::bad("invalid prefix"));
+                }
+                Response::list(core.leases.view.list(&format!("id/{prefix}")).await?)
+            }))
+            .typed(Operation::Update, "Look up a lease.", with_core!(|core, ctx, input: LeaseInput| {
+                let id = lease_id_of(&ctx, &input)?;
+                Ok(Response::data(core.lease_lookup(&id).await?))
+            }))
+            .help("Look up a lease, or list lease ids under a prefix.", ""),
+        PathSpec::new("leases/renew(?:/(?P<url_lease_id>.+))?")
+            .typed(Operation::Update, "Renew a lease.", with_core!(|core, ctx, input: LeaseInput| renew_lease(&core, &ctx, &input).await))
+            .help("Renew a lease by an increment, clamped to its maximum TTL.", ""),
+        PathSpec::new("renew(?:/(?P<url_lease_id>.+))?")
+            .typed(Operation::Update, "Renew a lease (legacy path).", with_core!(|core, ctx, input: LeaseInput| renew_lease(&core, &ctx, &input).await))
+            .help("Renew a lease (legacy path).", ""),
+        PathSpec::new("leases/revoke-prefix/(?P<prefix>.+)")
+            .sudo()
+            .op(Operation::Update, "Revoke every lease under a prefix.", with_core!(|core, ctx| revoke_prefix(&core, &ctx, false).await))
+            .help("Revoke every lease whose id starts with the prefix.", ""),
+        PathSpec::new("revoke-prefix/(?P<prefix>.+)")
+            .sudo()
+            .op(Operation::Update, "Revoke every lease under a prefix (legacy path).", with_core!(|core, ctx| revoke_prefix(&core, &ctx, false).await))
+            .help("Revoke every lease under a prefix (legacy path).", ""),
+        PathSpec::new("leases/revoke-force/(?P<prefix>.+)")
+            .sudo()
+            .op(Operation::Update, "Remove leases under a prefix even if the engine cannot revoke them.", with_core!(|core, ctx| revoke_prefix(&core, &ctx, true).await))
+            .help("Remove leases under a prefix, ignoring engine revocation errors.", "Use only when the secrets were cleaned up by other means."),
+        PathSpec::new("revoke-force/(?P<prefix>.+)")
+            .sudo()
+            .op(Operation::Update, "Force-revoke (legacy path).", with_core!(|core, ctx| revoke_prefix(&core, &ctx, true).await))
+            .help("Force-revoke leases under a prefix (legacy path).", ""),
+        PathSpec::new("leases/revoke(?:/(?P<url_lease_id>.+))?")
+            .typed(Operation::Update, "Revoke a lease.", with_core!(|core, ctx, input: LeaseInput| revoke_lease(&core, &ctx, &input, false).await))
+            .help("Revoke a lease (sync by default).", ""),
+        PathSpec::new("revoke(?:/(?P<url_lease_id>.+))?")
+            .typed(Operation::Update, "Revoke a lease (legacy path).", with_core!(|core, ctx, input: LeaseInput| revoke_lease(&core, &ctx, &input, false).await))
+            .help("Revoke a lease (legacy path).", ""),
+        PathSpec::new("leases/tidy")
+            .op(Operation::Update, "Tidy the lease index.", with_core!(|core, ctx| {
+                let removed = core.lease_tidy().await?;
+                Ok(Response::data(json!({"removed_entries": removed})).warn("tidy of the lease index finished"))
+            }))
+            .help("Remove index entries that point at missing leases, and leases of missing tokens.", ""),
+        PathSpec::new("leases/count")
+            .op(Operation::Read, "Count leases.", with_core!(|core, ctx| {
+                let kind = ctx.request.data.get("type").and_then(Value::as_str).unwrap_or("all").to_string();
+                let irrevocable = match kind.as_str() {
+                    "irrevocable" => true,
+                    "all" | "" => false,
+                    other => return Err(Error::bad(format!("invalid type \"{other}\": use irrevocable or all"))),
+                };
+                let (total, counts, _) = core.lease_counts(irrevocable).await?;
+                Ok(Response::data(json!({"lease_count": total, "counts": counts})))
+            }))
+            .help("Count leases, optionally only irrevocable ones.", ""),
+        PathSpec::new("leases/?")
+            .op(Operation::Read, "List irrevocable leases.", with_core!(|core, ctx| {
+                match ctx.request.data.get("type").and_then(Value::as_str) {
+                    Some("irrevocable") => {}
+                    _ => return Err(Error::bad("only type=irrevocable listing is supported; use LIST sys/leases/lookup/<prefix> for the rest")),
+                }
+                let (total, _, leases) = core.lease_counts(true).await?;
+                Ok(Response::data(json!({"lease_count": total, "leases": leases})))
+            }))
+            .help("List leases that failed to revoke.", ""),
+        PathSpec::new("wrapping/unwrap")
+            .unauthenticated()
+            .typed(Operation::Update, "Unwrap a wrapped response.", with_core!(|core, ctx, input: WrapTokenInput| core.unwrap(&wrapping_token(&ctx, &input)?).await))
+            .help("Return a wrapped response once; the wrapping token is revoked.", "Pass the wrapping token as the request token or as `token`."),
+        PathSpec::new("wrapping/lookup")
+            .unauthenticated()
+            .typed(Operation::Update, "Look up a wrapping token.", with_core!(|core, ctx, input: WrapTokenInput| core.wrap_lookup(&wrapping_token(&ctx, &input)?).await))
+            .op(Operation::Read, "Look up the request's wrapping token.", with_core!(|core, ctx| core.wrap_lookup(&wrapping_token(&ctx, &WrapTokenInput { token: None })?).await))
+            .help("Creation path, time and TTL of a wrapping token.", ""),
+        PathSpec::new("wrapping/rewrap")
+            .unauthenticated()
+            .typed(Operation::Update, "Rewrap a wrapped response.", with_core!(|core, ctx, input: WrapTokenInput| core.rewrap(&wrapping_token(&ctx, &input)?).await))
+            .help("Move a wrapped response to a new wrapping token.", ""),
+        PathSpec::new("wrapping/wrap")
+            .op(Operation::Update, "Wrap arbitrary data.", with_core!(|core, ctx| {
+                if ctx.request.wrap_ttl.is_none() {
+                    return Err(Error::bad("wrapping requires the X-Vault-Wrap-TTL header"));
+                }
+                if ctx.request.data.is_empty() {
+                    return Err(Error::bad("no data provided to wrap"));
+                }
+                let _ = core;
+                Ok(Response::data(Value::Object(ctx.request.data.clone())))
+            }))
+            .help("Wrap the request's data in a single-use token (needs X-Vault-Wrap-TTL).", ""),
         PathSpec::new("policy/?").op(Operation::Read, "List policies.", list_policies.clone()).op(Operation::List, "List policies.", list_policies).help("List ACL policies.", ""),
         PathSpec::new("policy/(?P<name>.+)")
             .op(Operation::Read, "Read a policy.", with_core!(|core, ctx| {

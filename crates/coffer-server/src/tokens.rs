@@ -126,6 +126,22 @@ pub struct NewToken {
     pub max_ttl: Duration,
 }
 
+/// What else must happen when a token is created, renewed or revoked (its lease, the leases it
+/// created, its cubbyhole). Implemented by the core; kept as a trait so the token store does
+/// not depend on the lease manager.
+#[async_trait::async_trait]
+pub trait TokenHooks: Send + Sync {
+    /// A token was persisted.
+    async fn token_created(&self, entry: &TokenEntry) -> Result<()>;
+    /// A token's expiry moved.
+    async fn token_renewed(&self, entry: &TokenEntry) -> Result<()>;
+    /// A token is about to be deleted: revoke what it owns.
+    async fn token_revoking(&self, entry: &TokenEntry) -> Result<()>;
+}
+
+/// Cached token entries beyond this are dropped (idle tokens live in storage, not memory).
+const TOKEN_CACHE_LIMIT: usize = 65_536;
+
 /// The token store.
 pub struct TokenStore {
     view: BarrierView,
@@ -134,6 +150,7 @@ pub struct TokenStore {
     cache: RwLock<HashMap<String, Arc<TokenEntry>>>,
     /// System lease limits: default and max TTL for tokens.
     limits: RwLock<crate::mounts::LeaseLimits>,
+    hooks: RwLock<Option<std::sync::Weak<dyn TokenHooks>>>,
 }
 
 fn encode_b62(bytes: &[u8], len: usize) -> String {
@@ -157,7 +174,25 @@ impl TokenStore {
             keys: RwLock::new(None),
             cache: RwLock::new(HashMap::new()),
             limits: RwLock::new(limits),
+            hooks: RwLock::new(None),
         }
+    }
+
+    /// Install lifecycle hooks.
+    pub fn set_hooks(&self, hooks: std::sync::Weak<dyn TokenHooks>) {
+        *self.hooks.write() = Some(hooks);
+    }
+
+    fn hooks(&self) -> Option<Arc<dyn TokenHooks>> {
+        self.hooks.read().as_ref().and_then(|w| w.upgrade())
+    }
+
+    fn cache_put(&self, hash: String, entry: Arc<TokenEntry>) {
+        let mut cache = self.cache.write();
+        if cache.len() >= TOKEN_CACHE_LIMIT {
+            cache.clear();
+        }
+        cache.insert(hash, entry);
     }
 
     /// Load (or on first use create) the salts. Called after unseal.
@@ -237,6 +272,11 @@ impl TokenStore {
         self.lookup_hash_with(&hash, true).await
     }
 
+    /// Find a live token by its salted hash (for leases, which store only the hash).
+    pub async fn lookup_by_hash(&self, hash: &str) -> Result<Option<Arc<TokenEntry>>> {
+        self.lookup_hash(hash).await
+    }
+
     async fn lookup_hash(&self, hash: &str) -> Result<Option<Arc<TokenEntry>>> {
         self.lookup_hash_with(hash, false).await
     }
@@ -252,7 +292,7 @@ impl TokenStore {
             None => match get_json::<TokenEntry>(&self.view, &format!("id/{hash}")).await? {
                 Some(e) => {
                     let e = Arc::new(e);
-                    self.cache.write().insert(hash.to_string(), e.clone());
+                    self.cache_put(hash.to_string(), e.clone());
                     e
                 }
                 None => return Ok(None),
@@ -401,7 +441,10 @@ impl TokenStore {
             });
         }
         self.view.batch(ops).await?;
-        self.cache.write().insert(id_hash, Arc::new(entry.clone()));
+        self.cache_put(id_hash, Arc::new(entry.clone()));
+        if let Some(hooks) = self.hooks() {
+            hooks.token_created(&entry).await?;
+        }
         Ok((token, entry))
     }
 
@@ -424,6 +467,9 @@ impl TokenStore {
 
     async fn revoke_one(&self, id_hash: &str) -> Result<()> {
         let entry = get_json::<TokenEntry>(&self.view, &format!("id/{id_hash}")).await?;
+        if let (Some(e), Some(hooks)) = (&entry, self.hooks()) {
+            hooks.token_revoking(e).await?;
+        }
         let mut ops = vec![ViewOp::Delete {
             key: format!("id/{id_hash}"),
         }];
@@ -459,7 +505,7 @@ impl TokenStore {
                         },
                     ])
                     .await?;
-                self.cache.write().insert(child.clone(), Arc::new(e));
+                self.cache_put(child.clone(), Arc::new(e));
             }
         }
         self.revoke_one(id_hash).await
@@ -512,6 +558,9 @@ impl TokenStore {
         updated.expire_time =
             Some(now + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::zero()));
         self.save(&updated).await?;
+        if let Some(hooks) = self.hooks() {
+            hooks.token_renewed(&updated).await?;
+        }
         Ok((updated, warning))
     }
 
@@ -976,7 +1025,7 @@ pub fn backend(ts: &Arc<TokenStore>) -> Backend {
             .help("Look up a token by its accessor.", "The token id is not returned."),
         PathSpec::new("lookup")
             .typed(Operation::Update, "Look up a token.", with_store!(w, |ts, _ctx, input: TokenInput| {
-                let entry = ts.lookup(&input.token).await?.ok_or_else(|| Error::bad("bad token"))?;
+                let entry = ts.lookup(&input.token).await?.ok_or_else(|| Error::Forbidden("bad token".into()))?;
                 let accessor = ts.accessor_of(&input.token)?;
                 Ok(Response::data(ts.lookup_data(&entry, &input.token, &accessor)))
             }))
@@ -1039,6 +1088,15 @@ pub fn backend(ts: &Arc<TokenStore>) -> Backend {
                 Ok(Response::empty())
             }))
             .help("Revoke a token and all its children.", ""),
+        PathSpec::new("accessors/?")
+            .sudo()
+            .op(Operation::List, "List accessors (not available).", |_ctx| async {
+                Err(Error::bad(
+                    "listing accessors is not available: Coffer stores accessors only as salted hashes; \
+                     look tokens up by accessor, or list token leases under sys/leases/lookup/auth/token/",
+                ))
+            })
+            .help("Listing accessors is refused by design.", "Accessors are stored only as salted hashes, so there is nothing to list."),
         PathSpec::new("roles/?")
             .op(Operation::List, "List token roles.", with_store!(w, |ts, _ctx| {
                 Response::list(ts.view.list("roles/").await?)

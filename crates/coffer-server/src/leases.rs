@@ -1,0 +1,672 @@
+//! The lease manager: every leased secret and every token with a TTL has a lease.
+//!
+//! Invariants kept here:
+//! - **Nothing about idle leases lives in memory.** A lease is three barrier entries written
+//!   in one atomic batch: `id/<lease id>` (the lease), `index/<expiry ms, hex>/<hash>` (the
+//!   expiry index, whose key order is time order) and `owner/<token hash>/<hash>` (so revoking
+//!   a token finds what it created). Expiry pages through `index/` from the start, so a
+//!   restart with millions of leases loads nothing and answers at once.
+//! - **A lease is either fully present or fully gone.** Revocation deletes all three entries
+//!   in one batch, after the engine's revoke callback succeeded (or on `revoke-force`). A
+//!   crash mid-way through `revoke-prefix` leaves each lease revoked or still listed.
+//! - **Failed revocations are retried, not lost.** The lease is rescheduled with exponential
+//!   backoff; after [`MAX_REVOKE_ATTEMPTS`] it is marked irrevocable and listed by
+//!   `sys/leases?type=irrevocable` until force-revoked.
+
+use crate::barrier::BarrierView;
+use crate::core::Core;
+use crate::tokens::TokenEntry;
+use chrono::{DateTime, Utc};
+use coffer_sdk::clock::format_time;
+use coffer_sdk::framework::Ctx;
+use coffer_sdk::logical::SecretLease;
+use coffer_sdk::view::{get_json, to_json, View, ViewOp};
+use coffer_sdk::{Error, Operation, Request, Result};
+use ring::digest;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Revocation attempts before a lease is declared irrevocable.
+pub const MAX_REVOKE_ATTEMPTS: u32 = 6;
+/// Leases revoked per expiry pass; bounds the work the background task does at once.
+pub const EXPIRY_BATCH: usize = 512;
+/// Concurrent revocations during expiry and prefix revocation.
+const REVOKE_CONCURRENCY: usize = 32;
+
+/// What a lease stands for.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum LeaseKind {
+    /// A secret issued by an engine; `internal` goes back to its revoke/renew callbacks.
+    Secret {
+        secret_type: String,
+        internal: Map<String, Value>,
+    },
+    /// A token's own lease.
+    Token { id_hash: String },
+}
+
+/// One lease.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LeaseEntry {
+    pub lease_id: String,
+    /// Uuid of the mount that issued it (survives `sys/remount`).
+    pub mount_uuid: String,
+    /// Request path below the mount that created it.
+    pub path: String,
+    pub kind: LeaseKind,
+    /// Hash of the token whose request created it (revoked with that token).
+    pub owner: Option<String>,
+    pub issue_time: DateTime<Utc>,
+    pub expire_time: DateTime<Utc>,
+    pub last_renewal: Option<DateTime<Utc>>,
+    /// Latest time renewals may reach.
+    pub max_expire: DateTime<Utc>,
+    /// TTL granted at issue, seconds.
+    pub ttl: u64,
+    pub renewable: bool,
+    #[serde(default)]
+    pub revoke_attempts: u32,
+    #[serde(default)]
+    pub last_error: Option<String>,
+    #[serde(default)]
+    pub irrevocable: bool,
+}
+
+/// Short, fixed-length name of a lease id for index keys.
+pub fn lease_hash(lease_id: &str) -> String {
+    hex::encode(&digest::digest(&digest::SHA256, lease_id.as_bytes()).as_ref()[..16])
+}
+
+fn index_key(at: DateTime<Utc>, lease_id: &str) -> String {
+    format!(
+        "index/{:016x}/{}",
+        at.timestamp_millis().max(0),
+        lease_hash(lease_id)
+    )
+}
+
+fn owner_key(owner: &str, lease_id: &str) -> String {
+    format!("owner/{owner}/{}", lease_hash(lease_id))
+}
+
+/// Storage of leases (`sys/expire/` in the barrier).
+pub struct LeaseStore {
+    pub view: BarrierView,
+}
+
+impl LeaseStore {
+    /// Read a lease.
+    pub async fn get(&self, lease_id: &str) -> Result<Option<LeaseEntry>> {
+        if lease_id.is_empty() || lease_id.contains("..") || lease_id.contains("//") {
+            return Ok(None);
+        }
+        get_json(&self.view, &format!("id/{lease_id}")).await
+    }
+
+    /// Write a new lease with its index and owner entries.
+    pub async fn insert(&self, lease: &LeaseEntry) -> Result<()> {
+        let mut ops = vec![ViewOp::Put {
+            key: format!("id/{}", lease.lease_id),
+            value: to_json(lease)?,
+        }];
+        if !lease.irrevocable {
+            ops.push(ViewOp::Put {
+                key: index_key(lease.expire_time, &lease.lease_id),
+                value: lease.lease_id.clone().into_bytes(),
+            });
+        }
+        if let Some(owner) = &lease.owner {
+            ops.push(ViewOp::Put {
+                key: owner_key(owner, &lease.lease_id),
+                value: lease.lease_id.clone().into_bytes(),
+            });
+        }
+        self.view.batch(ops).await
+    }
+
+    /// Replace a lease whose expiry (or state) changed, moving its index entry atomically.
+    pub async fn update(&self, old: &LeaseEntry, new: &LeaseEntry) -> Result<()> {
+        let mut ops = vec![
+            ViewOp::Delete {
+                key: index_key(old.expire_time, &old.lease_id),
+            },
+            ViewOp::Put {
+                key: format!("id/{}", new.lease_id),
+                value: to_json(new)?,
+            },
+        ];
+        if !new.irrevocable {
+            ops.push(ViewOp::Put {
+                key: index_key(new.expire_time, &new.lease_id),
+                value: new.lease_id.clone().into_bytes(),
+            });
+        }
+        self.view.batch(ops).await
+    }
+
+    /// Delete a lease and its index and owner entries in one batch.
+    pub async fn remove(&self, lease: &LeaseEntry) -> Result<()> {
+        let mut ops = vec![
+            ViewOp::Delete {
+                key: format!("id/{}", lease.lease_id),
+            },
+            ViewOp::Delete {
+                key: index_key(lease.expire_time, &lease.lease_id),
+            },
+        ];
+        if let Some(owner) = &lease.owner {
+            ops.push(ViewOp::Delete {
+                key: owner_key(owner, &lease.lease_id),
+            });
+        }
+        self.view.batch(ops).await
+    }
+}
+
+/// The lease id of a token's own lease.
+pub fn token_lease_id(entry: &TokenEntry) -> String {
+    format!(
+        "{}/{}",
+        entry.path.trim_end_matches('/'),
+        &entry.id_hash[..32]
+    )
+}
+
+fn random_id() -> String {
+    const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    crate::barrier::random_bytes(24)
+        .iter()
+        .map(|b| ALPHABET[(*b as usize) % 62] as char)
+        .collect()
+}
+
+fn backoff(attempts: u32) -> Duration {
+    Duration::from_secs((1u64 << attempts.min(8)).min(300))
+}
+
+impl Core {
+    /// Register the lease of a secret an engine just issued. Fills `secret.lease_id` and clamps
+    /// its TTL to the mount.
+    pub(crate) async fn register_secret_lease(
+        &self,
+        secret: &mut SecretLease,
+        mount: &coffer_sdk::MountInfo,
+        rel_path: &str,
+        owner: Option<&str>,
+    ) -> Result<()> {
+        let now = self.clock.now();
+        let max_ttl = if secret.max_ttl.is_zero() {
+            mount.max_lease_ttl
+        } else {
+            secret.max_ttl.min(mount.max_lease_ttl)
+        };
+        let ttl = if secret.ttl.is_zero() {
+            mount.default_lease_ttl
+        } else {
+            secret.ttl
+        }
+        .min(max_ttl);
+        let lease_id = format!(
+            "{}{}/{}",
+            mount.path,
+            rel_path.trim_end_matches('/'),
+            random_id()
+        );
+        let lease = LeaseEntry {
+            lease_id: lease_id.clone(),
+            mount_uuid: mount.uuid.clone(),
+            path: rel_path.to_string(),
+            kind: LeaseKind::Secret {
+                secret_type: secret.kind.clone(),
+                internal: secret.internal.clone(),
+            },
+            owner: owner.map(String::from),
+            issue_time: now,
+            expire_time: now + chrono::Duration::from_std(ttl).unwrap_or_default(),
+            last_renewal: None,
+            max_expire: now + chrono::Duration::from_std(max_ttl).unwrap_or_default(),
+            ttl: ttl.as_secs(),
+            renewable: secret.renewable,
+            revoke_attempts: 0,
+            last_error: None,
+            irrevocable: false,
+        };
+        self.leases.insert(&lease).await?;
+        secret.lease_id = lease_id;
+        secret.ttl = ttl;
+        Ok(())
+    }
+
+    /// Lease info as `sys/leases/lookup` shows it.
+    pub async fn lease_lookup(&self, lease_id: &str) -> Result<Value> {
+        let lease = self
+            .leases
+            .get(lease_id)
+            .await?
+            .ok_or_else(|| Error::bad("invalid lease"))?;
+        let now = self.clock.now();
+        Ok(json!({
+            "id": lease.lease_id,
+            "issue_time": format_time(lease.issue_time),
+            "expire_time": format_time(lease.expire_time),
+            "last_renewal": lease.last_renewal.map(format_time),
+            "renewable": lease.renewable,
+            "ttl": (lease.expire_time - now).num_seconds().max(0),
+        }))
+    }
+
+    /// Renew a lease by `increment` (or its original TTL). Returns the new TTL and a warning
+    /// when the TTL was capped by the lease's maximum.
+    pub async fn lease_renew(
+        &self,
+        lease_id: &str,
+        increment: Option<Duration>,
+    ) -> Result<(LeaseEntry, Option<String>)> {
+        let lease = self
+            .leases
+            .get(lease_id)
+            .await?
+            .ok_or_else(|| Error::bad("invalid lease"))?;
+        if lease.irrevocable {
+            return Err(Error::bad("lease is irrevocable and cannot be renewed"));
+        }
+        match &lease.kind {
+            LeaseKind::Token { id_hash } => {
+                let token = self
+                    .tokens
+                    .lookup_by_hash(id_hash)
+                    .await?
+                    .ok_or_else(|| Error::bad("invalid lease"))?;
+                let (_updated, warning) = self.tokens.renew(&token, increment).await?;
+                let refreshed = self
+                    .leases
+                    .get(lease_id)
+                    .await?
+                    .ok_or_else(|| Error::bad("invalid lease"))?;
+                Ok((refreshed, warning))
+            }
+            LeaseKind::Secret {
+                secret_type,
+                internal,
+            } => {
+                if !lease.renewable {
+                    return Err(Error::bad("lease is not renewable"));
+                }
+                let (ctx, renew) = {
+                    let (ctx, backend) = self.lease_ctx(&lease)?;
+                    let renew = backend
+                        .secret_type(secret_type)
+                        .and_then(|t| t.renew.clone())
+                        .ok_or_else(|| Error::bad("lease is not renewable"))?;
+                    (ctx, renew)
+                };
+                renew(ctx, internal.clone()).await?;
+                let now = self.clock.now();
+                let wanted = increment
+                    .filter(|d| !d.is_zero())
+                    .unwrap_or(Duration::from_secs(lease.ttl));
+                let left = (lease.max_expire - now).to_std().unwrap_or_default();
+                let mut warning = None;
+                let granted = if wanted > left {
+                    warning = Some(format!(
+                        "TTL of \"{}\" exceeded the effective max_ttl of \"{}\"; TTL value is capped accordingly",
+                        coffer_sdk::duration::format_go(wanted),
+                        coffer_sdk::duration::format_go(left)
+                    ));
+                    left
+                } else {
+                    wanted
+                };
+                let mut renewed = lease.clone();
+                renewed.expire_time = now + chrono::Duration::from_std(granted).unwrap_or_default();
+                renewed.last_renewal = Some(now);
+                self.leases.update(&lease, &renewed).await?;
+                Ok((renewed, warning))
+            }
+        }
+    }
+
+    fn lease_ctx(&self, lease: &LeaseEntry) -> Result<(Ctx, Arc<coffer_sdk::Backend>)> {
+        let table = self.router.table();
+        let mounted = table
+            .all()
+            .iter()
+            .find(|m| m.entry.uuid == lease.mount_uuid)
+            .cloned()
+            .ok_or_else(|| Error::bad("the mount that issued this lease no longer exists"))?;
+        let ctx = Ctx {
+            request: Request::new(Operation::Delete, lease.path.clone()),
+            view: mounted.view.clone(),
+            clock: self.clock.clone(),
+            mount: mounted.info.clone(),
+            params: Default::default(),
+        };
+        Ok((ctx, mounted.backend.clone()))
+    }
+
+    /// Revoke one lease. With `force`, the lease is removed even if the engine fails to revoke.
+    pub async fn lease_revoke(&self, lease_id: &str, force: bool) -> Result<()> {
+        let lease = self
+            .leases
+            .get(lease_id)
+            .await?
+            .ok_or_else(|| Error::bad("invalid lease"))?;
+        self.revoke_lease_entry(lease, force).await
+    }
+
+    async fn revoke_lease_entry(&self, lease: LeaseEntry, force: bool) -> Result<()> {
+        let outcome = match &lease.kind {
+            LeaseKind::Token { id_hash } => self.tokens.revoke_tree(id_hash).await,
+            LeaseKind::Secret {
+                secret_type,
+                internal,
+            } => match self.lease_ctx(&lease) {
+                // The issuing mount is gone: there is nothing left to call.
+                Err(_) => Ok(()),
+                Ok((ctx, backend)) => match backend.secret_type(secret_type) {
+                    Some(t) => (t.revoke)(ctx, internal.clone()).await,
+                    None => Ok(()),
+                },
+            },
+        };
+        match outcome {
+            Ok(()) => {
+                // For a token lease the token hook already removed it; removing twice is a no-op.
+                self.leases.remove(&lease).await
+            }
+            Err(_) if force => self.leases.remove(&lease).await,
+            Err(e) => {
+                let now = self.clock.now();
+                let mut failed = lease.clone();
+                failed.revoke_attempts += 1;
+                failed.last_error = Some(e.to_string());
+                if failed.revoke_attempts >= MAX_REVOKE_ATTEMPTS {
+                    failed.irrevocable = true;
+                    tracing::warn!(lease_id = %lease.lease_id, "lease is irrevocable after repeated failures");
+                } else {
+                    failed.expire_time = now
+                        + chrono::Duration::from_std(backoff(failed.revoke_attempts))
+                            .unwrap_or_default();
+                }
+                self.leases.update(&lease, &failed).await?;
+                Err(Error::bad(format!(
+                    "failed to revoke lease {}: {e}",
+                    lease.lease_id
+                )))
+            }
+        }
+    }
+
+    /// Revoke every lease whose id starts with `prefix`, a page at a time. Returns how many.
+    pub async fn lease_revoke_prefix(self: &Arc<Self>, prefix: &str, force: bool) -> Result<usize> {
+        let prefix = prefix.trim_start_matches('/');
+        if prefix.contains("..") {
+            return Err(Error::bad("invalid prefix"));
+        }
+        let mut revoked = 0;
+        let mut failures = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = self
+                .leases
+                .view
+                .scan_page(&format!("id/{prefix}"), after.as_deref(), 1024)
+                .await?;
+            let Some(last) = page.last().cloned() else {
+                break;
+            };
+            after = Some(last);
+            let ids: Vec<String> = page
+                .into_iter()
+                .map(|k| k["id/".len()..].to_string())
+                .collect();
+            let results = self.revoke_many(ids, force).await;
+            for r in results {
+                match r {
+                    Ok(()) => revoked += 1,
+                    Err(e) => failures.push(e.to_string()),
+                }
+            }
+        }
+        if !failures.is_empty() {
+            return Err(Error::bad(format!(
+                "{} of the leases under the prefix failed to revoke; first error: {}",
+                failures.len(),
+                failures[0]
+            )));
+        }
+        Ok(revoked)
+    }
+
+    async fn revoke_many(self: &Arc<Self>, ids: Vec<String>, force: bool) -> Vec<Result<()>> {
+        let mut set = tokio::task::JoinSet::new();
+        let mut results = Vec::with_capacity(ids.len());
+        for id in ids {
+            if set.len() >= REVOKE_CONCURRENCY {
+                if let Some(r) = set.join_next().await {
+                    results.push(r.unwrap_or_else(|e| Err(Error::Internal(e.to_string()))));
+                }
+            }
+            let core = self.clone();
+            set.spawn(async move {
+                match core.leases.get(&id).await? {
+                    Some(lease) => core.revoke_lease_entry(lease, force).await,
+                    None => Ok(()),
+                }
+            });
+        }
+        while let Some(r) = set.join_next().await {
+            results.push(r.unwrap_or_else(|e| Err(Error::Internal(e.to_string()))));
+        }
+        results
+    }
+
+    /// Revoke, at most `limit`, leases whose expiry has passed. Returns how many were attempted.
+    pub async fn expire_due(self: &Arc<Self>, limit: usize) -> Result<usize> {
+        let now_key = format!(
+            "index/{:016x}",
+            self.clock.now().timestamp_millis().max(0) + 1
+        );
+        let page = self.leases.view.scan_page("index/", None, limit).await?;
+        let mut ids = Vec::new();
+        for key in page {
+            if key.as_str() >= now_key.as_str() {
+                break;
+            }
+            match self.leases.view.get(&key).await? {
+                Some(id) => ids.push(String::from_utf8_lossy(&id).into_owned()),
+                // A dangling index entry (tidy removes these too).
+                None => self.leases.view.delete(&key).await?,
+            }
+        }
+        let count = ids.len();
+        for (id, result) in ids.iter().zip(self.revoke_many(ids.clone(), false).await) {
+            if let Err(e) = result {
+                tracing::debug!(lease_id = %id, error = %e, "expiry revocation failed; will retry");
+            }
+        }
+        Ok(count)
+    }
+
+    /// Count leases (all, or only irrevocable ones), by mount.
+    pub async fn lease_counts(
+        &self,
+        irrevocable_only: bool,
+    ) -> Result<(usize, Map<String, Value>, Vec<Value>)> {
+        let mut total = 0;
+        let mut by_mount: Map<String, Value> = Map::new();
+        let mut listed = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = self
+                .leases
+                .view
+                .scan_page("id/", after.as_deref(), 4096)
+                .await?;
+            let Some(last) = page.last().cloned() else {
+                break;
+            };
+            after = Some(last);
+            for key in page {
+                if irrevocable_only {
+                    let Some(lease) = get_json::<LeaseEntry>(&self.leases.view, &key).await? else {
+                        continue;
+                    };
+                    if !lease.irrevocable {
+                        continue;
+                    }
+                    listed.push(json!({"lease_id": lease.lease_id, "mount_id": lease.mount_uuid, "error": lease.last_error, "expire_time": format_time(lease.expire_time)}));
+                }
+                total += 1;
+                let mount = key["id/".len()..]
+                    .split('/')
+                    .next()
+                    .unwrap_or("")
+                    .to_string()
+                    + "/";
+                let n = by_mount.get(&mount).and_then(Value::as_u64).unwrap_or(0) + 1;
+                by_mount.insert(mount, json!(n));
+            }
+        }
+        Ok((total, by_mount, listed))
+    }
+
+    /// Remove index and owner entries that point at missing leases, and leases whose token is
+    /// gone. Returns how many entries were removed.
+    pub async fn lease_tidy(&self) -> Result<usize> {
+        let mut removed = 0;
+        for prefix in ["index/", "owner/"] {
+            let mut after: Option<String> = None;
+            loop {
+                let page = self
+                    .leases
+                    .view
+                    .scan_page(prefix, after.as_deref(), 4096)
+                    .await?;
+                let Some(last) = page.last().cloned() else {
+                    break;
+                };
+                after = Some(last);
+                for key in page {
+                    let Some(id) = self.leases.view.get(&key).await? else {
+                        continue;
+                    };
+                    let id = String::from_utf8_lossy(&id).into_owned();
+                    if self.leases.get(&id).await?.is_none() {
+                        self.leases.view.delete(&key).await?;
+                        removed += 1;
+                    }
+                }
+            }
+        }
+        let mut after: Option<String> = None;
+        loop {
+            let page = self
+                .leases
+                .view
+                .scan_page("id/", after.as_deref(), 4096)
+                .await?;
+            let Some(last) = page.last().cloned() else {
+                break;
+            };
+            after = Some(last);
+            for key in page {
+                let Some(lease) = get_json::<LeaseEntry>(&self.leases.view, &key).await? else {
+                    continue;
+                };
+                if let LeaseKind::Token { id_hash } = &lease.kind {
+                    if self.tokens.lookup_by_hash(id_hash).await?.is_none() {
+                        self.leases.remove(&lease).await?;
+                        removed += 1;
+                    }
+                }
+            }
+        }
+        Ok(removed)
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::tokens::TokenHooks for Core {
+    async fn token_created(&self, entry: &TokenEntry) -> Result<()> {
+        let Some(expire) = entry.expire_time else {
+            return Ok(());
+        };
+        let lease_id = token_lease_id(entry);
+        let max_ttl = if entry.explicit_max_ttl > 0 {
+            entry.explicit_max_ttl
+        } else {
+            self.limits.max_ttl.as_secs()
+        };
+        let lease = LeaseEntry {
+            lease_id,
+            mount_uuid: "token".into(),
+            path: entry.path.clone(),
+            kind: LeaseKind::Token {
+                id_hash: entry.id_hash.clone(),
+            },
+            owner: None,
+            issue_time: entry.creation_time,
+            expire_time: expire,
+            last_renewal: None,
+            max_expire: entry.creation_time + chrono::Duration::seconds(max_ttl as i64),
+            ttl: entry.creation_ttl,
+            renewable: entry.renewable,
+            revoke_attempts: 0,
+            last_error: None,
+            irrevocable: false,
+        };
+        self.leases.insert(&lease).await
+    }
+
+    async fn token_renewed(&self, entry: &TokenEntry) -> Result<()> {
+        let lease_id = token_lease_id(entry);
+        if let (Some(old), Some(expire)) = (self.leases.get(&lease_id).await?, entry.expire_time) {
+            let mut new = old.clone();
+            new.expire_time = expire;
+            new.last_renewal = Some(self.clock.now());
+            self.leases.update(&old, &new).await?;
+        }
+        Ok(())
+    }
+
+    async fn token_revoking(&self, entry: &TokenEntry) -> Result<()> {
+        // Leases the token created go first; a failure keeps the token (and so the tree) so
+        // the revocation can be retried.
+        let mut after: Option<String> = None;
+        let prefix = format!("owner/{}/", entry.id_hash);
+        loop {
+            let page = self
+                .leases
+                .view
+                .scan_page(&prefix, after.as_deref(), 1024)
+                .await?;
+            let Some(last) = page.last().cloned() else {
+                break;
+            };
+            after = Some(last);
+            for key in page {
+                let Some(id) = self.leases.view.get(&key).await? else {
+                    continue;
+                };
+                let id = String::from_utf8_lossy(&id).into_owned();
+                match self.leases.get(&id).await? {
+                    Some(lease) => Box::pin(self.revoke_lease_entry(lease, false)).await?,
+                    None => self.leases.view.delete(&key).await?,
+                }
+            }
+        }
+        if let Some(lease) = self.leases.get(&token_lease_id(entry)).await? {
+            self.leases.remove(&lease).await?;
+        }
+        crate::barrier::BarrierView::new(
+            self.barrier.clone(),
+            format!("cubbyhole/{}/", entry.id_hash),
+        )
+        .clear()
+        .await
+    }
+}
