@@ -625,7 +625,7 @@ impl Core {
             self.register_secret_lease(
                 secret,
                 &mount_info,
-                &rel,
+                rel,
                 entry.as_ref().map(|e| e.id_hash.as_str()),
             )
             .await?;

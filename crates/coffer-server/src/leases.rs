@@ -175,6 +175,11 @@ pub fn token_lease_id(entry: &TokenEntry) -> String {
     )
 }
 
+/// Whole seconds from `now` until `t`, rounded up (a fresh 1h lease reports 3600, not 3599).
+pub fn secs_until(t: DateTime<Utc>, now: DateTime<Utc>) -> u64 {
+    ((t - now).num_milliseconds().max(0) as u64).div_ceil(1000)
+}
+
 fn random_id() -> String {
     const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
     crate::barrier::random_bytes(24)
@@ -254,7 +259,7 @@ impl Core {
             "expire_time": format_time(lease.expire_time),
             "last_renewal": lease.last_renewal.map(format_time),
             "renewable": lease.renewable,
-            "ttl": (lease.expire_time - now).num_seconds().max(0),
+            "ttl": secs_until(lease.expire_time, now),
         }))
     }
 

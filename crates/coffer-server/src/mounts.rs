@@ -138,23 +138,8 @@ impl RouteTable {
     }
 }
 
-/// Builds engines for mount entries.
-pub fn build_backend(entry: &MountEntry, info: &MountInfo, is_auth: bool) -> Result<Backend> {
-    if is_auth {
-        return coffer_auth::backend(&entry.kind, info).unwrap_or_else(|| {
-            Err(Error::bad(format!(
-                "unknown auth method type \"{}\"",
-                entry.kind
-            )))
-        });
-    }
-    match entry.kind.as_str() {
-        "kv" | "kv-v2" | "generic" => coffer_kv::backend(info),
-        other => Err(Error::bad(format!(
-            "plugin not found in the catalog: {other}"
-        ))),
-    }
-}
+/// Builds an engine for a mount of a type registered at run time.
+pub type EngineFactory = Arc<dyn Fn(&MountInfo) -> Result<Backend> + Send + Sync>;
 
 /// Secrets engine types that can be enabled.
 pub const SECRET_ENGINE_TYPES: &[&str] = &["kv", "kv-v2", "generic"];
@@ -163,6 +148,8 @@ pub const SECRET_ENGINE_TYPES: &[&str] = &["kv", "kv-v2", "generic"];
 pub struct Router {
     table: RwLock<Arc<RouteTable>>,
     builtins: RwLock<Vec<Arc<Mounted>>>,
+    /// Secrets engine types added at run time (the plugin catalog), beside the built-in ones.
+    catalog: RwLock<HashMap<String, EngineFactory>>,
 }
 
 impl Default for Router {
@@ -177,7 +164,77 @@ impl Router {
         Router {
             table: RwLock::new(Arc::new(RouteTable::default())),
             builtins: RwLock::new(Vec::new()),
+            catalog: RwLock::new(HashMap::new()),
         }
+    }
+
+    /// Add a secrets engine type to the catalog.
+    pub fn register_engine(&self, kind: &str, factory: EngineFactory) {
+        self.catalog.write().insert(kind.to_string(), factory);
+    }
+
+    /// Whether a type can be enabled (as an auth method when `is_auth`).
+    pub fn knows(&self, kind: &str, is_auth: bool) -> bool {
+        if is_auth {
+            coffer_auth::AUTH_TYPES.contains(&kind)
+        } else {
+            SECRET_ENGINE_TYPES.contains(&kind) || self.catalog.read().contains_key(kind)
+        }
+    }
+
+    /// Build the engine for a mount entry.
+    pub fn build_backend(
+        &self,
+        entry: &MountEntry,
+        info: &MountInfo,
+        is_auth: bool,
+    ) -> Result<Backend> {
+        if is_auth {
+            return coffer_auth::backend(&entry.kind, info).unwrap_or_else(|| {
+                Err(Error::bad(format!(
+                    "unknown auth method type \"{}\"",
+                    entry.kind
+                )))
+            });
+        }
+        match entry.kind.as_str() {
+            "kv" | "kv-v2" | "generic" => coffer_kv::backend(info),
+            other => match self.catalog.read().get(other) {
+                Some(factory) => factory(info),
+                None => Err(Error::bad(format!(
+                    "plugin not found in the catalog: {other}"
+                ))),
+            },
+        }
+    }
+
+    /// Build a live mount from an entry.
+    pub fn mount(
+        &self,
+        barrier: &Arc<Barrier>,
+        entry: MountEntry,
+        is_auth: bool,
+        limits: LeaseLimits,
+    ) -> Result<Mounted> {
+        let info = entry.info(limits);
+        let backend = Arc::new(self.build_backend(&entry, &info, is_auth)?);
+        let view: Arc<dyn View> = Arc::new(BarrierView::new(
+            barrier.clone(),
+            entry.storage_prefix(is_auth),
+        ));
+        let route_path = if is_auth {
+            format!("auth/{}", entry.path)
+        } else {
+            entry.path.clone()
+        };
+        Ok(Mounted {
+            route_path,
+            entry,
+            is_auth,
+            backend,
+            view,
+            info,
+        })
     }
 
     /// Register a built-in mount (sys/, auth/token/) that exists whether or not the
@@ -243,7 +300,7 @@ impl Router {
                             info,
                         }
                     }
-                    None => mount(barrier, entry, is_auth, limits)?,
+                    None => self.mount(barrier, entry, is_auth, limits)?,
                 };
                 user.push(Arc::new(mounted));
             }
@@ -270,34 +327,6 @@ pub async fn write_table(
 ) -> Result<()> {
     let bytes = serde_json::to_vec(entries).map_err(|e| Error::Internal(e.to_string()))?;
     barrier.put(table_path, &bytes).await
-}
-
-/// Build a live mount from an entry.
-pub fn mount(
-    barrier: &Arc<Barrier>,
-    entry: MountEntry,
-    is_auth: bool,
-    limits: LeaseLimits,
-) -> Result<Mounted> {
-    let info = entry.info(limits);
-    let backend = Arc::new(build_backend(&entry, &info, is_auth)?);
-    let view: Arc<dyn View> = Arc::new(BarrierView::new(
-        barrier.clone(),
-        entry.storage_prefix(is_auth),
-    ));
-    let route_path = if is_auth {
-        format!("auth/{}", entry.path)
-    } else {
-        entry.path.clone()
-    };
-    Ok(Mounted {
-        route_path,
-        entry,
-        is_auth,
-        backend,
-        view,
-        info,
-    })
 }
 
 /// Normalise and validate a user-supplied mount path: no empty or `..` segments, trailing `/`.

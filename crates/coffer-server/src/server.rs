@@ -162,6 +162,7 @@ pub async fn dev_core(
 
 async fn run_dev(args: ServerArgs) -> Result<(), String> {
     let (core, unseal_key, root) = dev_core(args.dev_root_token_id.clone()).await?;
+    core.start_expiry();
     let listener = ListenerConfig {
         address: args.dev_listen_address.clone(),
         tls_disable: true,
@@ -207,6 +208,7 @@ async fn run_config(config: ServerConfig) -> Result<(), String> {
     };
     let storage_kind = storage.kind();
     let core = Core::new(storage, Arc::new(SystemClock), limits_from(Some(&config)));
+    core.start_expiry();
     if config.listeners.is_empty() {
         return Err("Error: the configuration has no listener stanza; add `listener \"tcp\" { address = \"127.0.0.1:8200\" tls_disable = true }`".into());
     }

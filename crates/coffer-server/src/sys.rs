@@ -2,7 +2,7 @@
 //! OpenAPI document. Declared like any engine; its handlers call into [`Core`].
 
 use crate::core::{Core, RekeyProgress, SealStatus};
-use crate::mounts::{self, MountConfig, MountEntry, AUTH_PATH, MOUNTS_PATH, SECRET_ENGINE_TYPES};
+use crate::mounts::{self, MountConfig, MountEntry, AUTH_PATH, MOUNTS_PATH};
 use base64::Engine as _;
 use coffer_sdk::framework::de;
 use coffer_sdk::logical::RawBody;
@@ -204,9 +204,10 @@ fn lease_id_of(ctx: &Ctx, input: &LeaseInput) -> Result<String> {
 async fn renew_lease(core: &Core, ctx: &Ctx, input: &LeaseInput) -> Result<Response> {
     let id = lease_id_of(ctx, input)?;
     let (lease, warning) = core.lease_renew(&id, input.increment).await?;
-    let ttl = (lease.expire_time - core.clock.now())
-        .to_std()
-        .unwrap_or_default();
+    let ttl = Duration::from_secs(crate::leases::secs_until(
+        lease.expire_time,
+        core.clock.now(),
+    ));
     let mut resp = Response {
         secret: Some(coffer_sdk::logical::SecretLease {
             lease_id: lease.lease_id,
@@ -381,7 +382,7 @@ async fn enable_mount(
                 "token credential backend cannot be instantiated",
             ));
         }
-        if !coffer_auth::AUTH_TYPES.contains(&kind.as_str()) {
+        if !core.router.knows(&kind, true) {
             return Err(Error::bad(format!(
                 "unknown auth method type \"{kind}\"; available: token (built in){}",
                 coffer_auth::AUTH_TYPES
@@ -390,7 +391,7 @@ async fn enable_mount(
                     .collect::<String>()
             )));
         }
-    } else if !SECRET_ENGINE_TYPES.contains(&kind.as_str()) {
+    } else if !core.router.knows(&kind, false) {
         return Err(Error::bad(format!(
             "plugin not found in the catalog: {kind}"
         )));
@@ -455,7 +456,8 @@ async fn enable_mount(
         seal_wrap: false,
     };
     // Build the engine first so a bad option fails before anything is written.
-    mounts::mount(&core.barrier, entry.clone(), is_auth, core.limits)?;
+    core.router
+        .mount(&core.barrier, entry.clone(), is_auth, core.limits)?;
     table.push(entry);
     mounts::write_table(&core.barrier, table_path, &table).await?;
     core.router.load(&core.barrier, core.limits).await?;
