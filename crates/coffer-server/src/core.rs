@@ -100,6 +100,7 @@ pub struct Core {
     pub limits: LeaseLimits,
     pub metrics: Metrics,
     pub leases: crate::leases::LeaseStore,
+    pub identity: Arc<crate::identity::Identity>,
     seal: tokio::sync::Mutex<SealProgress>,
 }
 
@@ -159,6 +160,10 @@ impl Core {
         let barrier = Arc::new(Barrier::new(storage));
         let tokens = Arc::new(TokenStore::new(barrier.clone(), clock.clone(), limits));
         let policies = Arc::new(PolicyStore::new(barrier.clone()));
+        let identity = Arc::new(crate::identity::Identity::new(BarrierView::new(
+            barrier.clone(),
+            "sys/identity/",
+        )));
         let core = Arc::new(Core {
             clock,
             barrier: barrier.clone(),
@@ -170,6 +175,7 @@ impl Core {
             leases: crate::leases::LeaseStore {
                 view: BarrierView::new(barrier.clone(), "sys/expire/"),
             },
+            identity: identity.clone(),
             seal: tokio::sync::Mutex::new(SealProgress::default()),
         });
         let hooks: std::sync::Weak<dyn crate::tokens::TokenHooks> = Arc::downgrade(&core) as _;
@@ -212,6 +218,14 @@ impl Core {
             backend: Arc::new(crate::tokens::backend(&tokens)),
             view: Arc::new(BarrierView::new(barrier.clone(), "sys/token/")),
             info: info("auth/token/", "token"),
+        });
+        core.router.add_builtin(Mounted {
+            route_path: "identity/".into(),
+            entry: builtin_entry("identity/", "identity", "identity store"),
+            is_auth: false,
+            backend: Arc::new(crate::identity::backend(&identity)),
+            view: Arc::new(BarrierView::new(barrier.clone(), "sys/identity/")),
+            info: info("identity/", "identity"),
         });
         // Each token's cubbyhole is its own view (`cubbyhole/<token hash>/`), chosen per request
         // by the pipeline; this one is never used directly.
@@ -373,6 +387,7 @@ impl Core {
 
     fn pre_seal(&self) {
         self.router.clear();
+        self.identity.invalidate();
         self.tokens.unload();
         self.policies.clear_caches();
         self.barrier.seal();
@@ -598,7 +613,17 @@ impl Core {
 
         let mut exhausted_token = None;
         if let (Some(entry), false) = (&entry, spec.unauthenticated) {
-            let acl = self.policies.acl(&entry.policies).await?;
+            let acl = if entry.entity_id.is_empty() {
+                self.policies.acl(&entry.policies).await?
+            } else {
+                let identity = self.identity.policies_for(&entry.entity_id).await?;
+                if identity.disabled {
+                    return Err(Error::Forbidden("entity is disabled".into()));
+                }
+                let mut all = entry.policies.clone();
+                all.extend(identity.policies.iter().cloned());
+                self.policies.acl(&all).await?
+            };
             let required = capability_for(ctx.request.operation);
             let params = ctx.request.operation.writes().then_some(&ctx.request.data);
             let decision = acl.check_wrapped(&full_path, required, params, wrap_ttl);
@@ -635,7 +660,7 @@ impl Core {
                 return Err(Error::Internal("a secrets engine returned a login".into()));
             }
             response.auth = Some(
-                self.mint_login_token(login, &mount_info, &full_path)
+                self.mint_login_token(&mounted.entry, login, &mount_info, &full_path)
                     .await?,
             );
         }
@@ -661,6 +686,7 @@ impl Core {
     /// Turn an auth method's login grant into a token: the one place logins create tokens.
     async fn mint_login_token(
         &self,
+        mount_entry: &crate::mounts::MountEntry,
         login: coffer_sdk::logical::Login,
         mount: &coffer_sdk::MountInfo,
         path: &str,
@@ -699,11 +725,25 @@ impl Core {
         } else {
             format!("{prefix}-{}", login.display_name)
         };
+        let entity_id = if login.alias_name.is_empty() {
+            String::new()
+        } else {
+            self.identity
+                .login_entity(
+                    &mount_entry.accessor,
+                    &format!("auth/{}", mount_entry.path),
+                    &mount_entry.kind,
+                    &login.alias_name,
+                    &login.alias_metadata,
+                )
+                .await?
+        };
         let (token, entry) = self
             .tokens
             .create(NewToken {
                 id: None,
                 parent_hash: None,
+                entity_id: entity_id.clone(),
                 policies,
                 meta: login.metadata,
                 display_name,
@@ -718,7 +758,18 @@ impl Core {
                 max_ttl,
             })
             .await?;
-        self.tokens.auth_block(&token, &entry)
+        let mut auth = self.tokens.auth_block(&token, &entry)?;
+        if !entity_id.is_empty() {
+            let identity = self.identity.policies_for(&entity_id).await?;
+            if identity.disabled {
+                return Err(Error::Forbidden("entity is disabled".into()));
+            }
+            auth.identity_policies = Some(identity.policies.clone());
+            auth.policies.extend(identity.policies.iter().cloned());
+            auth.policies.sort();
+            auth.policies.dedup();
+        }
+        Ok(auth)
     }
 
     /// Mount table snapshot helper for sys handlers.

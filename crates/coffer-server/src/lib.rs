@@ -5,6 +5,7 @@ pub mod barrier;
 pub mod core;
 pub mod envelope;
 pub mod http;
+pub mod identity;
 pub mod leases;
 pub mod metrics;
 pub mod mounts;

@@ -285,7 +285,13 @@ fn tls_acceptor(listener: &ListenerConfig) -> Result<Option<TlsAcceptor>, String
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?;
     let builder = match &listener.tls_client_ca_file {
-        None => builder.with_no_client_auth(),
+        // Without a listener CA, client certificates are still requested (optionally) so that
+        // the `cert` auth method can see them: like Vault, the listener accepts any
+        // well-formed chain and leaves trust to the auth method, whose roles name their CAs
+        // at runtime. The handshake signature is still verified by rustls.
+        None => builder.with_client_cert_verifier(Arc::new(OptionalClientCert {
+            algorithms: provider.signature_verification_algorithms,
+        })),
         Some(ca_path) => {
             let mut roots = rustls::RootCertStore::empty();
             for cert in rustls_pemfile::certs(&mut &read(ca_path)?[..]) {
@@ -315,6 +321,62 @@ fn tls_acceptor(listener: &ListenerConfig) -> Result<Option<TlsAcceptor>, String
         .map_err(|e| format!("Error: certificate and key do not match: {e}"))?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Some(TlsAcceptor::from(Arc::new(config))))
+}
+
+/// Requests a client certificate without requiring one and accepts any well-formed chain: it
+/// only proves the client holds the leaf's key. Whether the chain is trusted is decided later
+/// by the `cert` auth method against its roles' CAs (Vault's behaviour); nothing else treats a
+/// presented certificate as authenticated.
+#[derive(Debug)]
+struct OptionalClientCert {
+    algorithms: rustls::crypto::WebPkiSupportedAlgorithms,
+}
+
+impl rustls::server::danger::ClientCertVerifier for OptionalClientCert {
+    fn offer_client_auth(&self) -> bool {
+        true
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        false
+    }
+
+    fn root_hint_subjects(&self) -> &[rustls::DistinguishedName] {
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &rustls::pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::server::danger::ClientCertVerified, rustls::Error> {
+        // Well-formedness only; trust is the auth method's decision.
+        rustls::server::ParsedCertificate::try_from(end_entity)?;
+        Ok(rustls::server::danger::ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
 }
 
 /// Bind a listener.

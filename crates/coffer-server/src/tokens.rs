@@ -122,6 +122,8 @@ pub struct NewToken {
     pub path: String,
     pub role: Option<String>,
     pub bound_cidrs: Vec<String>,
+    /// Identity entity the token acts for ("" = none); children inherit it.
+    pub entity_id: String,
     /// Ceiling for TTL and renewals (the auth mount's max); zero = system max.
     pub max_ttl: Duration,
 }
@@ -420,7 +422,7 @@ impl TokenStore {
             renewable: req.renewable && expire_time.is_some(),
             path: req.path,
             role: req.role,
-            entity_id: String::new(),
+            entity_id: req.entity_id,
             issue_time: now,
             bound_cidrs: req.bound_cidrs,
         };
@@ -961,6 +963,7 @@ async fn handle_create(
             role: role.map(|r| r.name),
             bound_cidrs: Vec::new(),
             max_ttl: Duration::ZERO,
+            entity_id: parent.entity_id.clone(),
         })
         .await?;
     let auth = ts.auth_block(&token, &entry)?;
