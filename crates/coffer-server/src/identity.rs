@@ -179,7 +179,7 @@ impl Rule {
         let check = |c: &Condition| {
             let found = attributes
                 .get(&c.key)
-                .is_some_and(|vals| vals.iter().any(|v| *v == c.value));
+                .is_some_and(|vals| vals.contains(&c.value));
             if c.equals {
                 found
             } else {
@@ -478,7 +478,7 @@ impl Identity {
                     .as_deref()
                     .and_then(|r| parse_rule(r).ok())
                     .is_some_and(|r| r.matches(&attrs)),
-                _ => g.member_entity_ids.iter().any(|m| *m == entity.id),
+                _ => g.member_entity_ids.contains(&entity.id),
             };
             if direct {
                 member.insert(g.id.clone());
