@@ -49,6 +49,10 @@ pub struct GlobalArgs {
     /// Print only this field's raw value.
     #[arg(long, global = true)]
     pub field: Option<String>,
+    /// Ask the server to wrap the response in a single-use token valid this long, e.g. 5m
+    /// (default: $COFFER_WRAP_TTL, $VAULT_WRAP_TTL).
+    #[arg(long = "wrap-ttl", global = true, value_name = "DURATION")]
+    pub wrap_ttl: Option<String>,
 }
 
 /// Top-level commands.
@@ -59,8 +63,13 @@ pub enum Command {
     /// Operator commands: init, unseal, seal, rekey, key-status, rotate.
     #[command(subcommand)]
     Operator(OperatorCommand),
-    /// Authenticate with a token and store it in ~/.coffer-token.
+    /// Authenticate (token, userpass or approle) and store the token in ~/.coffer-token.
     Login(LoginArgs),
+    /// Look up, renew and revoke leases.
+    #[command(subcommand)]
+    Lease(LeaseCommand),
+    /// Unwrap a response-wrapped secret.
+    Unwrap(UnwrapArgs),
     /// Create, look up, renew and revoke tokens.
     #[command(subcommand)]
     Token(TokenCommand),
@@ -104,7 +113,7 @@ pub struct WriteArgs {
     #[arg(allow_hyphen_values = true)]
     pub data: Vec<String>,
     /// Write even when no data is given.
-    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true",
+    #[arg(short = 'f', long, num_args = 0..=1, require_equals = true, default_missing_value = "true",
           default_value = "false", value_parser = BoolishValueParser::new())]
     pub force: bool,
 }
@@ -177,19 +186,88 @@ pub struct RekeyArgs {
     pub key_threshold: u32,
 }
 
-/// `login [TOKEN]`.
+/// `login [-method=TYPE] [TOKEN | K=V...]`.
 #[derive(Debug, Args)]
 pub struct LoginArgs {
-    /// The token; read from stdin when omitted.
-    pub token: Option<String>,
-    /// Auth method; only `token` is supported.
+    /// For the token method the token (or `-` for stdin); for other methods `K=V` pairs such
+    /// as `username=alice` or `role_id=...`. Flags may come before or after them.
+    pub args: Vec<String>,
+    /// Auth method type: token, userpass or approle.
     #[arg(long, default_value = "token")]
     pub method: String,
+    /// Mount path of the auth method under auth/ (defaults to the method type).
+    #[arg(long)]
+    pub path: Option<String>,
     /// Do not write the token to ~/.coffer-token.
     #[arg(long = "no-store", num_args = 0..=1, require_equals = true,
           default_missing_value = "true", default_value = "false",
           value_parser = BoolishValueParser::new())]
     pub no_store: bool,
+    /// Store the token but print nothing.
+    #[arg(long = "no-print", num_args = 0..=1, require_equals = true,
+          default_missing_value = "true", default_value = "false",
+          value_parser = BoolishValueParser::new())]
+    pub no_print: bool,
+    /// Print only the token and do not store it (shortcut for -field=token -no-store).
+    #[arg(long = "token-only", num_args = 0..=1, require_equals = true,
+          default_missing_value = "true", default_value = "false",
+          value_parser = BoolishValueParser::new())]
+    pub token_only: bool,
+}
+
+/// `lease ...`.
+#[derive(Debug, Subcommand)]
+pub enum LeaseCommand {
+    /// Show a lease's issue, expiry and renewability.
+    Lookup(LeaseIdArgs),
+    /// Extend a lease.
+    Renew(LeaseRenewArgs),
+    /// Revoke a lease, or every lease under a prefix.
+    Revoke(LeaseRevokeArgs),
+}
+
+/// `lease lookup ID`.
+#[derive(Debug, Args)]
+pub struct LeaseIdArgs {
+    /// Lease ID.
+    pub lease_id: String,
+}
+
+/// `lease renew [-increment=DURATION] ID`.
+#[derive(Debug, Args)]
+pub struct LeaseRenewArgs {
+    /// Lease ID.
+    pub lease_id: String,
+    /// Requested extension from now, e.g. 1h (the server may grant less).
+    #[arg(long)]
+    pub increment: Option<String>,
+}
+
+/// `lease revoke [-prefix] [-force] [-sync] ID`.
+#[derive(Debug, Args)]
+pub struct LeaseRevokeArgs {
+    /// Lease ID, or a lease ID prefix with -prefix.
+    pub lease_id: String,
+    /// Treat the ID as a prefix and revoke every lease under it.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true",
+          default_value = "false", value_parser = BoolishValueParser::new())]
+    pub prefix: bool,
+    /// Delete the leases even when revoking the secrets fails (requires -prefix).
+    #[arg(short = 'f', long, num_args = 0..=1, require_equals = true,
+          default_missing_value = "true", default_value = "false",
+          value_parser = BoolishValueParser::new())]
+    pub force: bool,
+    /// Wait for the revocation to finish instead of queueing it.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true",
+          default_value = "false", value_parser = BoolishValueParser::new())]
+    pub sync: bool,
+}
+
+/// `unwrap [TOKEN]`.
+#[derive(Debug, Args)]
+pub struct UnwrapArgs {
+    /// Wrapping token; the current token is unwrapped when omitted.
+    pub token: Option<String>,
 }
 
 /// `token ...`.
@@ -542,4 +620,103 @@ pub enum KvMetadataCommand {
         #[command(flatten)]
         mount: KvMountArg,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn parse(args: &[&str]) -> Cli {
+        let argv = std::iter::once("coffer")
+            .chain(args.iter().copied())
+            .map(std::ffi::OsString::from)
+            .collect();
+        Cli::try_parse_from(crate::argv::normalise_args(argv))
+            .unwrap_or_else(|e| panic!("{args:?} did not parse: {e}"))
+    }
+
+    #[test]
+    fn login_flags_may_follow_the_key_value_pairs() {
+        let cli = parse(&[
+            "login",
+            "-method=userpass",
+            "username=ann",
+            "-token-only",
+            "-path=people",
+        ]);
+        let Command::Login(login) = cli.command else {
+            panic!("not a login: {:?}", cli.command);
+        };
+        assert_eq!(login.method, "userpass");
+        assert_eq!(login.args, ["username=ann"]);
+        assert!(login.token_only);
+        assert_eq!(login.path.as_deref(), Some("people"));
+    }
+
+    #[test]
+    fn login_accepts_a_dash_for_a_token_on_stdin() {
+        let Command::Login(login) = parse(&["login", "-"]).command else {
+            panic!("not a login");
+        };
+        assert_eq!(login.args, ["-"]);
+        assert_eq!(login.method, "token");
+    }
+
+    #[test]
+    fn wrap_ttl_is_global_and_may_follow_the_subcommand() {
+        let cli = parse(&["kv", "get", "-wrap-ttl=5m", "secret/x"]);
+        assert_eq!(cli.global.wrap_ttl.as_deref(), Some("5m"));
+        let cli = parse(&["-wrap-ttl", "1h", "read", "secret/x"]);
+        assert_eq!(cli.global.wrap_ttl.as_deref(), Some("1h"));
+    }
+
+    #[test]
+    fn lease_revoke_takes_prefix_force_and_sync_flags() {
+        let Command::Lease(LeaseCommand::Revoke(revoke)) = parse(&[
+            "lease",
+            "revoke",
+            "-prefix",
+            "-f",
+            "-sync=false",
+            "auth/token/",
+        ])
+        .command
+        else {
+            panic!("not a lease revoke");
+        };
+        assert!(revoke.prefix && revoke.force && !revoke.sync);
+        assert_eq!(revoke.lease_id, "auth/token/");
+    }
+
+    #[test]
+    fn lease_renew_takes_an_increment() {
+        let Command::Lease(LeaseCommand::Renew(renew)) =
+            parse(&["lease", "renew", "-increment=2h", "a/b"]).command
+        else {
+            panic!("not a lease renew");
+        };
+        assert_eq!(renew.increment.as_deref(), Some("2h"));
+        assert_eq!(renew.lease_id, "a/b");
+    }
+
+    #[test]
+    fn write_force_has_a_short_f() {
+        for flag in ["-f", "-force", "--force=true"] {
+            let Command::Write(write) = parse(&["write", flag, "auth/approle/role/x"]).command
+            else {
+                panic!("not a write");
+            };
+            assert!(write.force, "{flag}");
+            assert!(write.data.is_empty());
+        }
+    }
+
+    #[test]
+    fn unwrap_token_is_optional() {
+        let Command::Unwrap(unwrap) = parse(&["unwrap"]).command else {
+            panic!("not an unwrap");
+        };
+        assert_eq!(unwrap.token, None);
+    }
 }

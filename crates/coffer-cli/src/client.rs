@@ -24,6 +24,9 @@ pub struct Client {
     address: String,
     token: Option<String>,
     namespace: Option<String>,
+    /// Sent as `X-Vault-Wrap-TTL`: the server then answers with a wrapping token instead of
+    /// the response.
+    wrap_ttl: Option<String>,
     agent: ureq::Agent,
 }
 
@@ -34,6 +37,7 @@ impl std::fmt::Debug for Client {
             .field("address", &self.address)
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
             .field("namespace", &self.namespace)
+            .field("wrap_ttl", &self.wrap_ttl)
             .finish()
     }
 }
@@ -60,6 +64,7 @@ impl Client {
             address: settings.address.trim_end_matches('/').to_owned(),
             token: settings.token.clone(),
             namespace: settings.namespace.clone(),
+            wrap_ttl: None,
             agent,
         })
     }
@@ -85,6 +90,28 @@ impl Client {
             token: Some(token.into()),
             ..self.clone()
         }
+    }
+
+    /// A copy of this client that presents no token (logins must not send a stale one).
+    pub fn without_token(&self) -> Self {
+        Self {
+            token: None,
+            ..self.clone()
+        }
+    }
+
+    /// A copy of this client that asks the server to wrap every response for `wrap_ttl`
+    /// (a duration such as `300s`), or that stops wrapping when `None`.
+    pub fn with_wrap_ttl(&self, wrap_ttl: Option<String>) -> Self {
+        Self {
+            wrap_ttl,
+            ..self.clone()
+        }
+    }
+
+    /// The wrap TTL this client requests, if any.
+    pub fn wrap_ttl(&self) -> Option<&str> {
+        self.wrap_ttl.as_deref()
     }
 
     /// `GET /v1/<path>`. `path` may carry a query string.
@@ -162,6 +189,13 @@ impl Client {
         if let Some(namespace) = &self.namespace {
             request = request.header("X-Vault-Namespace", namespace);
         }
+        if let Some(wrap_ttl) = self
+            .wrap_ttl
+            .as_deref()
+            .or_else(|| default_wrap_ttl(wire_method, path))
+        {
+            request = request.header("X-Vault-Wrap-TTL", wrap_ttl);
+        }
         let body_bytes = match body {
             Some(body) => {
                 request = request.header("Content-Type", content_type);
@@ -204,6 +238,13 @@ impl Client {
     fn url(&self, path: &str) -> String {
         format!("{}/v1/{}", self.address, path.trim_start_matches('/'))
     }
+}
+
+/// The wrap TTL Vault's client asks for when none was given: `sys/wrapping/wrap` exists only
+/// to wrap, so writes to it are wrapped for five minutes by default.
+fn default_wrap_ttl(method: &str, path: &str) -> Option<&'static str> {
+    let writes = method == "PUT" || method == "POST";
+    (writes && path.trim_matches('/') == "sys/wrapping/wrap").then_some("5m")
 }
 
 /// The `errors` array of an error body; a body that is not Vault-shaped JSON is reported
@@ -280,6 +321,14 @@ mod tests {
             error.to_string(),
             "Error making API request.\n\nURL: GET http://127.0.0.1:8200/v1/secret/foo\nCode: 403. Errors:\n\n* permission denied"
         );
+    }
+
+    #[test]
+    fn only_writes_to_sys_wrapping_wrap_are_wrapped_by_default() {
+        assert_eq!(default_wrap_ttl("PUT", "sys/wrapping/wrap"), Some("5m"));
+        assert_eq!(default_wrap_ttl("POST", "/sys/wrapping/wrap"), Some("5m"));
+        assert_eq!(default_wrap_ttl("GET", "sys/wrapping/wrap"), None);
+        assert_eq!(default_wrap_ttl("PUT", "secret/data/x"), None);
     }
 
     #[test]

@@ -9,13 +9,15 @@
 //! 4. a command in [`commands`] calls the server through [`client::Client`];
 //! 5. [`output`] renders the answer as Vault does (Key/Value tables, JSON, or `-field`).
 //!
-//! Exit codes follow Vault: 0 success, 1 a failed request, 2 a usage error or a value that
-//! was not found (and `status` on a sealed server).
+//! Exit codes follow Vault: 0 success, 1 a local problem (usage, files, a missing `-field`),
+//! 2 anything the server said (a failed request, a value that was not found, a sealed server
+//! for `status`).
 
 pub mod argv;
 pub mod cli;
 pub mod client;
 mod commands;
+pub mod duration;
 pub mod environment;
 pub mod error;
 pub mod input;
@@ -38,7 +40,8 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// Run one CLI invocation against the real process environment and standard streams.
 ///
-/// `args` includes argv\[0\]. Returns the process exit code: 0 ok, 1 error, 2 usage error.
+/// `args` includes argv\[0\]. Returns the process exit code: 0 ok, 1 local error, 2 remote
+/// error.
 pub fn run(args: Vec<OsString>) -> i32 {
     let stdin = std::io::stdin();
     let stdout = std::io::stdout();
@@ -90,8 +93,17 @@ pub fn run_with(args: Vec<OsString>, env: &Environment, streams: Streams<'_>) ->
             return if error.use_stderr() { 1 } else { 0 };
         }
     };
-    let outcome = Session::new(&parsed.global, env, stdin, stdout, stdout_is_terminal)
-        .and_then(|mut session| commands::dispatch(parsed.command, &mut session));
+    let outcome = Session::new(
+        &parsed.global,
+        env,
+        stdin,
+        SessionOutput {
+            out: stdout,
+            err: &mut *stderr,
+            stdout_is_terminal,
+        },
+    )
+    .and_then(|mut session| commands::dispatch(parsed.command, &mut session));
     match outcome {
         Ok(code) => code,
         Err(error) => {
@@ -107,9 +119,20 @@ pub(crate) struct Session<'a> {
     pub settings: ConnectionSettings,
     pub format: OutputFormat,
     pub field: Option<String>,
+    /// `-wrap-ttl` as the header value to send (`300s`), when wrapping was asked for.
+    pub wrap_ttl: Option<String>,
     pub out: &'a mut dyn Write,
+    /// Warnings and prompts, kept off stdout so piped output stays clean.
+    pub err: &'a mut dyn Write,
     pub stdin: &'a mut dyn Read,
     pub stdout_is_terminal: bool,
+}
+
+/// The output half of [`Streams`], as a [`Session`] holds it.
+struct SessionOutput<'a> {
+    out: &'a mut dyn Write,
+    err: &'a mut dyn Write,
+    stdout_is_terminal: bool,
 }
 
 impl<'a> Session<'a> {
@@ -117,8 +140,7 @@ impl<'a> Session<'a> {
         global: &cli::GlobalArgs,
         env: &'a Environment,
         stdin: &'a mut dyn Read,
-        out: &'a mut dyn Write,
-        stdout_is_terminal: bool,
+        output: SessionOutput<'a>,
     ) -> CliResult<Self> {
         let flags = ConnectionFlags {
             address: global.address.clone(),
@@ -132,20 +154,41 @@ impl<'a> Session<'a> {
             .or_else(|| env.get("COFFER_FORMAT").map(str::to_owned))
             .or_else(|| env.get("VAULT_FORMAT").map(str::to_owned))
             .unwrap_or_default();
+        let wrap_ttl = match global
+            .wrap_ttl
+            .as_deref()
+            .or_else(|| env.get("COFFER_WRAP_TTL"))
+            .or_else(|| env.get("VAULT_WRAP_TTL"))
+        {
+            // Vault treats a zero wrap TTL as "do not wrap".
+            Some(text) => match duration::parse_duration_seconds("wrap-ttl", text)? {
+                0 => None,
+                seconds => Some(format!("{seconds}s")),
+            },
+            None => None,
+        };
         Ok(Self {
             env,
             settings: ConnectionSettings::resolve(&flags, env)?,
             format: OutputFormat::parse(&format_text)?,
             field: global.field.clone(),
-            out,
+            wrap_ttl,
+            out: output.out,
+            err: output.err,
             stdin,
-            stdout_is_terminal,
+            stdout_is_terminal: output.stdout_is_terminal,
         })
     }
 
-    /// A client for the resolved settings.
+    /// A client for the resolved settings, wrapping responses when `-wrap-ttl` asks for it.
     fn client(&self) -> CliResult<Client> {
-        Client::new(&self.settings)
+        Ok(Client::new(&self.settings)?.with_wrap_ttl(self.wrap_ttl.clone()))
+    }
+
+    /// Print a warning line to stderr (Vault's `UI.Warn`). A broken stderr is ignored: the
+    /// warning is advisory and the command's real output has its own error handling.
+    fn warn(&mut self, text: &str) {
+        let _ = writeln!(self.err, "{}", text.trim_end());
     }
 
     /// Print `text`, adding a final newline if it lacks one.

@@ -209,6 +209,9 @@ pub fn secret_table(secret: &Value) -> Option<String> {
     if let Some(auth) = secret.get("auth").filter(|a| a.is_object()) {
         rows.extend(auth_rows(auth));
     }
+    if let Some(wrap_info) = secret.get("wrap_info").filter(|w| w.is_object()) {
+        rows.extend(wrap_rows(wrap_info));
+    }
     if let Some(data) = secret.get("data").and_then(Value::as_object) {
         rows.extend(data_rows(data));
     }
@@ -258,6 +261,60 @@ pub fn auth_rows(auth: &Value) -> Vec<(String, String)> {
         }
     }
     rows
+}
+
+/// The `wrapping_*` rows Vault prints for a wrapped response.
+pub fn wrap_rows(wrap_info: &Value) -> Vec<(String, String)> {
+    let text = |key: &str| {
+        wrap_info
+            .get(key)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let ttl = wrap_info.get("ttl").and_then(Value::as_i64).unwrap_or(0);
+    let mut rows = vec![
+        ("wrapping_token:".to_owned(), text("token")),
+        ("wrapping_accessor:".to_owned(), text("accessor")),
+        ("wrapping_token_ttl:".to_owned(), human_duration(ttl)),
+        (
+            "wrapping_token_creation_time:".to_owned(),
+            go_time(&text("creation_time")),
+        ),
+        (
+            "wrapping_token_creation_path:".to_owned(),
+            text("creation_path"),
+        ),
+    ];
+    let wrapped_accessor = text("wrapped_accessor");
+    if !wrapped_accessor.is_empty() {
+        rows.push(("wrapped_accessor:".to_owned(), wrapped_accessor));
+    }
+    rows
+}
+
+/// An RFC 3339 UTC timestamp as Go's `time.Time.String()` prints it, which is how Vault shows
+/// `wrapping_token_creation_time`: `2024-01-02T03:04:05.5Z` becomes
+/// `2024-01-02 03:04:05.5 +0000 UTC`. Anything else is returned unchanged.
+pub fn go_time(rfc3339: &str) -> String {
+    let Some(utc) = rfc3339.strip_suffix('Z') else {
+        return rfc3339.to_owned();
+    };
+    let Some((date, time)) = utc.split_once('T') else {
+        return rfc3339.to_owned();
+    };
+    let time = match time.split_once('.') {
+        Some((whole, fraction)) => {
+            let fraction = fraction.trim_end_matches('0');
+            if fraction.is_empty() {
+                whole.to_owned()
+            } else {
+                format!("{whole}.{fraction}")
+            }
+        }
+        None => time.to_owned(),
+    };
+    format!("{date} {time} +0000 UTC")
 }
 
 /// `Keys` / `----` followed by one key per line, Vault's table rendering of a list.
@@ -407,6 +464,53 @@ mod tests {
             list_table(&[json!("a"), json!("b/")]),
             "Keys\n----\na\nb/\n"
         );
+    }
+
+    #[test]
+    fn wrapped_responses_show_vaults_wrapping_rows_with_go_times() {
+        let secret = json!({"data": null, "wrap_info": {
+            "token": "cs.wrap", "accessor": "acc", "ttl": 300,
+            "creation_time": "2026-01-02T03:04:05.120000Z", "creation_path": "secret/data/x"
+        }});
+        assert_eq!(
+            secret_table(&secret).unwrap(),
+            "Key                              Value\n\
+             ---                              -----\n\
+             wrapping_token:                  cs.wrap\n\
+             wrapping_accessor:               acc\n\
+             wrapping_token_ttl:              5m\n\
+             wrapping_token_creation_time:    2026-01-02 03:04:05.12 +0000 UTC\n\
+             wrapping_token_creation_path:    secret/data/x\n"
+        );
+        let token = json!({"wrap_info": {"token": "t", "ttl": 60, "wrapped_accessor": "inner"}});
+        let table = secret_table(&token).unwrap();
+        assert!(
+            table
+                .lines()
+                .any(|l| l.starts_with("wrapped_accessor: ") && l.ends_with(" inner")),
+            "{table}"
+        );
+        assert_eq!(
+            extract_field(&secret, None, "wrapping_token"),
+            Some(json!("cs.wrap"))
+        );
+    }
+
+    #[test]
+    fn go_time_keeps_non_utc_or_malformed_times_as_they_are() {
+        assert_eq!(
+            go_time("2026-01-02T03:04:05Z"),
+            "2026-01-02 03:04:05 +0000 UTC"
+        );
+        assert_eq!(
+            go_time("2026-01-02T03:04:05.000Z"),
+            "2026-01-02 03:04:05 +0000 UTC"
+        );
+        assert_eq!(
+            go_time("2026-01-02T03:04:05+02:00"),
+            "2026-01-02T03:04:05+02:00"
+        );
+        assert_eq!(go_time(""), "");
     }
 
     #[test]

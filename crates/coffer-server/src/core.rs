@@ -646,7 +646,8 @@ impl Core {
             self.tokens.revoke_tree(&id_hash).await?;
         }
         let mut response = result?;
-        if let Some(secret) = response.secret.as_mut() {
+        // A secret that already has a lease id (a renewal) is not a new lease.
+        if let Some(secret) = response.secret.as_mut().filter(|s| s.lease_id.is_empty()) {
             self.register_secret_lease(
                 secret,
                 &mount_info,

@@ -566,6 +566,61 @@ impl TokenStore {
         Ok((updated, warning))
     }
 
+    /// Repair the indexes after crashes or partial failures: drop accessor and parent entries
+    /// pointing at missing tokens, revoke children whose parent is gone (they would otherwise
+    /// outlive a revoked tree), and revoke expired tokens. Returns counts of what was done.
+    pub async fn tidy(&self) -> Result<Value> {
+        let mut dangling_accessors = 0;
+        let mut dangling_parent_links = 0;
+        let mut orphaned_children_revoked = 0;
+        let mut expired_revoked = 0;
+        for acc in self.view.list("accessor/").await? {
+            let key = format!("accessor/{acc}");
+            let Some(id) = self.view.get(&key).await? else {
+                continue;
+            };
+            if self
+                .view
+                .get(&format!("id/{}", String::from_utf8_lossy(&id)))
+                .await?
+                .is_none()
+            {
+                self.view.delete(&key).await?;
+                dangling_accessors += 1;
+            }
+        }
+        for parent in self.view.list("parent/").await? {
+            let parent = parent.trim_end_matches('/').to_string();
+            let parent_alive = self.view.get(&format!("id/{parent}")).await?.is_some();
+            for child in self.view.list(&format!("parent/{parent}/")).await? {
+                let link = format!("parent/{parent}/{child}");
+                if self.view.get(&format!("id/{child}")).await?.is_none() {
+                    self.view.delete(&link).await?;
+                    dangling_parent_links += 1;
+                } else if !parent_alive {
+                    self.revoke_tree(&child).await?;
+                    self.view.delete(&link).await?;
+                    orphaned_children_revoked += 1;
+                }
+            }
+        }
+        let now = self.clock.now();
+        for id in self.view.list("id/").await? {
+            if let Some(entry) = get_json::<TokenEntry>(&self.view, &format!("id/{id}")).await? {
+                if entry.expire_time.is_some_and(|t| t <= now) {
+                    self.revoke_tree(&id).await?;
+                    expired_revoked += 1;
+                }
+            }
+        }
+        Ok(json!({
+            "dangling_accessors_removed": dangling_accessors,
+            "dangling_parent_links_removed": dangling_parent_links,
+            "children_of_missing_parents_revoked": orphaned_children_revoked,
+            "expired_tokens_revoked": expired_revoked,
+        }))
+    }
+
     /// Persist a role.
     pub async fn put_role(&self, role: &TokenRole) -> Result<()> {
         self.view
@@ -1100,6 +1155,20 @@ pub fn backend(ts: &Arc<TokenStore>) -> Backend {
                 ))
             })
             .help("Listing accessors is refused by design.", "Accessors are stored only as salted hashes, so there is nothing to list."),
+        PathSpec::new("tidy")
+            .sudo()
+            .op(
+                Operation::Update,
+                "Tidy the token store.",
+                with_store!(w, |ts, _ctx| {
+                    let counts = ts.tidy().await?;
+                    Ok(Response::data(counts).warn("tidy of the token store finished"))
+                }),
+            )
+            .help(
+                "Clean up the token store's indexes.",
+                "Removes accessor and parent entries of missing tokens, revokes children whose parent is gone, and revokes expired tokens.",
+            ),
         PathSpec::new("roles/?")
             .op(Operation::List, "List token roles.", with_store!(w, |ts, _ctx| {
                 Response::list(ts.view.list("roles/").await?)

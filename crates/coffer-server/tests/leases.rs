@@ -178,7 +178,18 @@ async fn renew_is_clamped_to_the_mount_max_with_a_warning() {
             json!({"lease_id": lease_id, "increment": "10m"}),
         )
         .await;
-    assert_eq!(resp.secret.unwrap().ttl, Duration::from_secs(600));
+    let renewed = resp.secret.unwrap();
+    assert_eq!(renewed.ttl, Duration::from_secs(600));
+    assert_eq!(
+        renewed.lease_id, lease_id,
+        "a renewal answers with the renewed lease"
+    );
+    let count = h
+        .ok(Read, "sys/leases/count", json!({}))
+        .await
+        .data
+        .unwrap();
+    assert_eq!(count["lease_count"], 1, "renewing creates no new lease");
 }
 
 #[tokio::test]

@@ -347,3 +347,53 @@ async fn tokens_and_accessors_are_stored_only_as_salted_hashes() {
         }
     }
 }
+
+#[tokio::test]
+async fn tidy_repairs_dangling_indexes_and_revokes_orphaned_children() {
+    let h = Harness::new().await;
+    let parent = creator(&h).await;
+    let child = h
+        .call(Update, "auth/token/create", json!({}), &parent)
+        .await
+        .unwrap()
+        .auth
+        .unwrap()
+        .client_token;
+    let expiring = h.token(json!({"ttl": "1m", "policies": ["default"]})).await;
+    // Simulate a crash that deleted the parent's entry but not its tree.
+    let parent_hash = h.core.tokens.hash(&parent).unwrap();
+    h.core
+        .barrier
+        .delete(&format!("sys/token/id/{parent_hash}"))
+        .await
+        .unwrap();
+    h.clock.advance(Duration::from_secs(120));
+    let counts = h
+        .ok(Update, "auth/token/tidy", json!({}))
+        .await
+        .data
+        .unwrap();
+    assert_eq!(counts["children_of_missing_parents_revoked"], 1);
+    assert_eq!(
+        counts["dangling_accessors_removed"], 1,
+        "the parent's accessor entry pointed nowhere"
+    );
+    assert!(counts["expired_tokens_revoked"].as_u64().unwrap() >= 1);
+    assert!(h.core.tokens.lookup_caller(&child).await.unwrap().is_none());
+    assert!(h
+        .core
+        .tokens
+        .lookup_caller(&expiring)
+        .await
+        .unwrap()
+        .is_none());
+    let again = h
+        .ok(Update, "auth/token/tidy", json!({}))
+        .await
+        .data
+        .unwrap();
+    assert_eq!(
+        again["dangling_accessors_removed"], 0,
+        "a second tidy finds nothing"
+    );
+}

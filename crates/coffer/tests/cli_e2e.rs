@@ -592,3 +592,384 @@ fn an_unreachable_server_is_an_error_exit_2() {
     assert_eq!(out.code, 2, "{}{}", out.stdout, out.stderr);
     assert!(!out.stderr.is_empty());
 }
+
+/// The lease IDs under `prefix`, via `coffer list sys/leases/lookup/<prefix>` (JSON).
+fn lease_keys(cli: &Cli, prefix: &str) -> Vec<String> {
+    let out = cli.run(&[
+        "list",
+        "-format=json",
+        &format!("sys/leases/lookup/{prefix}"),
+    ]);
+    if out.code == 2 && out.stderr.contains("No value found") {
+        return Vec::new();
+    }
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    serde_json::from_str::<Vec<String>>(&out.stdout).expect("a JSON list of keys")
+}
+
+/// Create a token with `ttl` through the CLI and return it with its lease ID, found as the
+/// one new key under `sys/leases/lookup/auth/token/create/`.
+fn token_with_lease(cli: &Cli, ttl: &str) -> (String, String) {
+    let before = lease_keys(cli, "auth/token/create/");
+    let token = cli.ok(&["token", "create", &format!("-ttl={ttl}"), "-field=token"]);
+    let added: Vec<String> = lease_keys(cli, "auth/token/create/")
+        .into_iter()
+        .filter(|key| !before.contains(key))
+        .collect();
+    assert_eq!(added.len(), 1, "one new token lease: {added:?}");
+    (token, format!("auth/token/create/{}", added[0]))
+}
+
+#[test]
+fn lease_lookup_and_renew_on_a_token_lease() {
+    let cli = Cli::dev();
+    let (_token, lease_id) = token_with_lease(&cli, "1h");
+
+    let looked_up = cli.json(&["lease", "lookup", &lease_id]);
+    assert_eq!(looked_up["data"]["id"], lease_id.as_str());
+    assert_eq!(looked_up["data"]["renewable"], true);
+    let ttl = looked_up["data"]["ttl"].as_u64().unwrap();
+    assert!((3500..=3600).contains(&ttl), "{looked_up}");
+
+    let table = cli.ok(&["lease", "lookup", &lease_id]);
+    assert!(table.starts_with("Key"), "{table}");
+    assert!(
+        table.contains(&format!("id              {lease_id}\n")),
+        "{table}"
+    );
+
+    let renewed = cli.json(&["lease", "renew", "-increment=2h", &lease_id]);
+    let granted = renewed["lease_duration"].as_u64().unwrap();
+    assert!((7100..=7200).contains(&granted), "{renewed}");
+    assert_eq!(renewed["renewable"], true);
+    assert_eq!(renewed["lease_id"], lease_id.as_str());
+    let after = cli.json(&["lease", "lookup", &lease_id]);
+    assert!(after["data"]["ttl"].as_u64().unwrap() > 3600, "{after}");
+
+    let bad_increment = cli.run(&["lease", "renew", "-increment=soon", &lease_id]);
+    assert_eq!(bad_increment.code, 1, "{}", bad_increment.stderr);
+    assert!(
+        bad_increment.stderr.contains("-increment"),
+        "{}",
+        bad_increment.stderr
+    );
+
+    let missing = cli.run(&["lease", "lookup", "auth/token/create/no-such-lease"]);
+    assert_eq!(missing.code, 2, "{}", missing.stdout);
+    assert!(
+        missing.stderr.starts_with("error looking up lease id"),
+        "{}",
+        missing.stderr
+    );
+}
+
+#[test]
+fn lease_revoke_sync_revokes_the_token_behind_it() {
+    let cli = Cli::dev();
+    let (token, lease_id) = token_with_lease(&cli, "1h");
+
+    let revoked = cli.ok(&["lease", "revoke", "-sync", &lease_id]);
+    assert_eq!(revoked, format!("Success! Revoked lease: {lease_id}\n"));
+    let gone = cli.run(&["lease", "lookup", &lease_id]);
+    assert_eq!(gone.code, 2, "{}", gone.stdout);
+    let (status, _) = cli
+        .server
+        .request("GET", "auth/token/lookup-self", Some(&token), None);
+    assert_eq!(status, 403, "the token went with its lease");
+}
+
+#[test]
+fn lease_revoke_prefix_revokes_every_lease_under_it_and_force_needs_prefix() {
+    let cli = Cli::dev();
+    let (first, _) = token_with_lease(&cli, "1h");
+    let (second, _) = token_with_lease(&cli, "2h");
+
+    let refused = cli.run(&["lease", "revoke", "-force", "auth/token/create/"]);
+    assert_eq!(refused.code, 1, "{}", refused.stdout);
+    assert!(
+        refused
+            .stderr
+            .contains("-force requires also specifying -prefix"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(lease_keys(&cli, "auth/token/create/").len(), 2);
+
+    let revoked = cli.ok(&["lease", "revoke", "-prefix", "-sync", "auth/token/create/"]);
+    assert_eq!(
+        revoked,
+        "Success! Revoked any leases with prefix: auth/token/create/\n"
+    );
+    assert!(lease_keys(&cli, "auth/token/create/").is_empty());
+    for token in [first, second] {
+        let (status, _) = cli
+            .server
+            .request("GET", "auth/token/lookup-self", Some(&token), None);
+        assert_eq!(status, 403);
+    }
+    // The root token has no TTL, hence no lease, and survives.
+    cli.ok(&["token", "lookup"]);
+}
+
+#[test]
+fn a_wrapped_kv_read_unwraps_exactly_once() {
+    let cli = Cli::dev();
+    cli.ok(&["kv", "put", "secret/wrapped", "password=s3cr3t"]);
+
+    let table = cli.ok(&["kv", "get", "-wrap-ttl=5m", "secret/wrapped"]);
+    for key in [
+        "wrapping_token:",
+        "wrapping_accessor:",
+        "wrapping_token_ttl:              5m\n",
+        "wrapping_token_creation_time:",
+        "wrapping_token_creation_path:    secret/data/wrapped\n",
+    ] {
+        assert!(table.contains(key), "{key} missing from:\n{table}");
+    }
+    assert!(
+        !table.contains("s3cr3t"),
+        "the secret stays wrapped:\n{table}"
+    );
+
+    let wrapping_token = cli.ok(&[
+        "kv",
+        "get",
+        "-wrap-ttl=5m",
+        "-field=wrapping_token",
+        "secret/wrapped",
+    ]);
+    assert!(!wrapping_token.is_empty() && !wrapping_token.contains('\n'));
+
+    let unwrapped = cli.json(&["unwrap", &wrapping_token]);
+    assert_eq!(unwrapped["data"]["data"]["password"], "s3cr3t");
+
+    let again = cli.run(&["unwrap", &wrapping_token]);
+    assert_eq!(again.code, 2, "{}", again.stdout);
+    assert!(
+        again.stderr.starts_with("Error unwrapping"),
+        "{}",
+        again.stderr
+    );
+}
+
+#[test]
+fn unwrap_without_an_argument_uses_the_current_token_as_the_wrapping_token() {
+    let mut cli = Cli::dev();
+    cli.ok(&["write", "cubbyhole/note", "text=hello"]);
+    let wrapping_token = cli.ok(&[
+        "read",
+        "-wrap-ttl=1m",
+        "-field=wrapping_token",
+        "cubbyhole/note",
+    ]);
+    cli.token = Some(wrapping_token);
+    assert_eq!(cli.ok(&["unwrap", "-field=text"]), "hello");
+}
+
+#[test]
+fn wrapping_a_token_create_gives_a_token_that_unwraps_to_a_login() {
+    let cli = Cli::dev();
+    let wrapping_token = cli.ok(&[
+        "token",
+        "create",
+        "-ttl=1h",
+        "-wrap-ttl=2m",
+        "-field=wrapping_token",
+    ]);
+    let unwrapped = cli.json(&["unwrap", &wrapping_token]);
+    let inner = unwrapped["auth"]["client_token"].as_str().unwrap();
+    let (status, _) = cli
+        .server
+        .request("GET", "auth/token/lookup-self", Some(inner), None);
+    assert_eq!(status, 200);
+}
+
+#[test]
+fn write_force_sends_an_empty_body() {
+    let cli = Cli::dev();
+    cli.ok(&["auth", "enable", "approle"]);
+    let written = cli.ok(&["write", "-f", "auth/approle/role/ci"]);
+    assert_eq!(written, "Success! Data written to: auth/approle/role/ci\n");
+    let secret_id = cli.ok(&[
+        "write",
+        "-force",
+        "-field=secret_id",
+        "auth/approle/role/ci/secret-id",
+    ]);
+    assert!(!secret_id.is_empty());
+    let no_data = cli.run(&["write", "auth/approle/role/ci"]);
+    assert_eq!(no_data.code, 1, "{}", no_data.stdout);
+}
+
+#[test]
+fn login_with_userpass_stores_the_token_and_prompts_for_a_missing_password() {
+    let mut cli = Cli::dev();
+    cli.ok(&["auth", "enable", "userpass"]);
+    cli.ok(&[
+        "write",
+        "auth/userpass/users/ann",
+        "password=correct horse",
+        "token_policies=default",
+    ]);
+    cli.token = None;
+    let token_file = cli.home.path().join(".coffer-token");
+
+    let out = cli.run(&[
+        "login",
+        "-method=userpass",
+        "username=ann",
+        "password=correct horse",
+    ]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout
+            .starts_with("Success! You are now authenticated."),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("token_meta_username    ann\n"),
+        "{}",
+        out.stdout
+    );
+    let stored = std::fs::read_to_string(&token_file).unwrap();
+    let me = cli.json(&["token", "lookup"]);
+    assert_eq!(me["data"]["id"], stored.as_str());
+    assert_eq!(me["data"]["policies"], json!(["default"]));
+
+    // The login token's lease lives under the login path.
+    cli.token = Some(cli.server.root_token().to_owned());
+    assert_eq!(lease_keys(&cli, "auth/userpass/login/ann/").len(), 1);
+    cli.token = None;
+
+    let prompted = cli.run_with_stdin(
+        &["login", "-method=userpass", "-no-store", "username=ann"],
+        "correct horse\n",
+    );
+    assert_eq!(prompted.code, 0, "{}", prompted.stderr);
+    assert!(prompted.stderr.contains("Password"), "{}", prompted.stderr);
+    assert_eq!(
+        std::fs::read_to_string(&token_file).unwrap(),
+        stored,
+        "-no-store leaves the file alone"
+    );
+
+    let wrong = cli.run(&["login", "-method=userpass", "username=ann", "password=nope"]);
+    assert_eq!(wrong.code, 2, "{}", wrong.stdout);
+    assert!(
+        wrong.stderr.starts_with("Error authenticating"),
+        "{}",
+        wrong.stderr
+    );
+    assert!(!wrong.stderr.contains("nope"), "no password in errors");
+
+    let missing_user = cli.run(&["login", "-method=userpass", "password=x"]);
+    assert_eq!(missing_user.code, 1, "{}", missing_user.stderr);
+}
+
+#[test]
+fn login_with_approle_on_a_custom_path_and_token_only() {
+    let mut cli = Cli::dev();
+    cli.ok(&["auth", "enable", "-path=machines", "approle"]);
+    cli.ok(&[
+        "write",
+        "auth/machines/role/ci",
+        "token_policies=default",
+        "token_ttl=20m",
+    ]);
+    let role_id = cli.ok(&["read", "-field=role_id", "auth/machines/role/ci/role-id"]);
+    let secret_id = cli.ok(&[
+        "write",
+        "-f",
+        "-field=secret_id",
+        "auth/machines/role/ci/secret-id",
+    ]);
+    cli.token = None;
+    let token_file = cli.home.path().join(".coffer-token");
+    let role_arg = format!("role_id={role_id}");
+    let secret_arg = format!("secret_id={secret_id}");
+
+    let token = cli.ok(&[
+        "login",
+        "-method=approle",
+        "-path=machines",
+        &role_arg,
+        &secret_arg,
+        "-token-only",
+    ]);
+    assert!(
+        !token.is_empty() && !token.contains(char::is_whitespace),
+        "{token:?}"
+    );
+    assert!(!token_file.exists(), "-token-only does not store");
+    let (status, body) = cli
+        .server
+        .request("GET", "auth/token/lookup-self", Some(&token), None);
+    assert_eq!(status, 200);
+    assert_eq!(body["data"]["policies"], json!(["default"]));
+
+    let secret_id = {
+        cli.token = Some(cli.server.root_token().to_owned());
+        let fresh = cli.ok(&[
+            "write",
+            "-f",
+            "-field=secret_id",
+            "auth/machines/role/ci/secret-id",
+        ]);
+        cli.token = None;
+        fresh
+    };
+    let secret_arg = format!("secret_id={secret_id}");
+    let login = cli.json(&[
+        "login",
+        "-method=approle",
+        "-path=machines",
+        &role_arg,
+        &secret_arg,
+    ]);
+    assert_eq!(login["auth"]["lease_duration"], 1200);
+    assert_eq!(
+        std::fs::read_to_string(&token_file).unwrap(),
+        login["auth"]["client_token"].as_str().unwrap()
+    );
+
+    let wrong_mount = cli.run(&["login", "-method=approle", &role_arg, &secret_arg]);
+    assert_eq!(
+        wrong_mount.code, 2,
+        "approle/ is not enabled: {}",
+        wrong_mount.stdout
+    );
+}
+
+#[test]
+fn a_wrapped_login_is_unwrapped_unless_token_only_asks_for_the_wrapping_token() {
+    let mut cli = Cli::dev();
+    cli.ok(&["auth", "enable", "userpass"]);
+    cli.ok(&["write", "auth/userpass/users/bob", "password=pw"]);
+    cli.token = None;
+
+    let wrapping_token = cli.ok(&[
+        "login",
+        "-method=userpass",
+        "-wrap-ttl=1m",
+        "-token-only",
+        "username=bob",
+        "password=pw",
+    ]);
+    let unwrapped = cli.json(&["unwrap", &wrapping_token]);
+    assert!(unwrapped["auth"]["client_token"].is_string(), "{unwrapped}");
+
+    let stored = cli.ok(&[
+        "login",
+        "-method=userpass",
+        "-wrap-ttl=1m",
+        "username=bob",
+        "password=pw",
+    ]);
+    assert!(stored.contains("token_meta_username    bob\n"), "{stored}");
+    let file = std::fs::read_to_string(cli.home.path().join(".coffer-token")).unwrap();
+    let (status, _) = cli
+        .server
+        .request("GET", "auth/token/lookup-self", Some(&file), None);
+    assert_eq!(status, 200, "the stored token is the unwrapped login token");
+}

@@ -4,7 +4,7 @@ use serde_json::{json, Map, Value};
 
 use crate::cli::{KvCommand, KvMetadataCommand, KvVersionsArgs, KvWriteArgs};
 use crate::client::Client;
-use crate::commands::{not_found_at, print_keys};
+use crate::commands::{is_wrapped, not_found_at, print_keys};
 use crate::error::{CliError, CliResult, ErrorContext};
 use crate::input::{parse_data_args, parse_string_map};
 use crate::kv_path::{full_kv_path, KvTarget};
@@ -46,6 +46,9 @@ pub(crate) fn run(command: KvCommand, session: &mut Session<'_>) -> CliResult<i3
 /// Find the mount that owns a KV path and its version, as Vault's CLI does before every KV
 /// command.
 fn locate(client: &Client, mount_flag: Option<&str>, path: &str) -> CliResult<KvTarget> {
+    // The mount lookup is plumbing: wrapping it would hide the answer the CLI needs, so
+    // -wrap-ttl applies only to the request the user asked for (as in Vault).
+    let client = client.with_wrap_ttl(None);
     let full_path = full_kv_path(mount_flag, path);
     if full_path.is_empty() {
         return Err(CliError::usage(
@@ -101,7 +104,8 @@ fn get(
     if response.is_null() {
         return Err(not_found());
     }
-    if !target.is_v2() {
+    // A wrapped answer is the wrapping token, printed like any other response (as Vault does).
+    if !target.is_v2() || is_wrapped(&response) {
         return session.print_secret(&response);
     }
     let inner = response.get("data").cloned().unwrap_or(Value::Null);
@@ -181,7 +185,7 @@ fn write(
         client.post(&api_path, &body)
     }
     .context(|| format!("Error writing data to {api_path}"))?;
-    if session.field.is_some() || session.format == OutputFormat::Json {
+    if session.field.is_some() || session.format == OutputFormat::Json || is_wrapped(&response) {
         return session.print_secret(&response);
     }
     let mut text = secret_path_block(&api_path);

@@ -2,10 +2,13 @@
 //! [`CliError`]s already prefixed with what was being attempted.
 
 mod kv;
+mod lease;
+mod login;
 mod mounts;
 mod operator;
 mod policy;
 mod token;
+mod wrapping;
 
 use serde_json::Value;
 
@@ -20,7 +23,9 @@ pub(crate) fn dispatch(command: Command, session: &mut Session<'_>) -> CliResult
     match command {
         Command::Status => operator::status(session),
         Command::Operator(command) => operator::run(command, session),
-        Command::Login(args) => token::login(args, session),
+        Command::Login(args) => login::login(args, session),
+        Command::Lease(command) => lease::run(command, session),
+        Command::Unwrap(args) => wrapping::unwrap(args, session),
         Command::Token(command) => token::run(command, session),
         Command::Policy(command) => policy::run(command, session),
         Command::Secrets(command) => mounts::run_secrets(command, session),
@@ -54,12 +59,20 @@ pub(crate) fn data_of(response: &Value) -> &Value {
     response.get("data").unwrap_or(&EMPTY)
 }
 
+/// Whether the server answered with a wrapping token instead of the response (`-wrap-ttl`).
+pub(crate) fn is_wrapped(response: &Value) -> bool {
+    response.get("wrap_info").is_some_and(Value::is_object)
+}
+
 /// Print a LIST response's keys: JSON array in JSON mode, a `Keys` table otherwise.
 pub(crate) fn print_keys(
     session: &mut Session<'_>,
     response: &Value,
     path: &str,
 ) -> CliResult<i32> {
+    if is_wrapped(response) {
+        return session.print_secret(response);
+    }
     let keys = data_of(response)
         .get("keys")
         .and_then(Value::as_array)
@@ -114,7 +127,8 @@ pub(crate) fn print_write_result(
     let has_content = response
         .get("data")
         .is_some_and(|d| d.as_object().is_some_and(|o| !o.is_empty()))
-        || response.get("auth").is_some_and(Value::is_object);
+        || response.get("auth").is_some_and(Value::is_object)
+        || is_wrapped(response);
     match session.format {
         OutputFormat::Table if !has_content => {
             session.print(&format!("Success! Data written to: {path}"))?;

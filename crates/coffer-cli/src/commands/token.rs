@@ -1,17 +1,14 @@
-//! `login` and `token ...`.
-
-use std::io::{BufRead, Write};
-use std::path::Path;
+//! `token ...`.
 
 use serde_json::{json, Map, Value};
 
 use crate::cli::{
-    LoginArgs, TokenCapabilitiesArgs, TokenCommand, TokenCreateArgs, TokenLookupArgs,
-    TokenRenewArgs, TokenRevokeArgs,
+    TokenCapabilitiesArgs, TokenCommand, TokenCreateArgs, TokenLookupArgs, TokenRenewArgs,
+    TokenRevokeArgs,
 };
 use crate::error::{CliError, CliResult, ErrorContext};
 use crate::input::parse_string_map;
-use crate::output::{self, OutputFormat};
+use crate::output::OutputFormat;
 use crate::Session;
 
 /// Run a `token` subcommand.
@@ -23,112 +20,6 @@ pub(crate) fn run(command: TokenCommand, session: &mut Session<'_>) -> CliResult
         TokenCommand::Revoke(args) => revoke(args, session),
         TokenCommand::Capabilities(args) => capabilities(args, session),
     }
-}
-
-/// `login [TOKEN]`: verify the token by looking itself up, show it, and store it in the token
-/// file unless `-no-store`.
-pub(crate) fn login(args: LoginArgs, session: &mut Session<'_>) -> CliResult<i32> {
-    if args.method != "token" {
-        return Err(CliError::usage(format!(
-            "Unsupported -method={}: only -method=token is supported; log in with \
-             another method through `coffer write auth/<path>/login` and pass the token",
-            args.method
-        )));
-    }
-    let token = match args.token {
-        Some(token) if token != "-" => token,
-        _ => {
-            let mut line = String::new();
-            std::io::BufReader::new(&mut *session.stdin)
-                .read_line(&mut line)
-                .map_err(|e| CliError::io("error reading token from stdin", e))?;
-            let line = line.trim().to_owned();
-            if line.is_empty() {
-                return Err(CliError::usage(
-                    "No token given: run `coffer login TOKEN` or pipe the token on stdin",
-                ));
-            }
-            line
-        }
-    };
-    let client = session.client()?.with_token(token.clone());
-    let lookup = client
-        .get("auth/token/lookup-self")
-        .context(|| "Error authenticating".to_owned())?;
-    let secret = login_secret(&token, &lookup);
-    if !args.no_store {
-        let path = session.env.token_file().ok_or_else(|| {
-            CliError::usage("HOME is not set, so the token file cannot be written; use -no-store")
-        })?;
-        store_token(&path, &token)?;
-    }
-    if let Some(field) = session.field.clone() {
-        return session.print_field(&secret, None, &field);
-    }
-    if session.format == OutputFormat::Json {
-        session.print_json(&secret)?;
-        return Ok(0);
-    }
-    let notice = if args.no_store {
-        "Success! You are now authenticated. The token was not stored in the token file.\n\
-         Set the COFFER_TOKEN environment variable or pass the token below with each\n\
-         request to Coffer.\n"
-    } else {
-        "Success! You are now authenticated. The token information displayed below\n\
-         is already stored in the token file. You do NOT need to run \"coffer login\"\n\
-         again. Future requests will automatically use this token.\n"
-    };
-    session.print(notice)?;
-    if let Some(table) = output::secret_table(&secret) {
-        session.print(&table)?;
-    }
-    Ok(0)
-}
-
-/// The auth block Vault's CLI synthesises for the token method from `lookup-self` data.
-fn login_secret(token: &str, lookup: &Value) -> Value {
-    let data = lookup.get("data").cloned().unwrap_or(Value::Null);
-    let policies = data.get("policies").cloned().unwrap_or_else(|| json!([]));
-    json!({
-        "request_id": lookup.get("request_id").cloned().unwrap_or(Value::Null),
-        "lease_id": "",
-        "lease_duration": 0,
-        "renewable": false,
-        "data": null,
-        "warnings": lookup.get("warnings").cloned().unwrap_or(Value::Null),
-        "auth": {
-            "client_token": token,
-            "accessor": data.get("accessor").cloned().unwrap_or(json!("")),
-            "policies": policies,
-            "token_policies": policies,
-            "identity_policies": data.get("identity_policies").cloned().unwrap_or(Value::Null),
-            "metadata": data.get("meta").cloned().unwrap_or(Value::Null),
-            "lease_duration": data.get("ttl").cloned().unwrap_or(json!(0)),
-            "renewable": data.get("renewable").cloned().unwrap_or(json!(false)),
-        }
-    })
-}
-
-/// Write the token file readable by its owner only.
-fn store_token(path: &Path, token: &str) -> CliResult<()> {
-    let shown = path.display().to_string();
-    let error = |e| CliError::io(format!("error writing token file {shown}"), e);
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options.open(path).map_err(error)?;
-    // A pre-existing file keeps its old mode through `open`; tighten it before writing.
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        file.set_permissions(std::fs::Permissions::from_mode(0o600))
-            .map_err(error)?;
-    }
-    file.write_all(token.as_bytes()).map_err(error)
 }
 
 fn create(args: TokenCreateArgs, session: &mut Session<'_>) -> CliResult<i32> {
@@ -311,34 +202,6 @@ fn capability_list(response: &Value, path: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn login_turns_lookup_data_into_an_auth_block() {
-        let lookup = json!({"data": {"accessor": "acc1", "policies": ["default"], "ttl": 3600,
-                                      "renewable": true, "meta": {"user": "ann"}}});
-        let secret = login_secret("s.tok", &lookup);
-        assert_eq!(secret["auth"]["client_token"], "s.tok");
-        assert_eq!(secret["auth"]["accessor"], "acc1");
-        assert_eq!(secret["auth"]["lease_duration"], 3600);
-        assert_eq!(
-            output::extract_field(&secret, None, "token_policies"),
-            Some(json!(["default"]))
-        );
-    }
-
-    #[cfg(unix)]
-    #[test]
-    fn the_token_file_is_written_owner_only_even_over_a_looser_file() {
-        use std::os::unix::fs::PermissionsExt;
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join(".coffer-token");
-        std::fs::write(&path, "old-and-longer-token").unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-        store_token(&path, "s.new").unwrap();
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), "s.new");
-        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode, 0o600);
-    }
 
     #[test]
     fn capabilities_are_found_under_the_path_or_the_capabilities_key() {
