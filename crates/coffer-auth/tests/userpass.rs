@@ -371,5 +371,8 @@ async fn invalid_lockout_options_refuse_the_mount() {
         .unwrap();
     assert_eq!(err.status(), 400);
     assert!(coffer_auth::backend("ldap", &info).is_none());
-    assert_eq!(coffer_auth::AUTH_TYPES, &["approle", "userpass"]);
+    assert_eq!(
+        coffer_auth::AUTH_TYPES,
+        &["approle", "cert", "jwt", "oidc", "userpass"]
+    );
 }

@@ -5,6 +5,7 @@
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
 use coffer_sdk::clock::ManualClock;
+use coffer_sdk::logical::Connection;
 use coffer_sdk::view::{MemoryView, View, ViewOp};
 use coffer_sdk::{Backend, Ctx, Error, MountInfo, Operation, Request, Response, Result};
 use serde_json::{json, Value};
@@ -80,11 +81,11 @@ impl Mount {
         path: &str,
         data: &Value,
         params: &HashMap<String, String>,
-        from: Option<SocketAddr>,
+        connection: &Connection,
     ) -> Ctx {
         let mut request = Request::new(op, path).with_data(data.clone());
         request.mount_point = self.info.path.clone();
-        request.connection.remote_addr = from;
+        request.connection = connection.clone();
         Ctx {
             request,
             view: self.view.clone(),
@@ -102,6 +103,21 @@ impl Mount {
         data: Value,
         from: Option<SocketAddr>,
     ) -> Result<Response> {
+        let connection = Connection {
+            remote_addr: from,
+            peer_certificates: Vec::new(),
+        };
+        self.call_over(op, path, data, &connection).await
+    }
+
+    /// Run one request arriving over `connection` (its address and mTLS client certificates).
+    pub async fn call_over(
+        &self,
+        op: Operation,
+        path: &str,
+        data: Value,
+        connection: &Connection,
+    ) -> Result<Response> {
         let route = self
             .backend
             .route(path)
@@ -109,7 +125,7 @@ impl Mount {
         let mut op = op;
         if op == Operation::Update {
             if let Some(exists) = &route.spec.existence_check {
-                if !exists(self.ctx(op, path, &data, &route.params, from)).await? {
+                if !exists(self.ctx(op, path, &data, &route.params, connection)).await? {
                     op = Operation::Create;
                 }
             }
@@ -118,7 +134,7 @@ impl Mount {
             .spec
             .handler_for(op)
             .ok_or(Error::UnsupportedOperation)?;
-        (spec.handler)(self.ctx(op, path, &data, &route.params, from)).await
+        (spec.handler)(self.ctx(op, path, &data, &route.params, connection)).await
     }
 
     /// Whether the path is marked as needing no token.
@@ -141,6 +157,21 @@ impl Mount {
     pub async fn write_from(&self, path: &str, body: Value, from: &str) -> Result<Response> {
         let addr: SocketAddr = from.parse().expect("socket address");
         self.call_from(Operation::Update, path, body, Some(addr))
+            .await
+    }
+
+    /// A write over an mTLS connection that presented `peer_certificates` (DER, leaf first).
+    pub async fn write_with_certs(
+        &self,
+        path: &str,
+        body: Value,
+        peer_certificates: Vec<Vec<u8>>,
+    ) -> Result<Response> {
+        let connection = Connection {
+            remote_addr: Some("127.0.0.1:50000".parse().expect("socket address")),
+            peer_certificates,
+        };
+        self.call_over(Operation::Update, path, body, &connection)
             .await
     }
 

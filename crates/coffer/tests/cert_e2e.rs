@@ -1,0 +1,253 @@
+//! The cert auth method end to end: the real binary with a TLS listener, a host logging in
+//! over mutual TLS with a certificate from a CA a role trusts, then using its token.
+
+mod common;
+
+use common::{free_port, TestServer};
+use rcgen::{
+    BasicConstraints, CertificateParams, CustomExtension, DistinguishedName, DnType, IsCa, Issuer,
+    KeyPair, KeyUsagePurpose,
+};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const COMPARTMENT_OID: &str = "1.3.6.1.4.1.57264.1.2";
+const COMPARTMENT_ARCS: &[u64] = &[1, 3, 6, 1, 4, 1, 57264, 1, 2];
+
+/// A certificate authority for the test, with its PEM certificate.
+struct Ca {
+    pem: String,
+    issuer: Issuer<'static, KeyPair>,
+}
+
+fn new_ca(common_name: &str) -> Ca {
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.distinguished_name = DistinguishedName::new();
+    params
+        .distinguished_name
+        .push(DnType::CommonName, common_name);
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let cert = params.self_signed(&key).unwrap();
+    Ca {
+        pem: cert.pem(),
+        issuer: Issuer::new(params, key),
+    }
+}
+
+/// Issue a certificate for `common_name` and write `<stem>.pem` / `<stem>-key.pem` into `dir`.
+fn issue(
+    ca: &Ca,
+    dir: &Path,
+    stem: &str,
+    common_name: &str,
+    sans: &[&str],
+    extensions: Vec<CustomExtension>,
+) -> (PathBuf, PathBuf) {
+    let key = KeyPair::generate().unwrap();
+    let sans: Vec<String> = sans.iter().map(|s| s.to_string()).collect();
+    let mut params = CertificateParams::new(sans).unwrap();
+    params.distinguished_name = DistinguishedName::new();
+    params
+        .distinguished_name
+        .push(DnType::CommonName, common_name);
+    params.custom_extensions = extensions;
+    let cert = params.signed_by(&key, &ca.issuer).unwrap();
+    let cert_path = dir.join(format!("{stem}.pem"));
+    let key_path = dir.join(format!("{stem}-key.pem"));
+    std::fs::write(&cert_path, cert.pem()).unwrap();
+    std::fs::write(&key_path, key.serialize_pem()).unwrap();
+    (cert_path, key_path)
+}
+
+/// A UTF8String extension value.
+fn utf8_extension(arcs: &[u64], value: &str) -> CustomExtension {
+    let mut der = vec![0x0c, value.len() as u8];
+    der.extend_from_slice(value.as_bytes());
+    CustomExtension::from_oid_content(arcs, der)
+}
+
+/// One HTTPS request with `curl`, optionally presenting a client certificate. Returns the
+/// status and the JSON body (`Null` when empty).
+struct Curl<'a> {
+    base: String,
+    ca_file: &'a Path,
+}
+
+impl Curl<'_> {
+    fn request(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+        client: Option<&(PathBuf, PathBuf)>,
+    ) -> (u16, Value) {
+        let mut cmd = Command::new("curl");
+        cmd.args(["-sS", "--max-time", "10", "-X", method, "--cacert"])
+            .arg(self.ca_file)
+            .args(["-w", "\n%{http_code}"]);
+        if let Some(token) = token {
+            cmd.args(["-H", &format!("X-Vault-Token: {token}")]);
+        }
+        if let Some(body) = body {
+            cmd.args(["-H", "Content-Type: application/json", "--data-binary"])
+                .arg(body.to_string());
+        }
+        if let Some((cert, key)) = client {
+            cmd.arg("--cert").arg(cert).arg("--key").arg(key);
+        }
+        cmd.arg(format!("{}/v1/{path}", self.base));
+        let out = cmd.output().expect("run curl");
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            out.status.success(),
+            "curl {method} {path} failed: {}{stdout}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let (text, status) = stdout.rsplit_once('\n').expect("status line");
+        (
+            status.trim().parse().expect("HTTP status"),
+            serde_json::from_str(text).unwrap_or(Value::Null),
+        )
+    }
+}
+
+#[test]
+fn host_logs_in_over_mutual_tls_and_uses_its_token() {
+    let pki = tempfile::tempdir().unwrap();
+    let server_ca = new_ca("Coffer Test Server CA");
+    let server_ca_file = pki.path().join("server-ca.pem");
+    std::fs::write(&server_ca_file, &server_ca.pem).unwrap();
+    let (server_cert, server_key) = issue(
+        &server_ca,
+        pki.path(),
+        "server",
+        "localhost",
+        &["localhost"],
+        Vec::new(),
+    );
+
+    let tls_port = free_port();
+    let config = format!(
+        r#"
+storage "file" {{
+  path = "{{{{data_dir}}}}"
+}}
+
+listener "tcp" {{
+  address     = "{{{{address}}}}"
+  tls_disable = true
+}}
+
+listener "tcp" {{
+  address       = "127.0.0.1:{tls_port}"
+  tls_cert_file = "{}"
+  tls_key_file  = "{}"
+}}
+"#,
+        server_cert.display(),
+        server_key.display()
+    );
+    let server = TestServer::from_config(&config);
+    let (status, body) = server.request(
+        "PUT",
+        "sys/init",
+        None,
+        Some(&json!({"secret_shares": 1, "secret_threshold": 1})),
+    );
+    assert_eq!(status, 200, "{body}");
+    let root = body["root_token"].as_str().unwrap().to_string();
+    let unseal_key = body["keys"][0].as_str().unwrap().to_string();
+    let (status, body) =
+        server.request("PUT", "sys/unseal", None, Some(&json!({"key": unseal_key})));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["sealed"], false, "{body}");
+
+    let https = Curl {
+        base: format!("https://localhost:{tls_port}"),
+        ca_file: &server_ca_file,
+    };
+
+    // Clients without a certificate still get through the TLS listener.
+    let (status, body) = https.request(
+        "POST",
+        "sys/auth/cert",
+        Some(&root),
+        Some(&json!({"type": "cert"})),
+        None,
+    );
+    assert!(status == 204 || status == 200, "{status} {body}");
+
+    let hosts_ca = new_ca("Coffer Instance CA");
+    let (status, body) = https.request(
+        "POST",
+        "auth/cert/certs/hosts",
+        Some(&root),
+        Some(&json!({
+            "certificate": hosts_ca.pem,
+            "token_policies": ["hosts"],
+            "metadata_extensions": {"instance.compartment.id": COMPARTMENT_OID},
+        })),
+        None,
+    );
+    assert!(status == 204 || status == 200, "{status} {body}");
+
+    let host = issue(
+        &hosts_ca,
+        pki.path(),
+        "host",
+        "web-01",
+        &["web-01.internal"],
+        vec![utf8_extension(COMPARTMENT_ARCS, "prod")],
+    );
+    let (status, body) = https.request("POST", "auth/cert/login", None, None, Some(&host));
+    assert_eq!(status, 200, "{body}");
+    let auth = &body["auth"];
+    let token = auth["client_token"]
+        .as_str()
+        .expect("client token")
+        .to_string();
+    assert!(
+        auth["policies"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("hosts")),
+        "{auth}"
+    );
+    assert_eq!(auth["metadata"]["common_name"], "web-01", "{auth}");
+    assert_eq!(
+        auth["metadata"]["instance.compartment.id"], "prod",
+        "{auth}"
+    );
+
+    // The token works, on either listener.
+    let (status, body) = server.request("GET", "auth/token/lookup-self", Some(&token), None);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["meta"]["cert_name"], "hosts", "{body}");
+    assert_eq!(body["data"]["meta"]["instance.compartment.id"], "prod");
+    let (status, _) = https.request("GET", "auth/token/lookup-self", Some(&token), None, None);
+    assert_eq!(status, 200);
+
+    // No certificate, or one from a CA no role trusts: refused with Vault's messages.
+    let (status, body) = https.request("POST", "auth/cert/login", None, None, None);
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["errors"][0], "client certificate must be supplied");
+    let stranger_ca = new_ca("Coffer Instance CA");
+    let stranger = issue(
+        &stranger_ca,
+        pki.path(),
+        "stranger",
+        "web-01",
+        &[],
+        Vec::new(),
+    );
+    let (status, body) = https.request("POST", "auth/cert/login", None, None, Some(&stranger));
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(
+        body["errors"][0],
+        "invalid certificate or no client certificate supplied"
+    );
+}
