@@ -251,3 +251,140 @@ listener "tcp" {{
         "invalid certificate or no client certificate supplied"
     );
 }
+
+/// A file-storage server with a plain and a TLS listener, initialised and unsealed. Returns the
+/// server, its root token, the CA file that signed its TLS certificate, and the TLS port.
+fn tls_server(pki: &Path) -> (TestServer, String, PathBuf, u16) {
+    let server_ca = new_ca("Coffer Test Server CA");
+    let server_ca_file = pki.join("server-ca.pem");
+    std::fs::write(&server_ca_file, &server_ca.pem).unwrap();
+    let (server_cert, server_key) = issue(
+        &server_ca,
+        pki,
+        "server",
+        "localhost",
+        &["localhost"],
+        Vec::new(),
+    );
+    let tls_port = free_port();
+    let config = format!(
+        "storage \"file\" {{\n  path = \"{{{{data_dir}}}}\"\n}}\nlistener \"tcp\" {{\n  address = \"{{{{address}}}}\"\n  tls_disable = true\n}}\nlistener \"tcp\" {{\n  address = \"127.0.0.1:{tls_port}\"\n  tls_cert_file = \"{}\"\n  tls_key_file = \"{}\"\n}}\n",
+        server_cert.display(),
+        server_key.display()
+    );
+    let server = TestServer::from_config(&config);
+    let (_, body) = server.request(
+        "PUT",
+        "sys/init",
+        None,
+        Some(&json!({"secret_shares": 1, "secret_threshold": 1})),
+    );
+    let root = body["root_token"].as_str().unwrap().to_string();
+    let key = body["keys"][0].as_str().unwrap().to_string();
+    let (_, body) = server.request("PUT", "sys/unseal", None, Some(&json!({"key": key})));
+    assert_eq!(body["sealed"], false);
+    (server, root, server_ca_file, tls_port)
+}
+
+/// Issue #4's seed scenario: no password anywhere. A host proves what it is with its machine
+/// certificate, a dynamic group matches it by the compartment in that certificate, and a policy
+/// grants that group exactly one secret.
+#[test]
+fn seed_scenario_prod_host_reads_its_one_secret_and_a_dev_host_is_denied() {
+    let pki = tempfile::tempdir().unwrap();
+    let (server, root, ca_file, port) = tls_server(pki.path());
+    let https = Curl {
+        base: format!("https://localhost:{port}"),
+        ca_file: &ca_file,
+    };
+    let ok = |status: u16, body: &Value| assert!((200..300).contains(&status), "{status} {body}");
+
+    let (s, b) = server.request(
+        "POST",
+        "sys/mounts/secret",
+        Some(&root),
+        Some(&json!({"type": "kv-v2"})),
+    );
+    ok(s, &b);
+    let (s, b) = server.request(
+        "POST",
+        "secret/data/my-secret",
+        Some(&root),
+        Some(&json!({"data": {"db_password": "only-for-prod"}})),
+    );
+    ok(s, &b);
+    let (s, b) = server.request(
+        "POST",
+        "secret/data/other-secret",
+        Some(&root),
+        Some(&json!({"data": {"x": "no"}})),
+    );
+    ok(s, &b);
+    let (s, b) = server.request(
+        "PUT",
+        "sys/policies/acl/my-secret-reader",
+        Some(&root),
+        Some(&json!({"policy": "path \"secret/data/my-secret\" { capabilities = [\"read\"] }"})),
+    );
+    ok(s, &b);
+    let (s, b) = server.request(
+        "POST",
+        "sys/auth/cert",
+        Some(&root),
+        Some(&json!({"type": "cert"})),
+    );
+    ok(s, &b);
+    let hosts_ca = new_ca("Coffer Instance CA");
+    // The role itself grants nothing: access comes only from the dynamic group.
+    let (s, b) = server.request(
+        "POST",
+        "auth/cert/certs/hosts",
+        Some(&root),
+        Some(&json!({"certificate": hosts_ca.pem, "token_policies": [], "metadata_extensions": {"instance.compartment.id": COMPARTMENT_OID}})),
+    );
+    ok(s, &b);
+    let (s, b) = server.request(
+        "POST",
+        "identity/group",
+        Some(&root),
+        Some(&json!({"name": "prod-hosts", "type": "dynamic", "rule": "any {instance.compartment.id = 'prod'}", "policies": ["my-secret-reader"]})),
+    );
+    ok(s, &b);
+
+    let prod_host = issue(
+        &hosts_ca,
+        pki.path(),
+        "prod-host",
+        "app-01",
+        &[],
+        vec![utf8_extension(COMPARTMENT_ARCS, "prod")],
+    );
+    let dev_host = issue(
+        &hosts_ca,
+        pki.path(),
+        "dev-host",
+        "app-02",
+        &[],
+        vec![utf8_extension(COMPARTMENT_ARCS, "dev")],
+    );
+
+    let (status, body) = https.request("POST", "auth/cert/login", None, None, Some(&prod_host));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["auth"]["identity_policies"],
+        json!(["my-secret-reader"]),
+        "{body}"
+    );
+    let prod_token = body["auth"]["client_token"].as_str().unwrap().to_string();
+    let (status, body) = server.request("GET", "secret/data/my-secret", Some(&prod_token), None);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["data"]["db_password"], "only-for-prod");
+    let (status, _) = server.request("GET", "secret/data/other-secret", Some(&prod_token), None);
+    assert_eq!(status, 403, "exactly one secret");
+
+    let (status, body) = https.request("POST", "auth/cert/login", None, None, Some(&dev_host));
+    assert_eq!(status, 200, "a dev host is a valid host: {body}");
+    let dev_token = body["auth"]["client_token"].as_str().unwrap().to_string();
+    let (status, _) = server.request("GET", "secret/data/my-secret", Some(&dev_token), None);
+    assert_eq!(status, 403, "but it is not in the prod group");
+}
