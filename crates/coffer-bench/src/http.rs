@@ -1,0 +1,138 @@
+//! One-shot HTTP exchanges for setting servers up (init, unseal, mount, seed data) and small
+//! loopback helpers. The measured traffic goes through [`crate::load`] instead.
+
+use crate::error::BenchError;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::header::{HeaderMap, HeaderValue, CONTENT_TYPE, HOST};
+use hyper::{Method, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde_json::Value;
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::time::Duration;
+use tokio::net::TcpStream;
+
+/// How long any single setup exchange may take before the harness gives up.
+pub const SETUP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A complete response: status, headers and collected body.
+#[derive(Debug, Clone)]
+pub struct Exchange {
+    /// The response status.
+    pub status: StatusCode,
+    /// The response headers, as sent.
+    pub headers: HeaderMap,
+    /// The whole response body.
+    pub body: Bytes,
+}
+
+impl Exchange {
+    /// The body parsed as JSON, or an error naming `context`.
+    pub fn json(&self, context: &str) -> Result<Value, BenchError> {
+        serde_json::from_slice(&self.body).map_err(|e| BenchError::UnexpectedResponse {
+            context: context.into(),
+            detail: format!("body is not JSON ({e})"),
+        })
+    }
+
+    /// `self` if the status is 2xx, otherwise an error with the status and Vault's `errors`.
+    pub fn expect_success(self, context: &str) -> Result<Exchange, BenchError> {
+        if self.status.is_success() {
+            return Ok(self);
+        }
+        // Vault error bodies carry messages, never secret values, so they are safe to show.
+        let errors = serde_json::from_slice::<Value>(&self.body)
+            .ok()
+            .and_then(|v| v.get("errors").cloned())
+            .unwrap_or(Value::Null);
+        Err(BenchError::UnexpectedResponse {
+            context: context.into(),
+            detail: format!("status {} errors {errors}", self.status),
+        })
+    }
+}
+
+/// A loopback port that was free a moment ago (bound and released), for a server to listen on.
+pub fn free_loopback_port() -> Result<u16, BenchError> {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .map_err(|e| BenchError::io("reserving a loopback port", e))?;
+    let port = listener
+        .local_addr()
+        .map_err(|e| BenchError::io("reading the reserved port", e))?
+        .port();
+    Ok(port)
+}
+
+/// Build a request for `path` on `addr`, with the Vault token header when `token` is given
+/// and a JSON body when `body` is given.
+pub fn build_request(
+    addr: SocketAddr,
+    method: Method,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&Value>,
+) -> hyper::Request<Full<Bytes>> {
+    let payload = body
+        .map(|b| Bytes::from(serde_json::to_vec(b).expect("JSON values encode")))
+        .unwrap_or_default();
+    let mut req = hyper::Request::new(Full::new(payload));
+    *req.method_mut() = method;
+    *req.uri_mut() = path.parse().expect("benchmark paths are valid URIs");
+    let headers = req.headers_mut();
+    headers.insert(
+        HOST,
+        HeaderValue::from_str(&addr.to_string()).expect("socket addresses are valid header values"),
+    );
+    if let Some(token) = token {
+        headers.insert(
+            "x-vault-token",
+            HeaderValue::from_str(token).expect("tokens are printable ASCII"),
+        );
+    }
+    if body.is_some() {
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    }
+    req
+}
+
+/// One request on a fresh connection, bounded by [`SETUP_TIMEOUT`].
+pub async fn exchange(
+    addr: SocketAddr,
+    method: Method,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&Value>,
+) -> Result<Exchange, BenchError> {
+    let context = format!("{method} {path}");
+    let request = build_request(addr, method, path, token, body);
+    match tokio::time::timeout(SETUP_TIMEOUT, send_on_new_connection(addr, request)).await {
+        Ok(result) => result.map_err(|detail| BenchError::http(context, detail)),
+        Err(_) => Err(BenchError::http(
+            context,
+            format!("no answer within {SETUP_TIMEOUT:?}"),
+        )),
+    }
+}
+
+async fn send_on_new_connection(
+    addr: SocketAddr,
+    request: hyper::Request<Full<Bytes>>,
+) -> Result<Exchange, String> {
+    let stream = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| e.to_string())?;
+    let driver = tokio::spawn(connection);
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(|e| e.to_string())?;
+    let (parts, body) = response.into_parts();
+    let body = body.collect().await.map_err(|e| e.to_string())?.to_bytes();
+    driver.abort();
+    Ok(Exchange {
+        status: parts.status,
+        headers: parts.headers,
+        body,
+    })
+}

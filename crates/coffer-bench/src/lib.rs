@@ -1,0 +1,24 @@
+//! Coffer's benchmark harness.
+//!
+//! Every figure is a ratio between Coffer and a baseline measured in the same run on the same
+//! machine, so the figures travel between machines of different speed:
+//!
+//! * `kv-read`: KV v2 reads through Coffer versus a bare hyper server that replays Coffer's own
+//!   response bytes ([`canned`]) — what Coffer's request path costs over plain HTTP.
+//! * `kv-write`: durable KV v2 writes versus the raw single-fsync rate of the same disk
+//!   ([`coffer_storage::fsync_probe`]) — how well group commit amortises fsyncs.
+//!
+//! The load generator ([`load`]) is a closed loop over persistent HTTP/1.1 connections, bounded
+//! in both request count and time, with warm-up excluded from the figures.
+
+pub mod canned;
+pub mod cpu;
+pub mod error;
+pub mod figures;
+pub mod http;
+pub mod latency;
+pub mod load;
+pub mod process;
+pub mod report;
+
+pub use error::BenchError;
