@@ -1,32 +1,91 @@
-//! Per-path write serialisation. KV v2 writes are read-modify-write cycles on a key's metadata
-//! (next version number, check-and-set, pruning); two concurrent writers to one path must not
-//! both claim the same version. Reads take no lock: each write lands as one atomic batch, so a
-//! reader sees either the old or the new metadata, never a half-written one.
+//! Per-path write serialisation, and the cache of decoded key metadata it keeps coherent.
+//!
+//! KV v2 writes are read-modify-write cycles on a key's metadata (next version number,
+//! check-and-set, pruning); two concurrent writers to one path must not both claim the same
+//! version. Reads take no lock on a cache hit: each write lands as one atomic batch.
+//!
+//! Cache invariant: an entry is only ever inserted while holding the path's lock (a read that
+//! misses loads under the lock), and every writer holds that lock while it writes and drops
+//! the entry when it releases it ([`PathGuard`]'s `Drop`). So no reader can put back a value
+//! older than the last completed write. Only metadata is cached, never secret data, and the
+//! engine assumes it is the only writer of its storage (one active node).
 
+use crate::store::KeyMetadata;
+use coffer_sdk::{Result, View};
+use parking_lot::RwLock;
 use std::collections::hash_map::DefaultHasher;
+use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 use tokio::sync::{Mutex, MutexGuard};
 
 /// How many independent locks paths are spread over; collisions only cost a little waiting.
 const STRIPES: usize = 64;
+/// Cached metadata entries beyond this are dropped wholesale (idle keys live in storage).
+const CACHE_LIMIT: usize = 100_000;
 
-/// A fixed set of async mutexes, one chosen per path by hash.
+/// A fixed set of async mutexes, one chosen per path by hash, and the metadata cache.
 pub(crate) struct PathLocks {
     stripes: Vec<Mutex<()>>,
+    cache: RwLock<HashMap<String, Arc<KeyMetadata>>>,
+}
+
+/// Held while a path's metadata is read and rewritten; drops the path's cache entry on release.
+pub(crate) struct PathGuard<'a> {
+    _guard: MutexGuard<'a, ()>,
+    locks: &'a PathLocks,
+    path: String,
+}
+
+impl Drop for PathGuard<'_> {
+    fn drop(&mut self) {
+        self.locks.cache.write().remove(&self.path);
+    }
 }
 
 impl PathLocks {
     pub(crate) fn new() -> PathLocks {
         PathLocks {
             stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
+            cache: RwLock::new(HashMap::new()),
         }
     }
 
-    /// Hold this while reading and rewriting `path`'s metadata.
-    pub(crate) async fn lock(&self, path: &str) -> MutexGuard<'_, ()> {
+    fn stripe(&self, path: &str) -> &Mutex<()> {
         let mut hasher = DefaultHasher::new();
         path.hash(&mut hasher);
-        let index = (hasher.finish() % STRIPES as u64) as usize;
-        self.stripes[index].lock().await
+        &self.stripes[(hasher.finish() % STRIPES as u64) as usize]
+    }
+
+    /// Hold this while reading and rewriting `path`'s metadata.
+    pub(crate) async fn lock(&self, path: &str) -> PathGuard<'_> {
+        PathGuard {
+            _guard: self.stripe(path).lock().await,
+            locks: self,
+            path: path.to_string(),
+        }
+    }
+
+    /// The metadata of `path` for a read: from the cache, or loaded (under the path's lock)
+    /// and cached.
+    pub(crate) async fn metadata(
+        &self,
+        view: &dyn View,
+        path: &str,
+    ) -> Result<Option<Arc<KeyMetadata>>> {
+        if let Some(meta) = self.cache.read().get(path) {
+            return Ok(Some(meta.clone()));
+        }
+        let _guard = self.stripe(path).lock().await;
+        let Some(meta) = KeyMetadata::load(view, path).await? else {
+            return Ok(None);
+        };
+        let meta = Arc::new(meta);
+        let mut cache = self.cache.write();
+        if cache.len() >= CACHE_LIMIT {
+            cache.clear();
+        }
+        cache.insert(path.to_string(), meta.clone());
+        Ok(Some(meta))
     }
 }

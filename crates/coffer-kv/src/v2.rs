@@ -74,7 +74,10 @@ pub fn backend() -> Backend {
             .op(
                 Operation::Read,
                 "Read a version of the secret (the latest unless ?version= is given).",
-                read_data,
+                {
+                    let locks = locks.clone();
+                    move |ctx| read_data(locks.clone(), ctx)
+                },
             )
             .typed_ops(
                 &[Operation::Create, Operation::Update],
@@ -160,7 +163,10 @@ pub fn backend() -> Backend {
         .op(
             Operation::Read,
             "Read the secret's keys, values replaced by null.",
-            read_subkeys,
+            {
+                let locks = locks.clone();
+                move |ctx| read_subkeys(locks.clone(), ctx)
+            },
         );
 
     Backend::new(
@@ -344,12 +350,21 @@ fn unreadable_version(content_field: &str, metadata: Value) -> Response {
 
 /// Where a read lands: the version's number and metadata, or why there is nothing to return.
 enum VersionLookup {
-    Readable { version: u64, meta: KeyMetadata },
+    Readable {
+        version: u64,
+        meta: Arc<KeyMetadata>,
+    },
     Unreadable(Value),
 }
 
-async fn lookup_version(ctx: &Ctx, path: &str, requested: Option<u64>) -> Result<VersionLookup> {
-    let meta = KeyMetadata::load(ctx.view.as_ref(), path)
+async fn lookup_version(
+    ctx: &Ctx,
+    locks: &PathLocks,
+    path: &str,
+    requested: Option<u64>,
+) -> Result<VersionLookup> {
+    let meta = locks
+        .metadata(ctx.view.as_ref(), path)
         .await?
         .ok_or(Error::NotFound)?;
     let version = requested.filter(|&v| v > 0).unwrap_or(meta.current_version);
@@ -374,10 +389,10 @@ async fn load_version_data(ctx: &Ctx, path: &str, version: u64) -> Result<Map<St
     serde_json::from_slice(&bytes).map_err(|_| Error::Internal("corrupt version data".to_string()))
 }
 
-async fn read_data(mut ctx: Ctx) -> Result<Response> {
+async fn read_data(locks: Arc<PathLocks>, mut ctx: Ctx) -> Result<Response> {
     let query = read_query(&mut ctx)?;
     let path = secret_path(ctx.param("path"))?;
-    let (version, meta) = match lookup_version(&ctx, path, query.version).await? {
+    let (version, meta) = match lookup_version(&ctx, &locks, path, query.version).await? {
         VersionLookup::Readable { version, meta } => (version, meta),
         VersionLookup::Unreadable(metadata) => return Ok(unreadable_version("data", metadata)),
     };
@@ -759,10 +774,10 @@ async fn delete_metadata(locks: Arc<PathLocks>, ctx: Ctx) -> Result<Response> {
 // subkeys
 // ---------------------------------------------------------------------------------------------
 
-async fn read_subkeys(mut ctx: Ctx) -> Result<Response> {
+async fn read_subkeys(locks: Arc<PathLocks>, mut ctx: Ctx) -> Result<Response> {
     let query = read_query(&mut ctx)?;
     let path = secret_path(ctx.param("path"))?;
-    let (version, meta) = match lookup_version(&ctx, path, query.version).await? {
+    let (version, meta) = match lookup_version(&ctx, &locks, path, query.version).await? {
         VersionLookup::Readable { version, meta } => (version, meta),
         VersionLookup::Unreadable(metadata) => return Ok(unreadable_version("subkeys", metadata)),
     };

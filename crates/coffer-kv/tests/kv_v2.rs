@@ -981,3 +981,43 @@ async fn traversal_paths_are_bad_requests() {
     assert_eq!(kv.list("metadata/a/../").await.unwrap_err().status(), 400);
     assert!(kv.keys().is_empty());
 }
+
+#[tokio::test]
+async fn cached_metadata_never_outlives_a_write() {
+    // Reads cache decoded metadata; every kind of write must be visible to the next read.
+    let kv = Mount::v2();
+    put(&kv, "c", json!({"v": 1})).await;
+    assert_eq!(body(&kv.read("data/c").await.unwrap())["data"]["v"], 1);
+    put(&kv, "c", json!({"v": 2})).await;
+    assert_eq!(body(&kv.read("data/c").await.unwrap())["data"]["v"], 2);
+    kv.patch("data/c", json!({"data": {"w": 3}})).await.unwrap();
+    assert_eq!(body(&kv.read("data/c").await.unwrap())["data"]["w"], 3);
+    kv.delete("data/c").await.unwrap();
+    assert_eq!(
+        kv.read("data/c").await.unwrap().status,
+        Some(404),
+        "soft delete is seen at once"
+    );
+    kv.write("undelete/c", json!({"versions": [3]}))
+        .await
+        .unwrap();
+    assert_eq!(body(&kv.read("data/c").await.unwrap())["data"]["w"], 3);
+    kv.write("destroy/c", json!({"versions": [3]}))
+        .await
+        .unwrap();
+    assert_eq!(
+        kv.read("data/c").await.unwrap().status,
+        Some(404),
+        "destroy is seen at once"
+    );
+    kv.delete("metadata/c").await.unwrap();
+    assert_eq!(
+        kv.read("data/c").await.unwrap_err().status(),
+        404,
+        "metadata delete is seen at once"
+    );
+    put(&kv, "c", json!({"v": "fresh"})).await;
+    let fresh = body(&kv.read("data/c").await.unwrap());
+    assert_eq!(fresh["data"]["v"], "fresh");
+    assert_eq!(fresh["metadata"]["version"], 1);
+}

@@ -7,7 +7,7 @@ use crate::clock::Clock;
 use crate::logical::{Operation, Request, Response};
 use crate::view::View;
 use crate::{Error, Result};
-use regex::{Regex, RegexSet};
+use regex::Regex;
 use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
@@ -319,29 +319,46 @@ pub struct Backend {
     pub help: &'static str,
     secret_types: Vec<SecretType>,
     paths: Vec<PathSpec>,
-    set: RegexSet,
-    regexes: Vec<Regex>,
+    matchers: Vec<Matcher>,
+}
+
+/// A compiled path pattern: the literal text every match must start with (a cheap filter),
+/// and the anchored regex.
+struct Matcher {
+    literal_prefix: String,
+    regex: Regex,
+}
+
+/// The literal text a pattern starts with, up to its first regex syntax.
+fn literal_prefix(pattern: &str) -> String {
+    let end = pattern
+        .find(|c: char| ".^$*+?()[]{}|\\".contains(c))
+        .unwrap_or(pattern.len());
+    let prefix = &pattern[..end];
+    // A quantifier binds to the character before it (`roles/?`): that character is optional.
+    match pattern[end..].chars().next() {
+        Some('?' | '*' | '{') => prefix[..prefix.len().saturating_sub(1)].to_string(),
+        _ => prefix.to_string(),
+    }
 }
 
 impl Backend {
     /// Compile the declarations. Panics on an invalid pattern: patterns are code, not input.
     pub fn new(kind: &'static str, help: &'static str, paths: Vec<PathSpec>) -> Backend {
-        let anchored: Vec<String> = paths
+        let matchers = paths
             .iter()
-            .map(|p| format!("^(?:{})$", p.pattern))
-            .collect();
-        let set = RegexSet::new(&anchored).expect("engine path patterns must compile");
-        let regexes = anchored
-            .iter()
-            .map(|p| Regex::new(p).expect("engine path pattern"))
+            .map(|p| Matcher {
+                literal_prefix: literal_prefix(&p.pattern),
+                regex: Regex::new(&format!("^(?:{})$", p.pattern))
+                    .expect("engine path patterns must compile"),
+            })
             .collect();
         Backend {
             kind,
             help,
             secret_types: Vec::new(),
             paths,
-            set,
-            regexes,
+            matchers,
         }
     }
 
@@ -363,9 +380,12 @@ impl Backend {
 
     /// Find the first declared path that matches `path` (relative to the mount).
     pub fn route(&self, path: &str) -> Option<Route<'_>> {
-        let index = self.set.matches(path).into_iter().next()?;
-        let regex = &self.regexes[index];
-        let caps = regex.captures(path)?;
+        let (index, regex, caps) = self.matchers.iter().enumerate().find_map(|(i, m)| {
+            if !path.starts_with(m.literal_prefix.as_str()) {
+                return None;
+            }
+            m.regex.captures(path).map(|caps| (i, &m.regex, caps))
+        })?;
         let params = regex
             .capture_names()
             .flatten()
@@ -587,6 +607,35 @@ mod tests {
         let msg = err.to_string();
         assert!(msg.contains("count"), "{msg}");
         assert!(!msg.contains("hunter2"), "{msg}");
+    }
+
+    #[test]
+    fn literal_prefixes_stop_at_regex_syntax_and_optional_characters() {
+        assert_eq!(literal_prefix("data/(?P<path>.+)"), "data/");
+        assert_eq!(literal_prefix("roles/?"), "roles");
+        assert_eq!(literal_prefix("config"), "config");
+        assert_eq!(literal_prefix("(?P<path>.*)"), "");
+        assert_eq!(
+            literal_prefix("leases/renew(?:/(?P<id>.+))?"),
+            "leases/renew"
+        );
+    }
+
+    #[test]
+    fn the_first_declared_matching_path_wins() {
+        let b = Backend::new(
+            "t",
+            "",
+            vec![
+                PathSpec::new("roles/?"),
+                PathSpec::new("roles/(?P<name>[^/]+)"),
+                PathSpec::new("(?P<rest>.*)"),
+            ],
+        );
+        assert_eq!(b.route("roles").unwrap().spec.pattern, "roles/?");
+        assert_eq!(b.route("roles/").unwrap().spec.pattern, "roles/?");
+        assert_eq!(b.route("roles/x").unwrap().params["name"], "x");
+        assert_eq!(b.route("roles/x/y").unwrap().params["rest"], "roles/x/y");
     }
 
     #[test]

@@ -674,8 +674,7 @@ impl Core {
                     .unwrap_or_default();
                 let body = match &response.raw {
                     Some(raw) => raw.body.clone(),
-                    None => serde_json::to_vec(&crate::envelope::envelope(&response, &request_id))
-                        .expect("json encodes"),
+                    None => crate::envelope::to_bytes(&response, &request_id),
                 };
                 response = self.wrap(body, ttl, &full_path, wrapped_accessor).await?;
             }

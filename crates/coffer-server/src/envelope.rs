@@ -1,30 +1,47 @@
 //! Vault's JSON response envelope. Rendered here, once, for the HTTP dialect and for response
 //! wrapping (which stores exactly what the client would otherwise have received).
 
+use coffer_sdk::logical::{Auth, WrapInfo};
 use coffer_sdk::Response;
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::{Map, Value};
 
-/// The envelope of a non-raw response.
-pub fn envelope(resp: &Response, request_id: &str) -> Value {
-    let (lease_id, lease_duration, renewable) = resp.secret.as_ref().map_or(
-        (
-            String::new(),
-            resp.refresh_interval.map_or(0, |d| d.as_secs()),
-            false,
-        ),
-        |s| (s.lease_id.clone(), s.ttl.as_secs(), s.renewable),
-    );
-    json!({
-        "request_id": request_id,
-        "lease_id": lease_id,
-        "renewable": renewable,
-        "lease_duration": lease_duration,
-        "data": resp.data,
-        "wrap_info": resp.wrap_info,
-        "warnings": if resp.warnings.is_empty() { Value::Null } else { json!(resp.warnings) },
-        "auth": resp.auth,
-        "mount_type": "",
-    })
+/// Borrows the response: serialising it builds no intermediate JSON tree (this runs on every
+/// request).
+#[derive(Serialize)]
+struct Envelope<'a> {
+    request_id: &'a str,
+    lease_id: &'a str,
+    renewable: bool,
+    lease_duration: u64,
+    data: &'a Option<Map<String, Value>>,
+    wrap_info: &'a Option<WrapInfo>,
+    warnings: Option<&'a [String]>,
+    auth: &'a Option<Auth>,
+    mount_type: &'a str,
+}
+
+fn borrow<'a>(resp: &'a Response, request_id: &'a str) -> Envelope<'a> {
+    let (lease_id, lease_duration, renewable) = match &resp.secret {
+        Some(s) => (s.lease_id.as_str(), s.ttl.as_secs(), s.renewable),
+        None => ("", resp.refresh_interval.map_or(0, |d| d.as_secs()), false),
+    };
+    Envelope {
+        request_id,
+        lease_id,
+        renewable,
+        lease_duration,
+        data: &resp.data,
+        wrap_info: &resp.wrap_info,
+        warnings: (!resp.warnings.is_empty()).then_some(&resp.warnings[..]),
+        auth: &resp.auth,
+        mount_type: "",
+    }
+}
+
+/// The envelope as JSON bytes.
+pub fn to_bytes(resp: &Response, request_id: &str) -> Vec<u8> {
+    serde_json::to_vec(&borrow(resp, request_id)).expect("the envelope always encodes")
 }
 
 /// Whether the response has nothing to say (HTTP 204).

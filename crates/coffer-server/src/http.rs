@@ -49,8 +49,7 @@ fn render(resp: Response, request_id: &str, head: bool) -> HttpResponse {
         out.headers_mut().remove(CONTENT_TYPE);
         return out;
     }
-    let body =
-        serde_json::to_vec(&crate::envelope::envelope(&resp, request_id)).expect("json encodes");
+    let body = crate::envelope::to_bytes(&resp, request_id);
     json_response(resp.status.unwrap_or(200), body)
 }
 

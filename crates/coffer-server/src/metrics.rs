@@ -53,11 +53,11 @@ impl Metrics {
     pub fn record(&self, op: Operation, status: u16, elapsed: Duration) {
         let op_index = OPS.iter().position(|o| *o == op).unwrap_or(0);
         self.requests[op_index][class(status)].fetch_add(1, Ordering::Relaxed);
+        // One bucket per observation (the cumulative Prometheus form is summed when rendered),
+        // so the hot path does a single atomic add here, not one per bucket.
         let secs = elapsed.as_secs_f64();
-        for (i, bound) in BUCKETS.iter().enumerate() {
-            if secs <= *bound {
-                self.latency_buckets[i].fetch_add(1, Ordering::Relaxed);
-            }
+        if let Some(i) = BUCKETS.iter().position(|bound| secs <= *bound) {
+            self.latency_buckets[i].fetch_add(1, Ordering::Relaxed);
         }
         self.latency_count.fetch_add(1, Ordering::Relaxed);
         self.latency_sum_nanos
@@ -80,11 +80,12 @@ impl Metrics {
             }
         }
         out.push_str("# HELP coffer_request_duration_seconds Time spent in the pipeline.\n# TYPE coffer_request_duration_seconds histogram\n");
+        let mut cumulative = 0;
         for (i, bound) in BUCKETS.iter().enumerate() {
+            cumulative += self.latency_buckets[i].load(Ordering::Relaxed);
             out.push_str(&format!(
                 "coffer_request_duration_seconds_bucket{{le=\"{}\"}} {}\n",
-                bound,
-                self.latency_buckets[i].load(Ordering::Relaxed)
+                bound, cumulative
             ));
         }
         let count = self.latency_count.load(Ordering::Relaxed);

@@ -412,6 +412,7 @@ pub async fn serve(listener: TcpListener, tls: Option<TlsAcceptor>, core: Arc<Co
                             remote_addr: Some(addr),
                             peer_certificates: Vec::new(),
                         },
+                        false,
                     )
                     .await
                 }
@@ -423,6 +424,7 @@ pub async fn serve(listener: TcpListener, tls: Option<TlsAcceptor>, core: Arc<Co
                             .peer_certificates()
                             .map(|c| c.iter().map(|d| d.to_vec()).collect())
                             .unwrap_or_default();
+                        let h2 = tls_stream.get_ref().1.alpn_protocol() == Some(b"h2");
                         serve_io(
                             tls_stream,
                             core,
@@ -430,6 +432,7 @@ pub async fn serve(listener: TcpListener, tls: Option<TlsAcceptor>, core: Arc<Co
                                 remote_addr: Some(addr),
                                 peer_certificates: certs,
                             },
+                            h2,
                         )
                         .await
                     }
@@ -440,18 +443,29 @@ pub async fn serve(listener: TcpListener, tls: Option<TlsAcceptor>, core: Arc<Co
     }
 }
 
+/// Serve one connection. HTTP/2 only where TLS negotiated it by ALPN (as Vault does); plain
+/// TCP is HTTP/1.1, which skips protocol sniffing on every connection.
 async fn serve_io<I: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
     io: I,
     core: Arc<Core>,
     conn: Connection,
+    h2: bool,
 ) {
     let conn = Arc::new(conn);
     let service =
         hyper::service::service_fn(move |req| crate::http::handle(core.clone(), conn.clone(), req));
-    if let Err(e) = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-        .serve_connection(TokioIo::new(io), service)
-        .await
-    {
+    let io = TokioIo::new(io);
+    let served = if h2 {
+        hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+            .serve_connection(io, service)
+            .await
+    } else {
+        hyper::server::conn::http1::Builder::new()
+            .keep_alive(true)
+            .serve_connection(io, service)
+            .await
+    };
+    if let Err(e) = served {
         tracing::debug!(error = %e, "connection ended with an error");
     }
 }
