@@ -225,16 +225,122 @@ impl PathSpec {
         })
     }
 
-    /// The OpenAPI path template: named captures become `{name}`, regex syntax is dropped.
-    pub fn openapi_path(&self) -> String {
-        let group = Regex::new(r"\(\?P<(\w+)>[^)]*\)\??").expect("static regex");
-        let templated = group.replace_all(&self.pattern, "{$1}");
-        templated
-            .replace("/?$", "")
-            .replace("$", "")
-            .replace("/?", "/")
-            .replace(['^', '?'], "")
+    /// The OpenAPI path templates of this pattern: named captures become `{name}`, each
+    /// optional group `(?:...)?` yields a path with and one without it, and the remaining regex
+    /// syntax (anchors, optional trailing slash) is dropped.
+    pub fn openapi_paths(&self) -> Vec<String> {
+        let mut out: Vec<String> = expand_optional_groups(&self.pattern)
+            .iter()
+            .map(|variant| template_captures(variant))
+            .collect();
+        out.dedup();
+        out
     }
+
+    /// The first of [`PathSpec::openapi_paths`].
+    pub fn openapi_path(&self) -> String {
+        self.openapi_paths().into_iter().next().unwrap_or_default()
+    }
+}
+
+/// Index of the `)` closing the group that opens at `open`, skipping escapes and classes.
+fn closing_paren(chars: &[char], open: usize) -> Option<usize> {
+    let mut depth = 0usize;
+    let mut i = open;
+    let mut in_class = false;
+    while i < chars.len() {
+        match chars[i] {
+            '\\' => i += 1,
+            '[' if !in_class => in_class = true,
+            ']' if in_class => in_class = false,
+            '(' if !in_class => depth += 1,
+            ')' if !in_class => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some(i);
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+/// Every variant of a pattern with each top-level `(?:...)?` group present or absent.
+fn expand_optional_groups(pattern: &str) -> Vec<String> {
+    let chars: Vec<char> = pattern.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        if chars[i] == '\\' {
+            i += 2;
+            continue;
+        }
+        if chars[i] == '(' && chars.get(i + 1) == Some(&'?') && chars.get(i + 2) == Some(&':') {
+            if let Some(close) = closing_paren(&chars, i) {
+                if chars.get(close + 1) == Some(&'?') {
+                    let before: String = chars[..i].iter().collect();
+                    let inner: String = chars[i + 3..close].iter().collect();
+                    let after: String = chars[close + 2..].iter().collect();
+                    let mut out = Vec::new();
+                    for tail in expand_optional_groups(&after) {
+                        out.push(format!("{before}{tail}"));
+                        for middle in expand_optional_groups(&inner) {
+                            out.push(format!("{before}{middle}{tail}"));
+                        }
+                    }
+                    return out;
+                }
+            }
+        }
+        i += 1;
+    }
+    vec![pattern.to_string()]
+}
+
+/// Named captures to `{name}`; other regex syntax removed.
+fn template_captures(pattern: &str) -> String {
+    let chars: Vec<char> = pattern.chars().collect();
+    let mut out = String::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let rest: String = chars[i..chars.len().min(i + 4)].iter().collect();
+        if rest == "(?P<" {
+            let name_end = chars[i..].iter().position(|&c| c == '>').map(|p| p + i);
+            let close = closing_paren(&chars, i);
+            if let (Some(name_end), Some(close)) = (name_end, close) {
+                out.push('{');
+                out.extend(&chars[i + 4..name_end]);
+                out.push('}');
+                i = close + 1;
+                if chars.get(i) == Some(&'?') {
+                    i += 1;
+                }
+                continue;
+            }
+        }
+        match chars[i] {
+            '^' | '$' => {}
+            '?' => {
+                // `x?`: an optional character; a path template keeps the text without it.
+                if out.ends_with('/') {
+                    out.pop();
+                }
+            }
+            '\\' => {
+                if let Some(&next) = chars.get(i + 1) {
+                    out.push(next);
+                }
+                i += 1;
+            }
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    while out.ends_with('/') {
+        out.pop();
+    }
+    out
 }
 
 /// Decode request fields into a typed input, with errors that name the field and never echo a
@@ -636,6 +742,26 @@ mod tests {
         assert_eq!(b.route("roles/").unwrap().spec.pattern, "roles/?");
         assert_eq!(b.route("roles/x").unwrap().params["name"], "x");
         assert_eq!(b.route("roles/x/y").unwrap().params["rest"], "roles/x/y");
+    }
+
+    #[test]
+    fn openapi_paths_handle_nested_groups_and_optional_parts() {
+        assert_eq!(
+            PathSpec::new(r"users/(?P<username>\w(([\w-.]+)?\w)?)").openapi_paths(),
+            vec!["users/{username}"]
+        );
+        assert_eq!(
+            PathSpec::new("leases/renew(?:/(?P<url_lease_id>.+))?").openapi_paths(),
+            vec!["leases/renew", "leases/renew/{url_lease_id}"]
+        );
+        assert_eq!(
+            PathSpec::new("role/(?P<role_name>[^/]+)/secret-id/?").openapi_paths(),
+            vec!["role/{role_name}/secret-id"]
+        );
+        assert_eq!(
+            PathSpec::new("leases/lookup(?:/(?P<prefix>.*))?").openapi_paths(),
+            vec!["leases/lookup", "leases/lookup/{prefix}"]
+        );
     }
 
     #[test]

@@ -80,8 +80,8 @@ pub struct Request {
     pub mount_point: String,
     /// Body fields for writes; query parameters for reads and lists.
     pub data: Map<String, Value>,
-    /// The authenticated caller; `None` on unauthenticated paths.
-    pub caller: Option<Caller>,
+    /// The authenticated caller; `None` on unauthenticated paths. Shared: built once per token.
+    pub caller: Option<std::sync::Arc<Caller>>,
     pub connection: Connection,
     /// `X-Vault-Wrap-TTL`: the pipeline wraps the response in a single-use token.
     pub wrap_ttl: Option<Duration>,

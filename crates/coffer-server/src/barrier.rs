@@ -517,6 +517,26 @@ impl BarrierView {
         &self.prefix
     }
 
+    /// The barrier below this view, for batches that must span views atomically.
+    pub fn barrier(&self) -> &Arc<Barrier> {
+        &self.barrier
+    }
+
+    /// Ops on this view's keys rewritten to the barrier's absolute keys.
+    pub fn absolute(&self, ops: Vec<ViewOp>) -> Vec<ViewOp> {
+        ops.into_iter()
+            .map(|op| match op {
+                ViewOp::Put { key, value } => ViewOp::Put {
+                    key: self.key(&key),
+                    value,
+                },
+                ViewOp::Delete { key } => ViewOp::Delete {
+                    key: self.key(&key),
+                },
+            })
+            .collect()
+    }
+
     fn key(&self, key: &str) -> String {
         let mut full = String::with_capacity(self.prefix.len() + key.len());
         full.push_str(&self.prefix);

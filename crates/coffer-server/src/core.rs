@@ -566,22 +566,23 @@ impl Core {
         }
 
         let full_path = req.path.clone();
-        let mount_info = mounted.info.clone();
         let wrap_ttl = req.wrap_ttl;
         let request_id = req.id.clone();
         req.mount_point = mounted.route_path.clone();
         req.path = rel.clone();
-        if let Some(e) = &entry {
-            let accessor = self.tokens.accessor_of(token.unwrap_or_default())?;
-            req.caller = Some(Caller {
-                accessor,
-                display_name: e.display_name.clone(),
-                policies: e.policies.clone(),
-                entity_id: (!e.entity_id.is_empty()).then(|| e.entity_id.clone()),
-                metadata: e.meta.clone(),
-                client_token: (mounted.route_path == "auth/token/" || mounted.route_path == "sys/")
-                    .then(|| token.unwrap_or_default().to_string()),
-            });
+        if let (Some(e), Some(token)) = (&entry, token) {
+            let caller = self.tokens.caller(token, e)?;
+            // Only the built-in token store and sys/ may see the token itself.
+            req.caller = Some(
+                if mounted.route_path == "auth/token/" || mounted.route_path == "sys/" {
+                    Arc::new(Caller {
+                        client_token: Some(token.to_string()),
+                        ..(*caller).clone()
+                    })
+                } else {
+                    caller
+                },
+            );
         }
         let view: Arc<dyn coffer_sdk::View> = match (&entry, mounted.entry.kind.as_str()) {
             (Some(e), "cubbyhole") => Arc::new(BarrierView::new(
@@ -650,7 +651,7 @@ impl Core {
         if let Some(secret) = response.secret.as_mut().filter(|s| s.lease_id.is_empty()) {
             self.register_secret_lease(
                 secret,
-                &mount_info,
+                &mounted.info,
                 rel,
                 entry.as_ref().map(|e| e.id_hash.as_str()),
             )
@@ -661,7 +662,7 @@ impl Core {
                 return Err(Error::Internal("a secrets engine returned a login".into()));
             }
             response.auth = Some(
-                self.mint_login_token(&mounted.entry, login, &mount_info, &full_path)
+                self.mint_login_token(&mounted.entry, login, &mounted.info, &full_path)
                     .await?,
             );
         }

@@ -108,6 +108,13 @@ impl LeaseStore {
 
     /// Write a new lease with its index and owner entries.
     pub async fn insert(&self, lease: &LeaseEntry) -> Result<()> {
+        let ops = self.insert_ops(lease)?;
+        self.view.barrier().batch(ops).await
+    }
+
+    /// The barrier ops (absolute keys) that [`LeaseStore::insert`] applies, for callers that
+    /// must write a lease in the same batch as what it stands for.
+    pub fn insert_ops(&self, lease: &LeaseEntry) -> Result<Vec<ViewOp>> {
         let mut ops = vec![ViewOp::Put {
             key: format!("id/{}", lease.lease_id),
             value: to_json(lease)?,
@@ -124,11 +131,17 @@ impl LeaseStore {
                 value: lease.lease_id.clone().into_bytes(),
             });
         }
-        self.view.batch(ops).await
+        Ok(self.view.absolute(ops))
     }
 
     /// Replace a lease whose expiry (or state) changed, moving its index entry atomically.
     pub async fn update(&self, old: &LeaseEntry, new: &LeaseEntry) -> Result<()> {
+        let ops = self.update_ops(old, new)?;
+        self.view.barrier().batch(ops).await
+    }
+
+    /// The barrier ops of [`LeaseStore::update`].
+    pub fn update_ops(&self, old: &LeaseEntry, new: &LeaseEntry) -> Result<Vec<ViewOp>> {
         let mut ops = vec![
             ViewOp::Delete {
                 key: index_key(old.expire_time, &old.lease_id),
@@ -144,11 +157,17 @@ impl LeaseStore {
                 value: new.lease_id.clone().into_bytes(),
             });
         }
-        self.view.batch(ops).await
+        Ok(self.view.absolute(ops))
     }
 
     /// Delete a lease and its index and owner entries in one batch.
     pub async fn remove(&self, lease: &LeaseEntry) -> Result<()> {
+        let ops = self.remove_ops(lease);
+        self.view.barrier().batch(ops).await
+    }
+
+    /// The barrier ops of [`LeaseStore::remove`].
+    pub fn remove_ops(&self, lease: &LeaseEntry) -> Vec<ViewOp> {
         let mut ops = vec![
             ViewOp::Delete {
                 key: format!("id/{}", lease.lease_id),
@@ -162,7 +181,7 @@ impl LeaseStore {
                 key: owner_key(owner, &lease.lease_id),
             });
         }
-        self.view.batch(ops).await
+        self.view.absolute(ops)
     }
 }
 
@@ -596,9 +615,9 @@ impl Core {
 
 #[async_trait::async_trait]
 impl crate::tokens::TokenHooks for Core {
-    async fn token_created(&self, entry: &TokenEntry) -> Result<()> {
+    async fn token_created(&self, entry: &TokenEntry) -> Result<Vec<ViewOp>> {
         let Some(expire) = entry.expire_time else {
-            return Ok(());
+            return Ok(Vec::new());
         };
         let lease_id = token_lease_id(entry);
         let max_ttl = if entry.explicit_max_ttl > 0 {
@@ -624,21 +643,21 @@ impl crate::tokens::TokenHooks for Core {
             last_error: None,
             irrevocable: false,
         };
-        self.leases.insert(&lease).await
+        self.leases.insert_ops(&lease)
     }
 
-    async fn token_renewed(&self, entry: &TokenEntry) -> Result<()> {
+    async fn token_renewed(&self, entry: &TokenEntry) -> Result<Vec<ViewOp>> {
         let lease_id = token_lease_id(entry);
         if let (Some(old), Some(expire)) = (self.leases.get(&lease_id).await?, entry.expire_time) {
             let mut new = old.clone();
             new.expire_time = expire;
             new.last_renewal = Some(self.clock.now());
-            self.leases.update(&old, &new).await?;
+            return self.leases.update_ops(&old, &new);
         }
-        Ok(())
+        Ok(Vec::new())
     }
 
-    async fn token_revoking(&self, entry: &TokenEntry) -> Result<()> {
+    async fn token_revoking(&self, entry: &TokenEntry) -> Result<Vec<ViewOp>> {
         // Leases the token created go first; a failure keeps the token (and so the tree) so
         // the revocation can be retried.
         let mut after: Option<String> = None;
@@ -664,14 +683,16 @@ impl crate::tokens::TokenHooks for Core {
                 }
             }
         }
-        if let Some(lease) = self.leases.get(&token_lease_id(entry)).await? {
-            self.leases.remove(&lease).await?;
-        }
         crate::barrier::BarrierView::new(
             self.barrier.clone(),
             format!("cubbyhole/{}/", entry.id_hash),
         )
         .clear()
-        .await
+        .await?;
+        // The token's own lease goes in the same batch as the token itself.
+        Ok(match self.leases.get(&token_lease_id(entry)).await? {
+            Some(lease) => self.leases.remove_ops(&lease),
+            None => Vec::new(),
+        })
     }
 }

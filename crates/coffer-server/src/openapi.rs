@@ -8,9 +8,17 @@ use serde_json::{json, Map, Value};
 pub fn document(core: &Core) -> Value {
     let mut paths = Map::new();
     for mounted in core.mounted() {
-        for spec in mounted.backend.paths() {
-            let tail = spec.openapi_path();
+        for (spec, tail) in mounted.backend.paths().iter().flat_map(|spec| {
+            spec.openapi_paths()
+                .into_iter()
+                .map(move |tail| (spec, tail))
+        }) {
             let path = format!("/{}{}", mounted.route_path, tail);
+            let path = if path.len() > 1 {
+                path.trim_end_matches('/').to_string()
+            } else {
+                path
+            };
             let mut item = Map::new();
             let params: Vec<Value> = path
                 .split('/')

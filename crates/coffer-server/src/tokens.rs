@@ -133,12 +133,13 @@ pub struct NewToken {
 /// not depend on the lease manager.
 #[async_trait::async_trait]
 pub trait TokenHooks: Send + Sync {
-    /// A token was persisted.
-    async fn token_created(&self, entry: &TokenEntry) -> Result<()>;
-    /// A token's expiry moved.
-    async fn token_renewed(&self, entry: &TokenEntry) -> Result<()>;
-    /// A token is about to be deleted: revoke what it owns.
-    async fn token_revoking(&self, entry: &TokenEntry) -> Result<()>;
+    /// Barrier ops (absolute keys) to write in the same batch as a new token: its lease.
+    async fn token_created(&self, entry: &TokenEntry) -> Result<Vec<ViewOp>>;
+    /// Barrier ops to write in the same batch as a token whose expiry moved.
+    async fn token_renewed(&self, entry: &TokenEntry) -> Result<Vec<ViewOp>>;
+    /// A token is about to be deleted: revoke what it owns, and return the ops that delete
+    /// its own lease in the same batch as the token.
+    async fn token_revoking(&self, entry: &TokenEntry) -> Result<Vec<ViewOp>>;
 }
 
 /// Cached token entries beyond this are dropped (idle tokens live in storage, not memory).
@@ -150,6 +151,8 @@ pub struct TokenStore {
     clock: Arc<dyn Clock>,
     keys: RwLock<Option<Arc<Keys>>>,
     cache: RwLock<HashMap<String, Arc<TokenEntry>>>,
+    /// What engines are told about each cached token (built once: it costs an HMAC).
+    callers: RwLock<HashMap<String, Arc<Caller>>>,
     /// System lease limits: default and max TTL for tokens.
     limits: RwLock<crate::mounts::LeaseLimits>,
     hooks: RwLock<Option<std::sync::Weak<dyn TokenHooks>>>,
@@ -175,6 +178,7 @@ impl TokenStore {
             clock,
             keys: RwLock::new(None),
             cache: RwLock::new(HashMap::new()),
+            callers: RwLock::new(HashMap::new()),
             limits: RwLock::new(limits),
             hooks: RwLock::new(None),
         }
@@ -193,8 +197,36 @@ impl TokenStore {
         let mut cache = self.cache.write();
         if cache.len() >= TOKEN_CACHE_LIMIT {
             cache.clear();
+            self.callers.write().clear();
         }
+        self.callers.write().remove(&hash);
         cache.insert(hash, entry);
+    }
+
+    fn cache_remove(&self, hash: &str) {
+        self.cache.write().remove(hash);
+        self.callers.write().remove(hash);
+    }
+
+    /// The caller description engines get for `token` (whose entry is `entry`), cached with it.
+    pub fn caller(&self, token: &str, entry: &TokenEntry) -> Result<Arc<Caller>> {
+        if let Some(c) = self.callers.read().get(&entry.id_hash) {
+            return Ok(c.clone());
+        }
+        let caller = Arc::new(Caller {
+            accessor: self.accessor_of(token)?,
+            display_name: entry.display_name.clone(),
+            policies: entry.policies.clone(),
+            entity_id: (!entry.entity_id.is_empty()).then(|| entry.entity_id.clone()),
+            metadata: entry.meta.clone(),
+            client_token: None,
+        });
+        if self.cache.read().contains_key(&entry.id_hash) {
+            self.callers
+                .write()
+                .insert(entry.id_hash.clone(), caller.clone());
+        }
+        Ok(caller)
     }
 
     /// Load (or on first use create) the salts. Called after unseal.
@@ -231,6 +263,7 @@ impl TokenStore {
     pub fn unload(&self) {
         *self.keys.write() = None;
         self.cache.write().clear();
+        self.callers.write().clear();
     }
 
     fn keys(&self) -> Result<Arc<Keys>> {
@@ -348,10 +381,27 @@ impl TokenStore {
         Ok(last)
     }
 
+    /// Apply this store's ops plus `extra` (absolute barrier keys) as one atomic batch: a token
+    /// and its lease are never written or deleted apart.
+    async fn batch_with(&self, ops: Vec<ViewOp>, extra: Vec<ViewOp>) -> Result<()> {
+        let mut all = self.view.absolute(ops);
+        all.extend(extra);
+        self.view.barrier().batch(all).await
+    }
+
     async fn save(&self, entry: &TokenEntry) -> Result<()> {
-        self.view
-            .put(&format!("id/{}", entry.id_hash), to_json(entry)?)
-            .await?;
+        self.save_with(entry, Vec::new()).await
+    }
+
+    async fn save_with(&self, entry: &TokenEntry, extra: Vec<ViewOp>) -> Result<()> {
+        self.batch_with(
+            vec![ViewOp::Put {
+                key: format!("id/{}", entry.id_hash),
+                value: to_json(entry)?,
+            }],
+            extra,
+        )
+        .await?;
         self.cache
             .write()
             .insert(entry.id_hash.clone(), Arc::new(entry.clone()));
@@ -442,11 +492,12 @@ impl TokenStore {
                 value: Vec::new(),
             });
         }
-        self.view.batch(ops).await?;
+        let lease_ops = match self.hooks() {
+            Some(hooks) => hooks.token_created(&entry).await?,
+            None => Vec::new(),
+        };
+        self.batch_with(ops, lease_ops).await?;
         self.cache_put(id_hash, Arc::new(entry.clone()));
-        if let Some(hooks) = self.hooks() {
-            hooks.token_created(&entry).await?;
-        }
         Ok((token, entry))
     }
 
@@ -469,9 +520,10 @@ impl TokenStore {
 
     async fn revoke_one(&self, id_hash: &str) -> Result<()> {
         let entry = get_json::<TokenEntry>(&self.view, &format!("id/{id_hash}")).await?;
-        if let (Some(e), Some(hooks)) = (&entry, self.hooks()) {
-            hooks.token_revoking(e).await?;
-        }
+        let lease_ops = match (&entry, self.hooks()) {
+            (Some(e), Some(hooks)) => hooks.token_revoking(e).await?,
+            _ => Vec::new(),
+        };
         let mut ops = vec![ViewOp::Delete {
             key: format!("id/{id_hash}"),
         }];
@@ -485,8 +537,8 @@ impl TokenStore {
                 });
             }
         }
-        self.view.batch(ops).await?;
-        self.cache.write().remove(id_hash);
+        self.batch_with(ops, lease_ops).await?;
+        self.cache_remove(id_hash);
         Ok(())
     }
 
@@ -559,10 +611,11 @@ impl TokenStore {
         let mut updated = entry.clone();
         updated.expire_time =
             Some(now + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::zero()));
-        self.save(&updated).await?;
-        if let Some(hooks) = self.hooks() {
-            hooks.token_renewed(&updated).await?;
-        }
+        let lease_ops = match self.hooks() {
+            Some(hooks) => hooks.token_renewed(&updated).await?,
+            None => Vec::new(),
+        };
+        self.save_with(&updated, lease_ops).await?;
         Ok((updated, warning))
     }
 
@@ -803,7 +856,7 @@ fn store(weak: &Weak<TokenStore>) -> Result<Arc<TokenStore>> {
 }
 
 fn caller(ctx: &Ctx) -> Result<&Caller> {
-    ctx.request.caller.as_ref().ok_or(Error::PermissionDenied)
+    ctx.request.caller.as_deref().ok_or(Error::PermissionDenied)
 }
 
 async fn caller_entry(ts: &TokenStore, ctx: &Ctx) -> Result<(String, Arc<TokenEntry>)> {
