@@ -70,7 +70,10 @@ pub fn backend() -> Backend {
                 "Write, patch, read and delete versioned secret data.",
                 DATA_DESCRIPTION,
             )
-            .existence(metadata_exists)
+            .existence({
+                let locks = locks.clone();
+                move |ctx| metadata_exists(locks.clone(), ctx)
+            })
             .op(
                 Operation::Read,
                 "Read a version of the secret (the latest unless ?version= is given).",
@@ -127,7 +130,10 @@ pub fn backend() -> Backend {
                 "Read, configure, list and delete secrets with all their versions.",
                 METADATA_DESCRIPTION,
             )
-            .existence(metadata_exists)
+            .existence({
+                let locks = locks.clone();
+                move |ctx| metadata_exists(locks.clone(), ctx)
+            })
             .op(
                 Operation::Read,
                 "Read the secret's metadata and version history.",
@@ -323,9 +329,9 @@ async fn write_config(ctx: Ctx, input: ConfigInput) -> Result<Response> {
 
 /// Existence check of `data/` and `metadata/` writes: the key has metadata (Vault's rule, so a
 /// first write is `create` and later ones `update` for policy purposes).
-async fn metadata_exists(ctx: Ctx) -> Result<bool> {
+async fn metadata_exists(locks: Arc<PathLocks>, ctx: Ctx) -> Result<bool> {
     let path = secret_path(ctx.param("path"))?;
-    Ok(ctx.view.get(&meta_key(path)).await?.is_some())
+    Ok(locks.metadata(ctx.view.as_ref(), path).await?.is_some())
 }
 
 fn read_query(ctx: &mut Ctx) -> Result<ReadQuery> {
