@@ -6,9 +6,14 @@
 mod common;
 
 use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use common::{TestServer, COFFER_BIN, FILE_STORAGE_CONFIG};
+use common::{free_port, TestServer, COFFER_BIN, FILE_STORAGE_CONFIG};
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose,
+};
 use serde_json::{json, Value};
 use tempfile::TempDir;
 
@@ -52,6 +57,11 @@ impl Cli {
     }
 
     fn run_with_stdin(&self, args: &[&str], stdin: &str) -> Outcome {
+        self.run_with_env(args, stdin, &[])
+    }
+
+    /// Run with extra environment variables set for this one invocation.
+    fn run_with_env(&self, args: &[&str], stdin: &str, env: &[(&str, &Path)]) -> Outcome {
         let mut command = Command::new(COFFER_BIN);
         command
             .args(args)
@@ -70,9 +80,17 @@ impl Cli {
             "VAULT_FORMAT",
             "COFFER_FORMAT",
             "VAULT_CACERT",
+            "COFFER_CACERT",
             "VAULT_SKIP_VERIFY",
+            "VAULT_CLIENT_CERT",
+            "VAULT_CLIENT_KEY",
+            "COFFER_CLIENT_CERT",
+            "COFFER_CLIENT_KEY",
         ] {
             command.env_remove(name);
+        }
+        for (name, value) in env {
+            command.env(name, value);
         }
         if let Some(token) = &self.token {
             command.env("VAULT_TOKEN", token);
@@ -972,4 +990,363 @@ fn a_wrapped_login_is_unwrapped_unless_token_only_asks_for_the_wrapping_token() 
         .server
         .request("GET", "auth/token/lookup-self", Some(&file), None);
     assert_eq!(status, 200, "the stored token is the unwrapped login token");
+}
+
+/// A certificate authority for TLS tests: its PEM certificate and what signs with it.
+struct TestCa {
+    pem: String,
+    issuer: Issuer<'static, KeyPair>,
+}
+
+fn new_ca(common_name: &str) -> TestCa {
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.distinguished_name = DistinguishedName::new();
+    params
+        .distinguished_name
+        .push(DnType::CommonName, common_name);
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let cert = params.self_signed(&key).unwrap();
+    TestCa {
+        pem: cert.pem(),
+        issuer: Issuer::new(params, key),
+    }
+}
+
+/// Issue a certificate for `common_name` and write `<stem>.pem` / `<stem>-key.pem` (PKCS#8)
+/// into `dir`.
+fn issue(
+    ca: &TestCa,
+    dir: &Path,
+    stem: &str,
+    common_name: &str,
+    sans: &[&str],
+) -> (PathBuf, PathBuf) {
+    let key = KeyPair::generate().unwrap();
+    let mut params =
+        CertificateParams::new(sans.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
+    params.distinguished_name = DistinguishedName::new();
+    params
+        .distinguished_name
+        .push(DnType::CommonName, common_name);
+    let cert = params.signed_by(&key, &ca.issuer).unwrap();
+    let cert_path = dir.join(format!("{stem}.pem"));
+    let key_path = dir.join(format!("{stem}-key.pem"));
+    std::fs::write(&cert_path, cert.pem()).unwrap();
+    std::fs::write(&key_path, key.serialize_pem()).unwrap();
+    (cert_path, key_path)
+}
+
+/// A file-storage server with a plain and a TLS listener (certificate for `localhost` from a
+/// CA written to `<pki>/server-ca.pem`), initialised and unsealed, and a CLI holding its root
+/// token. Returns the CLI, the CA file and the https address.
+fn cli_with_tls_listener(pki: &Path) -> (Cli, PathBuf, String) {
+    let server_ca = new_ca("Coffer CLI Test Server CA");
+    let ca_file = pki.join("server-ca.pem");
+    std::fs::write(&ca_file, &server_ca.pem).unwrap();
+    let (server_cert, server_key) = issue(&server_ca, pki, "server", "localhost", &["localhost"]);
+    let tls_port = free_port();
+    let config = format!(
+        "{FILE_STORAGE_CONFIG}\nlistener \"tcp\" {{\n  address = \"127.0.0.1:{tls_port}\"\n  tls_cert_file = \"{}\"\n  tls_key_file = \"{}\"\n}}\n",
+        server_cert.display(),
+        server_key.display()
+    );
+    let mut server = TestServer::from_config(&config);
+    let (status, body) = server.request(
+        "PUT",
+        "sys/init",
+        None,
+        Some(&json!({"secret_shares": 1, "secret_threshold": 1})),
+    );
+    assert_eq!(status, 200, "{body}");
+    let root = body["root_token"].as_str().unwrap().to_owned();
+    let unseal_key = body["keys"][0].as_str().unwrap().to_owned();
+    let (_, body) = server.request("PUT", "sys/unseal", None, Some(&json!({"key": unseal_key})));
+    assert_eq!(body["sealed"], false, "{body}");
+    server.root_token = Some(root.clone());
+    let cli = Cli {
+        server,
+        home: tempfile::tempdir().unwrap(),
+        token: Some(root),
+    };
+    (cli, ca_file, format!("https://localhost:{tls_port}"))
+}
+
+#[test]
+fn cert_login_presents_the_client_certificate_over_mutual_tls() {
+    let pki = tempfile::tempdir().unwrap();
+    let (mut cli, server_ca_file, https) = cli_with_tls_listener(pki.path());
+    let hosts_ca = new_ca("Coffer Hosts CA");
+    let hosts_ca_file = pki.path().join("hosts-ca.pem");
+    std::fs::write(&hosts_ca_file, &hosts_ca.pem).unwrap();
+    cli.ok(&["auth", "enable", "cert"]);
+    cli.ok(&[
+        "write",
+        "auth/cert/certs/hosts",
+        &format!("certificate=@{}", hosts_ca_file.display()),
+        "token_policies=hosts",
+    ]);
+    let (host_cert, host_key) = issue(&hosts_ca, pki.path(), "host", "web-01", &[]);
+    cli.token = None;
+    let token_file = cli.home.path().join(".coffer-token");
+
+    let address = format!("-address={https}");
+    let ca_flag = format!("-ca-cert={}", server_ca_file.display());
+    let cert_flag = format!("-client-cert={}", host_cert.display());
+    let key_flag = format!("-client-key={}", host_key.display());
+    let login = cli.json(&[
+        "login",
+        "-method=cert",
+        &address,
+        &ca_flag,
+        &cert_flag,
+        &key_flag,
+        "name=hosts",
+    ]);
+    assert!(
+        login["auth"]["policies"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("hosts")),
+        "{login}"
+    );
+    assert_eq!(
+        login["auth"]["metadata"]["common_name"], "web-01",
+        "{login}"
+    );
+    let stored = std::fs::read_to_string(&token_file).unwrap();
+    assert_eq!(stored, login["auth"]["client_token"].as_str().unwrap());
+    let (status, body) = cli
+        .server
+        .request("GET", "auth/token/lookup-self", Some(&stored), None);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["meta"]["cert_name"], "hosts", "{body}");
+
+    // The certificate, key and CA may come from Vault's variables instead of flags, and the
+    // role name may be left out.
+    let token = cli.run_with_env(
+        &["login", "-method=cert", &address, "-token-only"],
+        "",
+        &[
+            ("VAULT_CACERT", &server_ca_file),
+            ("VAULT_CLIENT_CERT", &host_cert),
+            ("VAULT_CLIENT_KEY", &host_key),
+        ],
+    );
+    assert_eq!(token.code, 0, "{}{}", token.stdout, token.stderr);
+    let (status, _) =
+        cli.server
+            .request("GET", "auth/token/lookup-self", Some(&token.stdout), None);
+    assert_eq!(status, 200);
+
+    // Without a client certificate the server refuses, with Vault's message and exit code 2.
+    let anonymous = cli.run(&["login", "-method=cert", &address, &ca_flag]);
+    assert_eq!(anonymous.code, 2, "{}", anonymous.stdout);
+    assert!(
+        anonymous
+            .stderr
+            .contains("client certificate must be supplied"),
+        "{}",
+        anonymous.stderr
+    );
+    // A certificate without its key is refused locally, before any connection.
+    let half = cli.run(&["login", "-method=cert", &address, &ca_flag, &cert_flag]);
+    assert_eq!(half.code, 1, "{}", half.stderr);
+    assert!(
+        half.stderr.contains("both client cert and client key"),
+        "{}",
+        half.stderr
+    );
+}
+
+/// Unpadded base64url, as JWTs encode their parts.
+fn base64url(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
+        for i in 0..=chunk.len() {
+            out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
+/// An RS256 JWT over `claims`, signed with the RSA key in `key_pem` by `openssl dgst`.
+fn sign_jwt(key_pem: &Path, claims: &Value) -> String {
+    let header = json!({"alg": "RS256", "typ": "JWT"});
+    let signing_input = format!(
+        "{}.{}",
+        base64url(header.to_string().as_bytes()),
+        base64url(claims.to_string().as_bytes())
+    );
+    let mut openssl = Command::new("openssl")
+        .args(["dgst", "-sha256", "-sign"])
+        .arg(key_pem)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("run openssl");
+    openssl
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(signing_input.as_bytes())
+        .unwrap();
+    let signed = openssl.wait_with_output().unwrap();
+    assert!(signed.status.success(), "openssl dgst -sign failed");
+    format!("{signing_input}.{}", base64url(&signed.stdout))
+}
+
+/// Run openssl with `args`, panicking with its stderr if it fails.
+fn openssl(args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .output()
+        .expect("run openssl");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn base64url_matches_the_rfc_4648_test_vectors_without_padding() {
+    for (plain, encoded) in [
+        ("", ""),
+        ("f", "Zg"),
+        ("fo", "Zm8"),
+        ("foo", "Zm9v"),
+        ("foob", "Zm9vYg"),
+        ("fooba", "Zm9vYmE"),
+        ("foobar", "Zm9vYmFy"),
+    ] {
+        assert_eq!(base64url(plain.as_bytes()), encoded);
+    }
+    assert_eq!(base64url(&[0xfb, 0xff]), "-_8");
+}
+
+#[test]
+fn jwt_login_with_a_role_takes_the_token_inline_from_a_file_or_from_stdin() {
+    let keys = tempfile::tempdir().unwrap();
+    let private_key = keys.path().join("signer.pem");
+    let public_key = keys.path().join("signer.pub.pem");
+    let private_arg = private_key.to_str().unwrap();
+    openssl(&["genrsa", "-out", private_arg, "2048"]);
+    openssl(&[
+        "rsa",
+        "-in",
+        private_arg,
+        "-pubout",
+        "-out",
+        public_key.to_str().unwrap(),
+    ]);
+
+    let mut cli = Cli::dev();
+    cli.ok(&["auth", "enable", "jwt"]);
+    let config = json!({"jwt_validation_pubkeys": [std::fs::read_to_string(&public_key).unwrap()]});
+    let out = cli.run_with_stdin(&["write", "auth/jwt/config", "-"], &config.to_string());
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let role = json!({
+        "role_type": "jwt",
+        "user_claim": "sub",
+        "bound_audiences": ["coffer"],
+        "token_policies": ["deployer"],
+        "token_ttl": "30m",
+    });
+    let out = cli.run_with_stdin(&["write", "auth/jwt/role/deploy", "-"], &role.to_string());
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    cli.token = None;
+
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let jwt = sign_jwt(
+        &private_key,
+        &json!({"sub": "build-7", "aud": "coffer", "iat": now, "exp": now + 600}),
+    );
+
+    let login = cli.json(&["login", "-method=jwt", "role=deploy", &format!("jwt={jwt}")]);
+    assert!(
+        login["auth"]["policies"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("deployer")),
+        "{login}"
+    );
+    assert_eq!(login["auth"]["lease_duration"], 1800, "{login}");
+    let stored = std::fs::read_to_string(cli.home.path().join(".coffer-token")).unwrap();
+    assert_eq!(stored, login["auth"]["client_token"].as_str().unwrap());
+
+    // jwt=@file: the file's trailing newline is not part of the token.
+    let jwt_file = keys.path().join("token.jwt");
+    std::fs::write(&jwt_file, format!("{jwt}\n")).unwrap();
+    let from_file = cli.ok(&[
+        "login",
+        "-method=jwt",
+        "-token-only",
+        "role=deploy",
+        &format!("jwt=@{}", jwt_file.display()),
+    ]);
+    let (status, body) =
+        cli.server
+            .request("GET", "auth/token/lookup-self", Some(&from_file), None);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["meta"]["role"], "deploy", "{body}");
+
+    // jwt=-: from stdin.
+    let from_stdin = cli.run_with_stdin(
+        &[
+            "login",
+            "-method=jwt",
+            "-token-only",
+            "role=deploy",
+            "jwt=-",
+        ],
+        &format!("{jwt}\n"),
+    );
+    assert_eq!(from_stdin.code, 0, "{}", from_stdin.stderr);
+    let (status, _) = cli.server.request(
+        "GET",
+        "auth/token/lookup-self",
+        Some(&from_stdin.stdout),
+        None,
+    );
+    assert_eq!(status, 200);
+
+    // A token signed by another key is refused by the server (exit 2)...
+    let stranger_key = keys.path().join("stranger.pem");
+    openssl(&["genrsa", "-out", stranger_key.to_str().unwrap(), "2048"]);
+    let forged = sign_jwt(
+        &stranger_key,
+        &json!({"sub": "build-7", "aud": "coffer", "iat": now, "exp": now + 600}),
+    );
+    let refused = cli.run(&[
+        "login",
+        "-method=jwt",
+        "role=deploy",
+        &format!("jwt={forged}"),
+    ]);
+    assert_eq!(refused.code, 2, "{}", refused.stdout);
+    assert!(
+        refused
+            .stderr
+            .contains("no known key successfully validated"),
+        "{}",
+        refused.stderr
+    );
+    // ...and no token at all is a usage error that never reaches it.
+    let missing = cli.run(&["login", "-method=jwt", "role=deploy"]);
+    assert_eq!(missing.code, 1, "{}", missing.stderr);
+    assert!(
+        missing.stderr.contains("'jwt' must be specified"),
+        "{}",
+        missing.stderr
+    );
 }

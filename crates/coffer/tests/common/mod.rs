@@ -263,6 +263,47 @@ impl TestServer {
         token: Option<&str>,
         body: Option<&Value>,
     ) -> (u16, Value) {
+        self.request_with_headers_opt(method, path, token, body, &[])
+    }
+
+    /// [`TestServer::request`] with a JSON body and extra headers (e.g. `X-Vault-Wrap-TTL`).
+    pub fn request_with_headers(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: &Value,
+        headers: &[(&str, &str)],
+    ) -> (u16, Value) {
+        self.request_with_headers_opt(method, path, token, Some(body), headers)
+    }
+
+    /// [`TestServer::request`] with a body sent under another content type (merge-patch).
+    pub fn request_with_content_type(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: &Value,
+        content_type: &str,
+    ) -> (u16, Value) {
+        self.request_with_headers_opt(
+            method,
+            path,
+            token,
+            Some(body),
+            &[("Content-Type", content_type)],
+        )
+    }
+
+    fn request_with_headers_opt(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+    ) -> (u16, Value) {
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(Duration::from_secs(10)))
@@ -279,8 +320,15 @@ impl TestServer {
         let bytes = body
             .map(|b| serde_json::to_vec(b).expect("json"))
             .unwrap_or_default();
-        if body.is_some() {
+        if body.is_some()
+            && !headers
+                .iter()
+                .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+        {
             builder = builder.header("Content-Type", "application/json");
+        }
+        for (k, v) in headers {
+            builder = builder.header(*k, *v);
         }
         let request = builder.body(bytes).expect("valid request");
         match agent.run(request) {
