@@ -38,6 +38,13 @@ pub struct GlobalArgs {
     /// PEM file of CA certificates to trust (default: $COFFER_CACERT, $VAULT_CACERT).
     #[arg(long = "ca-cert", global = true, value_name = "FILE")]
     pub ca_cert: Option<String>,
+    /// PEM certificate presented to the server for TLS client authentication; needs
+    /// -client-key (default: $COFFER_CLIENT_CERT, $VAULT_CLIENT_CERT).
+    #[arg(long = "client-cert", global = true, value_name = "FILE")]
+    pub client_cert: Option<String>,
+    /// PEM private key matching -client-cert (default: $COFFER_CLIENT_KEY, $VAULT_CLIENT_KEY).
+    #[arg(long = "client-key", global = true, value_name = "FILE")]
+    pub client_key: Option<String>,
     /// Disable TLS certificate verification. Insecure.
     #[arg(long = "tls-skip-verify", global = true, num_args = 0..=1, require_equals = true,
           default_missing_value = "true", default_value = "false",
@@ -63,7 +70,7 @@ pub enum Command {
     /// Operator commands: init, unseal, seal, rekey, key-status, rotate.
     #[command(subcommand)]
     Operator(OperatorCommand),
-    /// Authenticate (token, userpass or approle) and store the token in ~/.coffer-token.
+    /// Authenticate (token, userpass, approle, cert or jwt) and store the token in ~/.coffer-token.
     Login(LoginArgs),
     /// Look up, renew and revoke leases.
     #[command(subcommand)]
@@ -190,9 +197,10 @@ pub struct RekeyArgs {
 #[derive(Debug, Args)]
 pub struct LoginArgs {
     /// For the token method the token (or `-` for stdin); for other methods `K=V` pairs such
-    /// as `username=alice` or `role_id=...`. Flags may come before or after them.
+    /// as `username=alice`, `role_id=...`, `name=ROLE` (cert) or `role=R jwt=@file` (jwt).
+    /// Flags may come before or after them.
     pub args: Vec<String>,
-    /// Auth method type: token, userpass or approle.
+    /// Auth method type: token, userpass, approle, cert or jwt.
     #[arg(long, default_value = "token")]
     pub method: String,
     /// Mount path of the auth method under auth/ (defaults to the method type).
@@ -661,6 +669,39 @@ mod tests {
         };
         assert_eq!(login.args, ["-"]);
         assert_eq!(login.method, "token");
+    }
+
+    #[test]
+    fn cert_login_takes_client_certificate_flags_anywhere_on_the_line() {
+        let cli = parse(&[
+            "-ca-cert=/ca.pem",
+            "login",
+            "-method=cert",
+            "-client-cert",
+            "/host.pem",
+            "-client-key=/host-key.pem",
+            "name=web",
+        ]);
+        assert_eq!(cli.global.ca_cert.as_deref(), Some("/ca.pem"));
+        assert_eq!(cli.global.client_cert.as_deref(), Some("/host.pem"));
+        assert_eq!(cli.global.client_key.as_deref(), Some("/host-key.pem"));
+        let Command::Login(login) = cli.command else {
+            panic!("not a login: {:?}", cli.command);
+        };
+        assert_eq!(login.method, "cert");
+        assert_eq!(login.args, ["name=web"]);
+    }
+
+    #[test]
+    fn jwt_login_keeps_role_and_jwt_pairs_including_the_stdin_marker() {
+        let Command::Login(login) =
+            parse(&["login", "-method=jwt", "-path=ci", "role=deploy", "jwt=-"]).command
+        else {
+            panic!("not a login");
+        };
+        assert_eq!(login.method, "jwt");
+        assert_eq!(login.path.as_deref(), Some("ci"));
+        assert_eq!(login.args, ["role=deploy", "jwt=-"]);
     }
 
     #[test]

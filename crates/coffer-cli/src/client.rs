@@ -10,9 +10,10 @@ use std::time::Duration;
 
 use serde_json::Value;
 use ureq::http;
-use ureq::tls::{PemItem, RootCerts, TlsConfig};
+use ureq::tls::{ClientCert, PemItem, PrivateKey, RootCerts, TlsConfig};
+use zeroize::Zeroizing;
 
-use crate::environment::ConnectionSettings;
+use crate::environment::{ClientIdentity, ConnectionSettings};
 use crate::error::{ApiError, CliError, CliResult};
 
 /// How long one request may take end to end before the CLI gives up.
@@ -43,11 +44,15 @@ impl std::fmt::Debug for Client {
 }
 
 impl Client {
-    /// Build a client from resolved settings, loading the CA bundle if one is configured.
+    /// Build a client from resolved settings, loading the CA bundle and the TLS client
+    /// certificate if they are configured.
     pub fn new(settings: &ConnectionSettings) -> CliResult<Self> {
         let mut tls = TlsConfig::builder();
         if let Some(path) = &settings.ca_cert {
             tls = tls.root_certs(load_ca_bundle(path)?);
+        }
+        if let Some(identity) = &settings.client_identity {
+            tls = tls.client_cert(Some(load_client_identity(identity)?));
         }
         if settings.tls_skip_verify {
             tls = tls.disable_verification(true);
@@ -292,6 +297,47 @@ fn load_ca_bundle(path: &std::path::Path) -> CliResult<RootCerts> {
     Ok(RootCerts::Specific(Arc::new(certificates)))
 }
 
+/// The certificate chain and private key presented for TLS client authentication (the cert
+/// auth method reads the certificate from the handshake). Both files are PEM; the certificate
+/// file may carry the chain after the leaf, and the key may be PKCS#8, PKCS#1 or SEC1.
+fn load_client_identity(identity: &ClientIdentity) -> CliResult<ClientCert> {
+    let cert_shown = identity.certificate.display().to_string();
+    let cert_pem = std::fs::read(&identity.certificate)
+        .map_err(|e| CliError::io(format!("error reading client certificate {cert_shown}"), e))?;
+    let mut chain = Vec::new();
+    for item in ureq::tls::parse_pem(&cert_pem) {
+        match item {
+            Ok(PemItem::Certificate(cert)) => chain.push(cert),
+            // A combined cert+key file is common; its key part is read from -client-key.
+            Ok(_) => {}
+            Err(e) => {
+                return Err(CliError::ClientCertificate {
+                    path: cert_shown,
+                    reason: e.to_string(),
+                })
+            }
+        }
+    }
+    if chain.is_empty() {
+        return Err(CliError::ClientCertificate {
+            path: cert_shown,
+            reason: "no PEM certificates found".into(),
+        });
+    }
+    let key_shown = identity.private_key.display().to_string();
+    // The PEM text is key material: wipe it once the DER form has been taken out.
+    let key_pem = Zeroizing::new(
+        std::fs::read(&identity.private_key)
+            .map_err(|e| CliError::io(format!("error reading client key {key_shown}"), e))?,
+    );
+    // The parser's own error can quote what it choked on, so only a fixed reason is shown.
+    let private_key = PrivateKey::from_pem(&key_pem).map_err(|_| CliError::ClientCertificate {
+        path: key_shown,
+        reason: "no PEM private key (PKCS#8, PKCS#1 or SEC1) found".into(),
+    })?;
+    Ok(ClientCert::new_with_certs(&chain, private_key))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -337,6 +383,46 @@ mod tests {
         let path = dir.path().join("empty.pem");
         std::fs::write(&path, "not a certificate").unwrap();
         assert!(matches!(load_ca_bundle(&path), Err(CliError::Tls { .. })));
+    }
+
+    #[test]
+    fn a_client_identity_needs_a_certificate_and_a_private_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let not_pem = dir.path().join("not.pem");
+        std::fs::write(&not_pem, "not a certificate").unwrap();
+        let identity = ClientIdentity {
+            certificate: not_pem.clone(),
+            private_key: not_pem.clone(),
+        };
+        let error = load_client_identity(&identity).unwrap_err();
+        assert!(
+            matches!(&error, CliError::ClientCertificate { path, .. } if path.ends_with("not.pem")),
+            "{error}"
+        );
+        assert_eq!(error.exit_code(), 1);
+
+        let missing = ClientIdentity {
+            certificate: dir.path().join("absent.pem"),
+            private_key: not_pem,
+        };
+        assert!(matches!(
+            load_client_identity(&missing),
+            Err(CliError::Io { .. })
+        ));
+
+        // A certificate file is not a key file: the key path is the one reported.
+        let cert_only = dir.path().join("cert-only.pem");
+        std::fs::write(
+            &cert_only,
+            "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        let keyless = ClientIdentity {
+            certificate: cert_only.clone(),
+            private_key: cert_only,
+        };
+        let error = load_client_identity(&keyless).unwrap_err();
+        assert!(error.to_string().contains("no PEM private key"), "{error}");
     }
 
     #[test]

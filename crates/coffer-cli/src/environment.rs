@@ -76,6 +76,10 @@ pub struct ConnectionFlags {
     pub namespace: Option<String>,
     /// `-ca-cert`.
     pub ca_cert: Option<String>,
+    /// `-client-cert`.
+    pub client_cert: Option<String>,
+    /// `-client-key`.
+    pub client_key: Option<String>,
     /// `-tls-skip-verify`.
     pub tls_skip_verify: bool,
 }
@@ -91,6 +95,9 @@ pub struct ConnectionSettings {
     pub namespace: Option<String>,
     /// PEM bundle of CA certificates to trust for https.
     pub ca_cert: Option<PathBuf>,
+    /// PEM certificate (chain) and private key presented for TLS client authentication, as
+    /// the cert auth method requires. Both or neither, as in Vault.
+    pub client_identity: Option<ClientIdentity>,
     /// Skip TLS certificate verification entirely.
     pub tls_skip_verify: bool,
 }
@@ -103,6 +110,7 @@ impl std::fmt::Debug for ConnectionSettings {
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
             .field("namespace", &self.namespace)
             .field("ca_cert", &self.ca_cert)
+            .field("client_identity", &self.client_identity)
             .field("tls_skip_verify", &self.tls_skip_verify)
             .finish()
     }
@@ -136,6 +144,7 @@ impl ConnectionSettings {
                     .map(str::to_owned)
             })
             .map(PathBuf::from);
+        let client_identity = ClientIdentity::resolve(flags, env)?;
         let tls_skip_verify = flags.tls_skip_verify
             || env
                 .first(&["COFFER_SKIP_VERIFY", "VAULT_SKIP_VERIFY"])
@@ -145,8 +154,45 @@ impl ConnectionSettings {
             token,
             namespace,
             ca_cert,
+            client_identity,
             tls_skip_verify,
         })
+    }
+}
+
+/// Where the TLS client certificate and its private key live (paths only: the key is read
+/// when the client is built, so it is never held longer than needed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientIdentity {
+    /// PEM file holding the client certificate, optionally followed by its chain.
+    pub certificate: PathBuf,
+    /// PEM file holding the certificate's private key.
+    pub private_key: PathBuf,
+}
+
+impl ClientIdentity {
+    /// `-client-cert`/`-client-key`, falling back to `COFFER_CLIENT_*` then `VAULT_CLIENT_*`.
+    /// One without the other is a usage error, as in Vault's `ConfigureTLS`.
+    fn resolve(flags: &ConnectionFlags, env: &Environment) -> CliResult<Option<Self>> {
+        let certificate = flags.client_cert.clone().or_else(|| {
+            env.first(&["COFFER_CLIENT_CERT", "VAULT_CLIENT_CERT"])
+                .map(str::to_owned)
+        });
+        let private_key = flags.client_key.clone().or_else(|| {
+            env.first(&["COFFER_CLIENT_KEY", "VAULT_CLIENT_KEY"])
+                .map(str::to_owned)
+        });
+        match (certificate, private_key) {
+            (Some(certificate), Some(private_key)) => Ok(Some(Self {
+                certificate: PathBuf::from(certificate),
+                private_key: PathBuf::from(private_key),
+            })),
+            (None, None) => Ok(None),
+            _ => Err(CliError::usage(
+                "both client cert and client key must be provided (-client-cert and \
+                 -client-key, or COFFER_CLIENT_CERT and COFFER_CLIENT_KEY)",
+            )),
+        }
     }
 }
 
@@ -265,6 +311,57 @@ mod tests {
         assert_eq!(settings.namespace.as_deref(), Some("team-a"));
         assert_eq!(settings.ca_cert, Some(PathBuf::from("/etc/ca.pem")));
         assert!(settings.tls_skip_verify);
+    }
+
+    #[test]
+    fn client_certificate_and_key_come_from_flags_before_either_prefix() {
+        let settings = resolve(&[
+            ("VAULT_CLIENT_CERT", "/vault/cert.pem"),
+            ("VAULT_CLIENT_KEY", "/vault/key.pem"),
+        ]);
+        assert_eq!(
+            settings.client_identity,
+            Some(ClientIdentity {
+                certificate: "/vault/cert.pem".into(),
+                private_key: "/vault/key.pem".into(),
+            })
+        );
+        let env = Environment::from_pairs([
+            ("COFFER_CLIENT_CERT", "/coffer/cert.pem"),
+            ("VAULT_CLIENT_CERT", "/vault/cert.pem"),
+            ("COFFER_CLIENT_KEY", "/coffer/key.pem"),
+        ]);
+        let from_env = ConnectionSettings::resolve(&ConnectionFlags::default(), &env).unwrap();
+        let identity = from_env.client_identity.unwrap();
+        assert_eq!(identity.certificate, PathBuf::from("/coffer/cert.pem"));
+        assert_eq!(identity.private_key, PathBuf::from("/coffer/key.pem"));
+        let flags = ConnectionFlags {
+            client_cert: Some("/flag/cert.pem".into()),
+            client_key: Some("/flag/key.pem".into()),
+            ..Default::default()
+        };
+        let identity = ConnectionSettings::resolve(&flags, &env)
+            .unwrap()
+            .client_identity
+            .unwrap();
+        assert_eq!(identity.certificate, PathBuf::from("/flag/cert.pem"));
+        assert_eq!(identity.private_key, PathBuf::from("/flag/key.pem"));
+    }
+
+    #[test]
+    fn a_client_certificate_without_its_key_is_a_usage_error() {
+        let flags = ConnectionFlags {
+            client_cert: Some("/flag/cert.pem".into()),
+            ..Default::default()
+        };
+        let error = ConnectionSettings::resolve(&flags, &Environment::default()).unwrap_err();
+        assert!(matches!(error, CliError::Usage(_)), "{error}");
+        assert!(error
+            .to_string()
+            .contains("both client cert and client key"));
+        let key_only = Environment::from_pairs([("VAULT_CLIENT_KEY", "/k.pem")]);
+        assert!(ConnectionSettings::resolve(&ConnectionFlags::default(), &key_only).is_err());
+        assert_eq!(resolve(&[]).client_identity, None);
     }
 
     #[test]

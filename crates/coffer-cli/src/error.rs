@@ -69,6 +69,14 @@ pub enum CliError {
         /// Why it could not be used.
         reason: String,
     },
+    /// The TLS client certificate or its private key could not be used.
+    #[error("error loading client certificate {path}: {reason}")]
+    ClientCertificate {
+        /// Path of the certificate or key file that failed.
+        path: String,
+        /// Why it could not be used (never the key material itself).
+        reason: String,
+    },
     /// The command ran but its outcome is a "not found" or similar soft failure that Vault
     /// reports with exit code 2 (e.g. `No value found at secret/foo`).
     #[error("{0}")]
@@ -101,7 +109,8 @@ impl CliError {
             CliError::Usage(_)
             | CliError::Io { .. }
             | CliError::FieldMissing(_)
-            | CliError::Tls { .. } => 1,
+            | CliError::Tls { .. }
+            | CliError::ClientCertificate { .. } => 1,
             _ => 2,
         }
     }

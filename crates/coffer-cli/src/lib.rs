@@ -31,7 +31,7 @@ use clap::Parser;
 use serde_json::Value;
 
 pub use client::Client;
-pub use environment::{ConnectionFlags, ConnectionSettings, Environment};
+pub use environment::{ClientIdentity, ConnectionFlags, ConnectionSettings, Environment};
 pub use error::{ApiError, CliError, CliResult};
 pub use output::OutputFormat;
 
@@ -146,6 +146,8 @@ impl<'a> Session<'a> {
             address: global.address.clone(),
             namespace: global.namespace.clone(),
             ca_cert: global.ca_cert.clone(),
+            client_cert: global.client_cert.clone(),
+            client_key: global.client_key.clone(),
             tls_skip_verify: global.tls_skip_verify,
         };
         let format_text = global

@@ -1,4 +1,5 @@
-//! `login`: authenticate with a token, userpass or AppRole, and keep the token in the token
+//! `login`: authenticate with a token, userpass, AppRole, a TLS client certificate or a JWT,
+//! and keep the token in the token
 //! file, following Vault's `login` command (including how it treats wrapped logins).
 
 use std::io::{BufRead, Write};
@@ -26,6 +27,11 @@ enum LoginMethod {
     Userpass,
     /// `auth/<mount>/login {role_id, secret_id}`.
     AppRole,
+    /// `auth/<mount>/login {name}`: the identity is the TLS client certificate
+    /// (`-client-cert`/`-client-key`); `name` only picks which trusted role to match.
+    Cert,
+    /// `auth/<mount>/login {role, jwt}`.
+    Jwt,
 }
 
 impl LoginMethod {
@@ -34,10 +40,12 @@ impl LoginMethod {
             "" | "token" => Ok(Self::Token),
             "userpass" => Ok(Self::Userpass),
             "approle" => Ok(Self::AppRole),
+            "cert" => Ok(Self::Cert),
+            "jwt" => Ok(Self::Jwt),
             other => Err(CliError::usage(format!(
                 "Unknown auth method: {other}. Use \"coffer auth list\" to see the enabled \
-                 auth methods; the CLI logs in with token, userpass and approle, and other \
-                 methods are available through `coffer write auth/<path>/login`."
+                 auth methods; the CLI logs in with token, userpass, approle, cert and jwt, \
+                 and other methods are available through `coffer write auth/<path>/login`."
             ))),
         }
     }
@@ -117,6 +125,8 @@ pub(crate) fn login(args: LoginArgs, session: &mut Session<'_>) -> CliResult<i32
         // A stale stored token must not ride along on a login, as in Vault.
         LoginMethod::Userpass => userpass_login(&client.without_token(), &mount, &config, session),
         LoginMethod::AppRole => approle_login(&client.without_token(), &mount, &config),
+        LoginMethod::Cert => cert_login(&client.without_token(), &mount, &config),
+        LoginMethod::Jwt => jwt_login(&client.without_token(), &mount, &config),
     }
     .context(|| "Error authenticating".to_owned())?;
 
@@ -258,6 +268,43 @@ fn approle_login(client: &Client, mount: &str, config: &Map<String, Value>) -> C
         body["secret_id"] = Value::String(secret_id);
     }
     client.post(&format!("auth/{mount}/login"), &body)
+}
+
+/// Vault's cert CLI handler: the server authenticates the certificate from the TLS handshake,
+/// so the body carries at most the role `name` to match against.
+fn cert_login(client: &Client, mount: &str, config: &Map<String, Value>) -> CliResult<Value> {
+    client.post(&format!("auth/{mount}/login"), &cert_login_body(config))
+}
+
+fn cert_login_body(config: &Map<String, Value>) -> Value {
+    match config_string(config, "name").filter(|n| !n.is_empty()) {
+        Some(name) => json!({ "name": name }),
+        None => json!({}),
+    }
+}
+
+fn jwt_login(client: &Client, mount: &str, config: &Map<String, Value>) -> CliResult<Value> {
+    client.post(&format!("auth/{mount}/login"), &jwt_login_body(config)?)
+}
+
+/// `{role, jwt}`. The role may be left out when the mount has a `default_role`. The token is
+/// trimmed because `jwt=@file` and `jwt=-` bring the file's or stdin's trailing newline, and a
+/// JWT never contains whitespace.
+fn jwt_login_body(config: &Map<String, Value>) -> CliResult<Value> {
+    let jwt = config_string(config, "jwt")
+        .map(|jwt| jwt.trim().to_owned())
+        .filter(|jwt| !jwt.is_empty())
+        .ok_or_else(|| {
+            CliError::usage(
+                "'jwt' must be specified: coffer login -method=jwt role=ROLE jwt=TOKEN \
+                 (or jwt=@FILE, or jwt=- to read it from stdin)",
+            )
+        })?;
+    let mut body = json!({ "jwt": jwt });
+    if let Some(role) = config_string(config, "role").filter(|r| !r.is_empty()) {
+        body["role"] = Value::String(role);
+    }
+    Ok(body)
 }
 
 /// One line from stdin, without its line ending.
@@ -416,6 +463,76 @@ mod tests {
         let error = LoginPlan::new(args, None).unwrap_err();
         assert_eq!(error.exit_code(), 1);
         assert!(error.to_string().contains("Unknown auth method: github"));
+    }
+
+    #[test]
+    fn cert_and_jwt_are_methods_whose_mount_defaults_to_their_name() {
+        let mut args = login_args(&["name=web"]);
+        args.method = "cert".into();
+        let plan = LoginPlan::new(args, None).unwrap();
+        assert_eq!(plan.method, LoginMethod::Cert);
+        assert_eq!(plan.mount, "cert");
+        assert_eq!(plan.arguments, ["name=web"]);
+
+        let mut args = login_args(&["role=ci", "jwt=@token.jwt"]);
+        args.method = "jwt".into();
+        args.path = Some("/gitlab/".into());
+        let plan = LoginPlan::new(args, None).unwrap();
+        assert_eq!(plan.method, LoginMethod::Jwt);
+        assert_eq!(plan.mount, "gitlab");
+        assert_eq!(plan.arguments, ["role=ci", "jwt=@token.jwt"]);
+    }
+
+    #[test]
+    fn cert_login_sends_the_role_name_only_when_given() {
+        let mut stdin = std::io::empty();
+        let named = parse_data_args(&["name=web".to_owned()], &mut stdin).unwrap();
+        assert_eq!(cert_login_body(&named), json!({"name": "web"}));
+        assert_eq!(cert_login_body(&Map::new()), json!({}));
+    }
+
+    #[test]
+    fn jwt_login_reads_the_token_from_an_argument_a_file_or_stdin() {
+        let mut no_stdin = std::io::empty();
+        let inline = parse_data_args(
+            &["role=ci".to_owned(), "jwt=aaa.bbb.ccc".to_owned()],
+            &mut no_stdin,
+        )
+        .unwrap();
+        assert_eq!(
+            jwt_login_body(&inline).unwrap(),
+            json!({"role": "ci", "jwt": "aaa.bbb.ccc"})
+        );
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("token.jwt");
+        std::fs::write(&file, "fff.ggg.hhh\n").unwrap();
+        let from_file = parse_data_args(
+            &["role=ci".to_owned(), format!("jwt=@{}", file.display())],
+            &mut no_stdin,
+        )
+        .unwrap();
+        assert_eq!(jwt_login_body(&from_file).unwrap()["jwt"], "fff.ggg.hhh");
+
+        let mut stdin = std::io::Cursor::new("sss.ttt.uuu\n");
+        let from_stdin = parse_data_args(&["jwt=-".to_owned()], &mut stdin).unwrap();
+        assert_eq!(
+            jwt_login_body(&from_stdin).unwrap(),
+            json!({"jwt": "sss.ttt.uuu"}),
+            "without role= the mount's default_role applies"
+        );
+    }
+
+    #[test]
+    fn jwt_login_without_a_token_is_a_usage_error() {
+        let mut stdin = std::io::empty();
+        for args in [vec!["role=ci"], vec!["role=ci", "jwt="], vec!["jwt=  \n"]] {
+            let args: Vec<String> = args.into_iter().map(str::to_owned).collect();
+            let config = parse_data_args(&args, &mut stdin).unwrap();
+            let error = jwt_login_body(&config).unwrap_err();
+            assert!(matches!(error, CliError::Usage(_)), "{args:?}: {error}");
+            assert!(error.to_string().contains("'jwt' must be specified"));
+        }
     }
 
     #[test]
