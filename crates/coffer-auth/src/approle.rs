@@ -265,6 +265,22 @@ pub fn backend() -> Backend {
             login,
         ],
     )
+    .with_login_renewal(
+        |ctx: Ctx, renewal: coffer_sdk::logical::LoginRenewal| async move {
+            let name = renewal
+                .metadata
+                .get("role_name")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            if load_role(ctx.view.as_ref(), &name).await?.is_none() {
+                return Err(Error::bad(format!(
+                    "role {name:?} does not exist during renewal"
+                )));
+            }
+            Ok(())
+        },
+    )
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -30,7 +30,7 @@
 use crate::cidr;
 use crate::token::{with_token_fields, TokenSettings};
 use chrono::{DateTime, Utc};
-use coffer_sdk::logical::Login;
+use coffer_sdk::logical::{Login, LoginRenewal};
 use coffer_sdk::view;
 use coffer_sdk::{Backend, Ctx, Error, Operation, PathSpec, Response, Result, View};
 use rustls_pki_types::{CertificateDer, UnixTime};
@@ -134,6 +134,34 @@ pub fn backend() -> Backend {
             ctx.view.delete(&crl_key(&name_of(&ctx))).await?;
             Ok(Response::empty())
         });
+    let config = PathSpec::new("config")
+        .help(
+            "Configure the cert auth method.",
+            "`disable_binding`: when false (the default), a token renews only when the request \
+             presents the same client certificate that logged in.",
+        )
+        .op(
+            Operation::Read,
+            "Read the configuration.",
+            |ctx: Ctx| async move {
+                let config = load_config(ctx.view.as_ref()).await?;
+                Ok(Response::data(
+                    json!({"disable_binding": config.disable_binding}),
+                ))
+            },
+        )
+        .typed_ops(
+            &[Operation::Create, Operation::Update],
+            "Write the configuration.",
+            |ctx: Ctx, input: ConfigInput| async move {
+                let mut config = load_config(ctx.view.as_ref()).await?;
+                if let Some(v) = input.disable_binding {
+                    config.disable_binding = v;
+                }
+                view::put_json(ctx.view.as_ref(), CONFIG_KEY, &config).await?;
+                Ok(Response::empty())
+            },
+        );
     let login = PathSpec::new("login")
         .unauthenticated()
         .help(
@@ -146,8 +174,71 @@ pub fn backend() -> Backend {
     Backend::new(
         "cert",
         HELP,
-        vec![list_certs, certs, list_crls, crls, login],
+        vec![config, list_certs, certs, list_crls, crls, login],
     )
+    .with_login_renewal(renew_check)
+}
+
+const CONFIG_KEY: &str = "config";
+
+/// Mount-wide settings.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct CertConfig {
+    #[serde(default)]
+    disable_binding: bool,
+}
+
+#[derive(Deserialize, JsonSchema)]
+struct ConfigInput {
+    #[serde(default, deserialize_with = "coffer_sdk::framework::de::opt_bool")]
+    disable_binding: Option<bool>,
+}
+
+async fn load_config(view: &dyn View) -> Result<CertConfig> {
+    Ok(view::get_json(view, CONFIG_KEY).await?.unwrap_or_default())
+}
+
+/// SHA-256 of a certificate's DER, hex.
+fn fingerprint(der: &[u8]) -> String {
+    hex::encode(ring::digest::digest(&ring::digest::SHA256, der).as_ref())
+}
+
+/// Renewal of a cert-auth token: the role must still exist and, unless `disable_binding`, the
+/// renewing request must present the certificate that logged in, still valid for the role.
+async fn renew_check(ctx: Ctx, renewal: LoginRenewal) -> Result<()> {
+    let name = renewal
+        .metadata
+        .get("cert_name")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let view = ctx.view.as_ref();
+    let Some(role) = view::get_json::<CertRole>(view, &role_key(&name)).await? else {
+        return Err(Error::bad(format!(
+            "role {name:?} does not exist during renewal"
+        )));
+    };
+    if load_config(view).await?.disable_binding {
+        return Ok(());
+    }
+    let chain = &ctx.request.connection.peer_certificates;
+    let Some(leaf_der) = chain.first() else {
+        return Err(Error::bad(CERTIFICATE_REQUIRED));
+    };
+    let bound = renewal
+        .internal
+        .get("fingerprint")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    if fingerprint(leaf_der) != bound {
+        tracing::debug!(role = %name, "cert renewal refused: not the certificate that logged in");
+        return Err(Error::bad(INVALID_CERTIFICATE));
+    }
+    let crls = load_crls(view).await?;
+    verify_chain(&role, chain, ctx.clock.now(), &crls).map_err(|reason| {
+        tracing::debug!(role = %name, %reason, "cert renewal refused: the certificate no longer verifies");
+        Error::bad(INVALID_CERTIFICATE)
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -521,8 +612,13 @@ async fn login(ctx: Ctx, input: LoginInput) -> Result<Response> {
                     tracing::debug!(role = %name, "cert login refused: caller outside token_bound_cidrs");
                     return Err(Error::PermissionDenied);
                 }
+                let mut login = issue_login(&name, &role, &leaf);
+                // Renewal is bound to this exact certificate (Vault's default).
+                login
+                    .internal
+                    .insert("fingerprint".into(), Value::String(fingerprint(leaf_der)));
                 return Ok(Response {
-                    login: Some(issue_login(&name, &role, &leaf)),
+                    login: Some(login),
                     ..Response::default()
                 });
             }

@@ -187,7 +187,22 @@ pub fn backend(kind: &'static str) -> Backend {
                 login(Arc::clone(&st), ctx, input)
             })
     };
-    Backend::new(kind, HELP, vec![config, list, role, login])
+    Backend::new(kind, HELP, vec![config, list, role, login]).with_login_renewal(
+        |ctx: Ctx, renewal: coffer_sdk::logical::LoginRenewal| async move {
+            let name = renewal
+                .metadata
+                .get("role")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            if ctx.view.get(&role_key(&name)).await?.is_none() {
+                return Err(Error::bad(format!(
+                    "role {name:?} does not exist during renewal"
+                )));
+            }
+            Ok(())
+        },
+    )
 }
 
 fn role_key(name: &str) -> String {

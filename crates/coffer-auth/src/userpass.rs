@@ -126,6 +126,22 @@ pub fn backend(mount: &MountInfo) -> Result<Backend> {
         "userpass",
         HELP,
         vec![list, password, policies, users, login],
+    )
+    .with_login_renewal(
+        |ctx: Ctx, renewal: coffer_sdk::logical::LoginRenewal| async move {
+            let name = renewal
+                .metadata
+                .get("username")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            if ctx.view.get(&user_key(&name)).await?.is_none() {
+                return Err(Error::bad(format!(
+                    "user {name:?} does not exist during renewal"
+                )));
+            }
+            Ok(())
+        },
     ))
 }
 

@@ -373,6 +373,11 @@ fn scrub_values(msg: &str) -> String {
     ticked.replace_all(&msg, "a $1").into_owned()
 }
 
+/// An auth method's check, run when a token it issued is renewed: does the login still hold
+/// (the role still exists, the same certificate is presented...)? An error refuses the renewal.
+pub type LoginRenewFn =
+    Arc<dyn Fn(Ctx, crate::logical::LoginRenewal) -> BoxFuture<Result<()>> + Send + Sync>;
+
 /// Revokes one leased secret; gets the lease's internal data.
 pub type RevokeFn = Arc<dyn Fn(Ctx, Map<String, Value>) -> BoxFuture<Result<()>> + Send + Sync>;
 /// Checks that a leased secret may be extended (e.g. the database user still exists).
@@ -424,6 +429,7 @@ pub struct Backend {
     pub kind: &'static str,
     pub help: &'static str,
     secret_types: Vec<SecretType>,
+    login_renewal: Option<LoginRenewFn>,
     paths: Vec<PathSpec>,
     matchers: Vec<Matcher>,
 }
@@ -463,6 +469,7 @@ impl Backend {
             kind,
             help,
             secret_types: Vec::new(),
+            login_renewal: None,
             paths,
             matchers,
         }
@@ -472,6 +479,21 @@ impl Backend {
     pub fn with_secret_type(mut self, secret_type: SecretType) -> Backend {
         self.secret_types.push(secret_type);
         self
+    }
+
+    /// Declare the check an auth method runs when one of its tokens is renewed.
+    pub fn with_login_renewal<F, Fut>(mut self, check: F) -> Backend
+    where
+        F: Fn(Ctx, crate::logical::LoginRenewal) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<()>> + Send + 'static,
+    {
+        self.login_renewal = Some(Arc::new(move |ctx, renewal| Box::pin(check(ctx, renewal))));
+        self
+    }
+
+    /// The auth method's renewal check, if it declared one.
+    pub fn login_renewal(&self) -> Option<&LoginRenewFn> {
+        self.login_renewal.as_ref()
     }
 
     /// The declared secret type called `name`.

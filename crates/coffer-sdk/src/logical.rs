@@ -155,6 +155,18 @@ pub struct Login {
     /// The identity alias this login maps to (name unique within the mount).
     pub alias_name: String,
     pub alias_metadata: Map<String, Value>,
+    /// Kept with the token, never shown to clients, and handed back to the auth method's
+    /// renewal check (e.g. the fingerprint of the certificate that logged in).
+    pub internal: Map<String, Value>,
+}
+
+/// What an auth method's renewal check is told about a token it issued.
+#[derive(Debug, Clone, Default)]
+pub struct LoginRenewal {
+    pub metadata: Map<String, Value>,
+    pub internal: Map<String, Value>,
+    pub alias_name: String,
+    pub policies: Vec<String>,
 }
 
 /// A secret with a lease. The pipeline registers the lease and fills `lease_id`.

@@ -757,6 +757,9 @@ impl Core {
                 role: None,
                 bound_cidrs: login.bound_cidrs,
                 max_ttl,
+                auth_mount: Some(mount_entry.uuid.clone()),
+                alias_name: login.alias_name.clone(),
+                internal: login.internal,
             })
             .await?;
         let mut auth = self.tokens.auth_block(&token, &entry)?;

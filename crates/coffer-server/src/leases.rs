@@ -288,6 +288,7 @@ impl Core {
         &self,
         lease_id: &str,
         increment: Option<Duration>,
+        connection: &coffer_sdk::logical::Connection,
     ) -> Result<(LeaseEntry, Option<String>)> {
         let lease = self
             .leases
@@ -304,7 +305,7 @@ impl Core {
                     .lookup_by_hash(id_hash)
                     .await?
                     .ok_or_else(|| Error::bad("invalid lease"))?;
-                let (_updated, warning) = self.tokens.renew(&token, increment).await?;
+                let (_updated, warning) = self.tokens.renew(&token, increment, connection).await?;
                 let refreshed = self
                     .leases
                     .get(lease_id)
@@ -655,6 +656,50 @@ impl crate::tokens::TokenHooks for Core {
             return self.leases.update_ops(&old, &new);
         }
         Ok(Vec::new())
+    }
+
+    async fn check_renewal(
+        &self,
+        entry: &TokenEntry,
+        connection: &coffer_sdk::logical::Connection,
+    ) -> Result<()> {
+        let Some(uuid) = &entry.auth_mount else {
+            return Ok(());
+        };
+        let table = self.router.table();
+        let mounted = table
+            .all()
+            .iter()
+            .find(|m| m.is_auth && m.entry.uuid == *uuid)
+            .cloned()
+            .ok_or_else(|| {
+                Error::Forbidden(
+                    "the auth method that issued this token is no longer enabled".into(),
+                )
+            })?;
+        let Some(check) = mounted.backend.login_renewal() else {
+            return Ok(());
+        };
+        let mut request = Request::new(Operation::Update, "login");
+        request.connection = connection.clone();
+        request.mount_point = mounted.route_path.clone();
+        let ctx = Ctx {
+            request,
+            view: mounted.view.clone(),
+            clock: self.clock.clone(),
+            mount: mounted.info.clone(),
+            params: Default::default(),
+        };
+        check(
+            ctx,
+            coffer_sdk::logical::LoginRenewal {
+                metadata: entry.meta.clone(),
+                internal: entry.internal.clone(),
+                alias_name: entry.alias_name.clone(),
+                policies: entry.policies.clone(),
+            },
+        )
+        .await
     }
 
     async fn token_revoking(&self, entry: &TokenEntry) -> Result<Vec<ViewOp>> {

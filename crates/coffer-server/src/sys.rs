@@ -203,7 +203,9 @@ fn lease_id_of(ctx: &Ctx, input: &LeaseInput) -> Result<String> {
 
 async fn renew_lease(core: &Core, ctx: &Ctx, input: &LeaseInput) -> Result<Response> {
     let id = lease_id_of(ctx, input)?;
-    let (lease, warning) = core.lease_renew(&id, input.increment).await?;
+    let (lease, warning) = core
+        .lease_renew(&id, input.increment, &ctx.request.connection)
+        .await?;
     let ttl = Duration::from_secs(crate::leases::secs_until(
         lease.expire_time,
         core.clock.now(),
@@ -483,7 +485,7 @@ fn check_ttls(core: &Core, default: u64, max: u64) -> Result<()> {
     Ok(())
 }
 
-async fn disable_mount(core: &Core, path: &str, is_auth: bool) -> Result<Response> {
+async fn disable_mount(core: &Arc<Core>, path: &str, is_auth: bool) -> Result<Response> {
     let path = mounts::normalize_mount_path(path)?;
     if !is_auth && RESERVED_SECRET_PREFIXES.iter().any(|r| path.starts_with(r)) {
         return Err(Error::bad(format!("cannot unmount \"{path}\"")));
@@ -497,6 +499,15 @@ async fn disable_mount(core: &Core, path: &str, is_auth: bool) -> Result<Respons
         // Vault answers success for a path that is not mounted.
         return Ok(Response::empty());
     };
+    // Everything the mount issued goes first, while its engine can still revoke it: the
+    // leases of a secrets engine, every token an auth method issued. If a revocation fails the
+    // mount stays, so nothing it issued outlives it unnoticed.
+    let lease_prefix = if is_auth {
+        format!("auth/{path}")
+    } else {
+        path.clone()
+    };
+    core.lease_revoke_prefix(&lease_prefix, false).await?;
     let entry = table.remove(pos);
     mounts::write_table(&core.barrier, table_path, &table).await?;
     core.router.load(&core.barrier, core.limits).await?;

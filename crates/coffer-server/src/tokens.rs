@@ -15,7 +15,7 @@ use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use coffer_sdk::clock::{format_time, Clock};
 use coffer_sdk::framework::de;
-use coffer_sdk::logical::{Auth, Caller};
+use coffer_sdk::logical::{Auth, Caller, Connection};
 use coffer_sdk::view::{get_json, to_json, View, ViewOp};
 use coffer_sdk::{Backend, Ctx, Error, Operation, PathSpec, Response, Result};
 use parking_lot::RwLock;
@@ -60,6 +60,15 @@ pub struct TokenEntry {
     /// CIDR blocks the token may be used from (empty = anywhere).
     #[serde(default)]
     pub bound_cidrs: Vec<String>,
+    /// Uuid of the auth mount whose login created this token; renewals ask it first.
+    #[serde(default)]
+    pub auth_mount: Option<String>,
+    /// The login's identity alias name, for that renewal check.
+    #[serde(default)]
+    pub alias_name: String,
+    /// The auth method's private data about the login (never shown in lookups).
+    #[serde(default)]
+    pub internal: Map<String, Value>,
 }
 
 impl TokenEntry {
@@ -126,6 +135,10 @@ pub struct NewToken {
     pub entity_id: String,
     /// Ceiling for TTL and renewals (the auth mount's max); zero = system max.
     pub max_ttl: Duration,
+    /// For login tokens: the auth mount's uuid, alias name and private login data.
+    pub auth_mount: Option<String>,
+    pub alias_name: String,
+    pub internal: Map<String, Value>,
 }
 
 /// What else must happen when a token is created, renewed or revoked (its lease, the leases it
@@ -137,6 +150,9 @@ pub trait TokenHooks: Send + Sync {
     async fn token_created(&self, entry: &TokenEntry) -> Result<Vec<ViewOp>>;
     /// Barrier ops to write in the same batch as a token whose expiry moved.
     async fn token_renewed(&self, entry: &TokenEntry) -> Result<Vec<ViewOp>>;
+    /// A login token is being renewed: ask the auth method that issued it whether the login
+    /// still holds (`connection` is the renewing request's, e.g. its client certificate).
+    async fn check_renewal(&self, entry: &TokenEntry, connection: &Connection) -> Result<()>;
     /// A token is about to be deleted: revoke what it owns, and return the ops that delete
     /// its own lease in the same batch as the token.
     async fn token_revoking(&self, entry: &TokenEntry) -> Result<Vec<ViewOp>>;
@@ -475,6 +491,9 @@ impl TokenStore {
             entity_id: req.entity_id,
             issue_time: now,
             bound_cidrs: req.bound_cidrs,
+            auth_mount: req.auth_mount,
+            alias_name: req.alias_name,
+            internal: req.internal,
         };
         let mut ops = vec![
             ViewOp::Put {
@@ -570,9 +589,15 @@ impl TokenStore {
         &self,
         entry: &TokenEntry,
         increment: Option<Duration>,
+        connection: &Connection,
     ) -> Result<(TokenEntry, Option<String>)> {
         if !entry.renewable || entry.expire_time.is_none() {
             return Err(Error::bad("lease is not renewable"));
+        }
+        if entry.auth_mount.is_some() {
+            if let Some(hooks) = self.hooks() {
+                hooks.check_renewal(entry, connection).await?;
+            }
         }
         let now = self.clock.now();
         let limits = self.limits();
@@ -1072,6 +1097,7 @@ async fn handle_create(
             bound_cidrs: Vec::new(),
             max_ttl: Duration::ZERO,
             entity_id: parent.entity_id.clone(),
+            ..NewToken::default()
         })
         .await?;
     let auth = ts.auth_block(&token, &entry)?;
@@ -1103,7 +1129,9 @@ pub fn backend(ts: &Arc<TokenStore>) -> Backend {
     });
     let renew_self = with_store!(w, |ts, ctx, input: RenewSelfInput| {
         let (token, entry) = caller_entry(&ts, &ctx).await?;
-        let (updated, warning) = ts.renew(&entry, input.increment).await?;
+        let (updated, warning) = ts
+            .renew(&entry, input.increment, &ctx.request.connection)
+            .await?;
         let mut resp = Response {
             auth: Some(ts.auth_block(&token, &updated)?),
             ..Response::default()
@@ -1150,9 +1178,9 @@ pub fn backend(ts: &Arc<TokenStore>) -> Backend {
             .typed(Operation::Update, "Renew the calling token.", renew_self)
             .help("Renew the calling token.", ""),
         PathSpec::new("renew-accessor")
-            .typed(Operation::Update, "Renew a token by accessor.", with_store!(w, |ts, _ctx, input: RenewAccessorInput| {
+            .typed(Operation::Update, "Renew a token by accessor.", with_store!(w, |ts, ctx, input: RenewAccessorInput| {
                 let entry = ts.lookup_accessor(&input.accessor).await?.ok_or_else(|| Error::bad("invalid accessor"))?;
-                let (updated, warning) = ts.renew(&entry, input.increment).await?;
+                let (updated, warning) = ts.renew(&entry, input.increment, &ctx.request.connection).await?;
                 let mut auth = ts.auth_block("", &updated)?;
                 auth.accessor = input.accessor.clone();
                 let mut resp = Response { auth: Some(auth), ..Response::default() };
@@ -1161,9 +1189,9 @@ pub fn backend(ts: &Arc<TokenStore>) -> Backend {
             }))
             .help("Renew a token by its accessor.", ""),
         PathSpec::new("renew")
-            .typed(Operation::Update, "Renew a token.", with_store!(w, |ts, _ctx, input: RenewInput| {
+            .typed(Operation::Update, "Renew a token.", with_store!(w, |ts, ctx, input: RenewInput| {
                 let entry = ts.lookup(&input.token).await?.ok_or_else(|| Error::bad("invalid token"))?;
-                let (updated, warning) = ts.renew(&entry, input.increment).await?;
+                let (updated, warning) = ts.renew(&entry, input.increment, &ctx.request.connection).await?;
                 let mut resp = Response { auth: Some(ts.auth_block(&input.token, &updated)?), ..Response::default() };
                 resp.warnings.extend(warning);
                 Ok(resp)
