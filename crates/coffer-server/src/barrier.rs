@@ -569,6 +569,18 @@ impl BarrierView {
             .collect())
     }
 
+    /// Pages of at most `page_size` relative keys below `prefix`, in key order, fetched one at
+    /// a time so a prefix of millions of keys is never held in memory at once.
+    pub fn pages(&self, prefix: impl Into<String>, page_size: usize) -> KeyPages<'_> {
+        KeyPages {
+            view: self,
+            prefix: prefix.into(),
+            after: None,
+            page_size,
+            done: false,
+        }
+    }
+
     /// A page of relative keys below `prefix`, after the relative key `after`, in key order.
     pub async fn scan_page(
         &self,
@@ -585,6 +597,38 @@ impl BarrierView {
             .into_iter()
             .filter_map(|k| k.strip_prefix(&self.prefix).map(String::from))
             .collect())
+    }
+}
+
+/// Iterator-like paging over a view's keys; see [`BarrierView::pages`].
+pub struct KeyPages<'a> {
+    view: &'a BarrierView,
+    prefix: String,
+    after: Option<String>,
+    page_size: usize,
+    done: bool,
+}
+
+impl KeyPages<'_> {
+    /// The next page, or `None` when the prefix is exhausted.
+    pub async fn next(&mut self) -> Result<Option<Vec<String>>> {
+        if self.done {
+            return Ok(None);
+        }
+        let page = self
+            .view
+            .scan_page(&self.prefix, self.after.as_deref(), self.page_size)
+            .await?;
+        match page.last() {
+            None => {
+                self.done = true;
+                Ok(None)
+            }
+            Some(last) => {
+                self.after = Some(last.clone());
+                Ok(Some(page))
+            }
+        }
     }
 }
 

@@ -433,17 +433,8 @@ impl Core {
         }
         let mut revoked = 0;
         let mut failures = Vec::new();
-        let mut after: Option<String> = None;
-        loop {
-            let page = self
-                .leases
-                .view
-                .scan_page(&format!("id/{prefix}"), after.as_deref(), 1024)
-                .await?;
-            let Some(last) = page.last().cloned() else {
-                break;
-            };
-            after = Some(last);
+        let mut pages = self.leases.view.pages(&format!("id/{prefix}"), 1024);
+        while let Some(page) = pages.next().await? {
             let ids: Vec<String> = page
                 .into_iter()
                 .map(|k| k["id/".len()..].to_string())
@@ -524,17 +515,8 @@ impl Core {
         let mut total = 0;
         let mut by_mount: Map<String, Value> = Map::new();
         let mut listed = Vec::new();
-        let mut after: Option<String> = None;
-        loop {
-            let page = self
-                .leases
-                .view
-                .scan_page("id/", after.as_deref(), 4096)
-                .await?;
-            let Some(last) = page.last().cloned() else {
-                break;
-            };
-            after = Some(last);
+        let mut pages = self.leases.view.pages("id/", 4096);
+        while let Some(page) = pages.next().await? {
             for key in page {
                 if irrevocable_only {
                     let Some(lease) = get_json::<LeaseEntry>(&self.leases.view, &key).await? else {
@@ -564,17 +546,8 @@ impl Core {
     pub async fn lease_tidy(&self) -> Result<usize> {
         let mut removed = 0;
         for prefix in ["index/", "owner/"] {
-            let mut after: Option<String> = None;
-            loop {
-                let page = self
-                    .leases
-                    .view
-                    .scan_page(prefix, after.as_deref(), 4096)
-                    .await?;
-                let Some(last) = page.last().cloned() else {
-                    break;
-                };
-                after = Some(last);
+            let mut pages = self.leases.view.pages(prefix, 4096);
+            while let Some(page) = pages.next().await? {
                 for key in page {
                     let Some(id) = self.leases.view.get(&key).await? else {
                         continue;
@@ -587,17 +560,8 @@ impl Core {
                 }
             }
         }
-        let mut after: Option<String> = None;
-        loop {
-            let page = self
-                .leases
-                .view
-                .scan_page("id/", after.as_deref(), 4096)
-                .await?;
-            let Some(last) = page.last().cloned() else {
-                break;
-            };
-            after = Some(last);
+        let mut pages = self.leases.view.pages("id/", 4096);
+        while let Some(page) = pages.next().await? {
             for key in page {
                 let Some(lease) = get_json::<LeaseEntry>(&self.leases.view, &key).await? else {
                     continue;
@@ -705,18 +669,9 @@ impl crate::tokens::TokenHooks for Core {
     async fn token_revoking(&self, entry: &TokenEntry) -> Result<Vec<ViewOp>> {
         // Leases the token created go first; a failure keeps the token (and so the tree) so
         // the revocation can be retried.
-        let mut after: Option<String> = None;
         let prefix = format!("owner/{}/", entry.id_hash);
-        loop {
-            let page = self
-                .leases
-                .view
-                .scan_page(&prefix, after.as_deref(), 1024)
-                .await?;
-            let Some(last) = page.last().cloned() else {
-                break;
-            };
-            after = Some(last);
+        let mut pages = self.leases.view.pages(&prefix, 1024);
+        while let Some(page) = pages.next().await? {
             for key in page {
                 let Some(id) = self.leases.view.get(&key).await? else {
                     continue;

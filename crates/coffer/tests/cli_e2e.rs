@@ -9,11 +9,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use common::pki::{issue, new_ca};
 use common::{free_port, TestServer, COFFER_BIN, FILE_STORAGE_CONFIG};
-use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose,
-};
 use serde_json::{json, Value};
 use tempfile::TempDir;
 
@@ -992,52 +989,6 @@ fn a_wrapped_login_is_unwrapped_unless_token_only_asks_for_the_wrapping_token() 
     assert_eq!(status, 200, "the stored token is the unwrapped login token");
 }
 
-/// A certificate authority for TLS tests: its PEM certificate and what signs with it.
-struct TestCa {
-    pem: String,
-    issuer: Issuer<'static, KeyPair>,
-}
-
-fn new_ca(common_name: &str) -> TestCa {
-    let key = KeyPair::generate().unwrap();
-    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    params.distinguished_name = DistinguishedName::new();
-    params
-        .distinguished_name
-        .push(DnType::CommonName, common_name);
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    let cert = params.self_signed(&key).unwrap();
-    TestCa {
-        pem: cert.pem(),
-        issuer: Issuer::new(params, key),
-    }
-}
-
-/// Issue a certificate for `common_name` and write `<stem>.pem` / `<stem>-key.pem` (PKCS#8)
-/// into `dir`.
-fn issue(
-    ca: &TestCa,
-    dir: &Path,
-    stem: &str,
-    common_name: &str,
-    sans: &[&str],
-) -> (PathBuf, PathBuf) {
-    let key = KeyPair::generate().unwrap();
-    let mut params =
-        CertificateParams::new(sans.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
-    params.distinguished_name = DistinguishedName::new();
-    params
-        .distinguished_name
-        .push(DnType::CommonName, common_name);
-    let cert = params.signed_by(&key, &ca.issuer).unwrap();
-    let cert_path = dir.join(format!("{stem}.pem"));
-    let key_path = dir.join(format!("{stem}-key.pem"));
-    std::fs::write(&cert_path, cert.pem()).unwrap();
-    std::fs::write(&key_path, key.serialize_pem()).unwrap();
-    (cert_path, key_path)
-}
-
 /// A file-storage server with a plain and a TLS listener (certificate for `localhost` from a
 /// CA written to `<pki>/server-ca.pem`), initialised and unsealed, and a CLI holding its root
 /// token. Returns the CLI, the CA file and the https address.
@@ -1045,7 +996,14 @@ fn cli_with_tls_listener(pki: &Path) -> (Cli, PathBuf, String) {
     let server_ca = new_ca("Coffer CLI Test Server CA");
     let ca_file = pki.join("server-ca.pem");
     std::fs::write(&ca_file, &server_ca.pem).unwrap();
-    let (server_cert, server_key) = issue(&server_ca, pki, "server", "localhost", &["localhost"]);
+    let (server_cert, server_key) = issue(
+        &server_ca,
+        pki,
+        "server",
+        "localhost",
+        &["localhost"],
+        Vec::new(),
+    );
     let tls_port = free_port();
     let config = format!(
         "{FILE_STORAGE_CONFIG}\nlistener \"tcp\" {{\n  address = \"127.0.0.1:{tls_port}\"\n  tls_cert_file = \"{}\"\n  tls_key_file = \"{}\"\n}}\n",
@@ -1087,7 +1045,7 @@ fn cert_login_presents_the_client_certificate_over_mutual_tls() {
         &format!("certificate=@{}", hosts_ca_file.display()),
         "token_policies=hosts",
     ]);
-    let (host_cert, host_key) = issue(&hosts_ca, pki.path(), "host", "web-01", &[]);
+    let (host_cert, host_key) = issue(&hosts_ca, pki.path(), "host", "web-01", &[], Vec::new());
     cli.token = None;
     let token_file = cli.home.path().join(".coffer-token");
 

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{TestServer, FILE_STORAGE_CONFIG};
+use common::{walk, TestServer, FILE_STORAGE_CONFIG};
 use serde_json::{json, Value};
 
 fn needle(kind: &str) -> String {
@@ -182,17 +182,4 @@ fn no_secret_value_reaches_the_data_directory_in_any_encoding() {
         files.len(),
         blobs.iter().map(Vec::len).sum::<usize>()
     );
-}
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            out.extend(walk(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out
 }

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{TestServer, FILE_STORAGE_CONFIG};
+use common::{walk, TestServer, FILE_STORAGE_CONFIG};
 use serde_json::{json, Value};
 use std::process::Command;
 
@@ -516,17 +516,4 @@ fn tls_listener_serves_https() {
         "200",
         "plain HTTP must not be served on a TLS listener"
     );
-}
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            out.extend(walk(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out
 }
