@@ -433,7 +433,7 @@ impl Core {
         }
         let mut revoked = 0;
         let mut failures = Vec::new();
-        let mut pages = self.leases.view.pages(&format!("id/{prefix}"), 1024);
+        let mut pages = self.leases.view.pages(format!("id/{prefix}"), 1024);
         while let Some(page) = pages.next().await? {
             let ids: Vec<String> = page
                 .into_iter()
