@@ -254,10 +254,15 @@ impl Core {
                 if core.barrier.is_sealed() {
                     continue;
                 }
-                match core.expire_due(crate::leases::EXPIRY_BATCH).await {
-                    Ok(n) if n > 0 => tracing::debug!(count = n, "expired leases"),
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!(error = %e, "lease expiry pass failed"),
+                // A full page means more are due: go again at once instead of waiting a tick.
+                loop {
+                    match core.expire_due(crate::leases::EXPIRY_BATCH).await {
+                        Ok(n) if n >= crate::leases::EXPIRY_BATCH => continue,
+                        Ok(n) if n > 0 => tracing::debug!(count = n, "expired leases"),
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!(error = %e, "lease expiry pass failed"),
+                    }
+                    break;
                 }
             }
         });

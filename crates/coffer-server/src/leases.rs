@@ -33,7 +33,9 @@ pub const MAX_REVOKE_ATTEMPTS: u32 = 6;
 /// Leases revoked per expiry pass; bounds the work the background task does at once.
 pub const EXPIRY_BATCH: usize = 512;
 /// Concurrent revocations during expiry and prefix revocation.
-const REVOKE_CONCURRENCY: usize = 32;
+/// Revocations in flight at once during expiry and prefix revocation. Each ends in a durable
+/// commit; many in flight let group commit share one fsync among them.
+const REVOKE_CONCURRENCY: usize = 256;
 
 /// What a lease stands for.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -398,10 +400,15 @@ impl Core {
             },
         };
         match outcome {
-            Ok(()) => {
-                // For a token lease the token hook already removed it; removing twice is a no-op.
-                self.leases.remove(&lease).await
-            }
+            Ok(()) => match lease.kind {
+                // Revoking the token removed its lease in the same batch; only a lease whose
+                // token was already gone is left to remove (a read, not another commit).
+                LeaseKind::Token { .. } => match self.leases.get(&lease.lease_id).await? {
+                    Some(left) => self.leases.remove(&left).await,
+                    None => Ok(()),
+                },
+                LeaseKind::Secret { .. } => self.leases.remove(&lease).await,
+            },
             Err(_) if force => self.leases.remove(&lease).await,
             Err(e) => {
                 let now = self.clock.now();
@@ -433,19 +440,32 @@ impl Core {
         }
         let mut revoked = 0;
         let mut failures = Vec::new();
+        let mut record = |r: Result<()>| match r {
+            Ok(()) => revoked += 1,
+            Err(e) => failures.push(e.to_string()),
+        };
+        // Revocations stay REVOKE_CONCURRENCY deep across page boundaries (no barrier per page).
+        let mut set = tokio::task::JoinSet::new();
         let mut pages = self.leases.view.pages(format!("id/{prefix}"), 1024);
         while let Some(page) = pages.next().await? {
-            let ids: Vec<String> = page
-                .into_iter()
-                .map(|k| k["id/".len()..].to_string())
-                .collect();
-            let results = self.revoke_many(ids, force).await;
-            for r in results {
-                match r {
-                    Ok(()) => revoked += 1,
-                    Err(e) => failures.push(e.to_string()),
+            for key in page {
+                while set.len() >= REVOKE_CONCURRENCY {
+                    if let Some(r) = set.join_next().await {
+                        record(r.unwrap_or_else(|e| Err(Error::Internal(e.to_string()))));
+                    }
                 }
+                let core = self.clone();
+                let id = key["id/".len()..].to_string();
+                set.spawn(async move {
+                    match core.leases.get(&id).await? {
+                        Some(lease) => core.revoke_lease_entry(lease, force).await,
+                        None => Ok(()),
+                    }
+                });
             }
+        }
+        while let Some(r) = set.join_next().await {
+            record(r.unwrap_or_else(|e| Err(Error::Internal(e.to_string()))));
         }
         if !failures.is_empty() {
             return Err(Error::bad(format!(

@@ -46,18 +46,26 @@ impl std::fmt::Debug for EmbeddedStorage {
     }
 }
 
+/// redb page cache size.
+pub const PAGE_CACHE_BYTES: usize = 128 * 1024 * 1024;
+
 impl EmbeddedStorage {
     /// Open (creating if missing) the storage in data directory `dir` and start its committer.
     ///
     /// Fails with [`StorageError::DataDirInUse`] if another handle has the directory open.
     pub fn open(dir: &Path) -> Result<Self, StorageError> {
         fs::create_dir_all(dir)?;
-        let db = Database::create(dir.join(DATABASE_FILE)).map_err(|error| match error {
-            DatabaseError::DatabaseAlreadyOpen => StorageError::DataDirInUse {
-                path: dir.to_path_buf(),
-            },
-            other => StorageError::backend("open database", other),
-        })?;
+        // A bounded page cache: memory use must not grow with the number of stored entries
+        // (redb's default is 1 GiB); hot pages still stay cached.
+        let db = Database::builder()
+            .set_cache_size(PAGE_CACHE_BYTES)
+            .create(dir.join(DATABASE_FILE))
+            .map_err(|error| match error {
+                DatabaseError::DatabaseAlreadyOpen => StorageError::DataDirInUse {
+                    path: dir.to_path_buf(),
+                },
+                other => StorageError::backend("open database", other),
+            })?;
         // Create the table up front so readers never meet a missing table.
         let txn = db
             .begin_write()
