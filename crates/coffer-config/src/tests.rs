@@ -491,6 +491,24 @@ fn hcl_expressions_are_refused_rather_than_guessed() {
     assert!(err.to_string().contains("must be a literal value"), "{err}");
 }
 
+#[test]
+fn config_arithmetic_is_an_error_not_a_panic() {
+    // Found by fuzzing (fuzz/regressions/config_parse): hcl-rs's evaluator panics on these.
+    for (text, line) in [
+        ("storage \"inmem\" {}\nx = 1 % 0\n", 2),
+        ("storage \"inmem\" {}\nx = -1 % -0\n", 2),
+        ("storage \"inmem\" {}\nx = 18446744073709551615 * 2\n", 2),
+        ("storage \"inmem\" {}\nx = \"${1 % 0}\"\n", 2),
+        ("storage \"inmem\" {}\nlistener \"tcp\" {\n  address = [1 % 0]\n}\n", 3),
+    ] {
+        let err = hcl_error(text);
+        assert_eq!(err.line(), Some(line), "{text}");
+        assert!(err.to_string().contains("must be a literal value"), "{err}");
+    }
+    // Literal heredocs, arrays and objects still work.
+    hcl("storage \"inmem\" {}\nui = true\nlistener \"tcp\" {\n  address = \"127.0.0.1:8200\"\n  tls_disable = true\n}\nx = {a = [1, \"b\"]}\n");
+}
+
 // ----- warnings ------------------------------------------------------------------------------
 
 #[test]

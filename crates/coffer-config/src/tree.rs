@@ -129,8 +129,35 @@ fn hcl_body(body: &hcl::edit::structure::Body, lines: &LineIndex) -> Result<Body
 fn hcl_literal(expr: &hcl::edit::expr::Expression) -> Option<Value> {
     use hcl::eval::Evaluate;
     let expr = hcl::Expression::from(expr.clone());
+    // Only literals reach the evaluator: hcl-rs's arithmetic panics on inputs such as
+    // `1 % 0` (found by fuzzing), and a configuration has no use for expressions anyway.
+    if !is_literal(&expr) {
+        return None;
+    }
     let value = expr.evaluate(&hcl::eval::Context::new()).ok()?;
     serde_json::to_value(value).ok()
+}
+
+/// Whether an expression is a literal: scalars, templates without interpolation or
+/// directives (quoted strings, heredocs), and arrays and objects of literals.
+fn is_literal(expr: &hcl::Expression) -> bool {
+    use hcl::expr::{Expression, ObjectKey};
+    match expr {
+        Expression::Null | Expression::Bool(_) | Expression::Number(_) | Expression::String(_) => true,
+        Expression::Array(items) => items.iter().all(is_literal),
+        Expression::Object(map) => map.iter().all(|(k, v)| {
+            let key_ok = match k {
+                ObjectKey::Identifier(_) => true,
+                ObjectKey::Expression(e) => is_literal(e),
+                _ => false,
+            };
+            key_ok && is_literal(v)
+        }),
+        Expression::TemplateExpr(t) => hcl::template::Template::from_expr(t)
+            .map(|tpl| tpl.elements().iter().all(|e| matches!(e, hcl::template::Element::Literal(_))))
+            .unwrap_or(false),
+        _ => false,
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
