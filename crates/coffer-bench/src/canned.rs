@@ -1,11 +1,12 @@
-//! The read baseline: a bare hyper HTTP/1.1 server that answers every request with one fixed
+//! The read and login baselines: a bare hyper HTTP/1.1 server that answers every request with one fixed
 //! response captured from Coffer, so the baseline sends the same bytes Coffer sends and differs
 //! only in doing no work to produce them.
 
 use crate::error::BenchError;
 use crate::http::Exchange;
 use bytes::Bytes;
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
 use hyper::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_LENGTH, DATE};
 use hyper::StatusCode;
 use hyper_util::rt::TokioIo;
@@ -116,9 +117,14 @@ pub async fn serve(listener: TcpListener, response: CannedResponse) {
         let _ = stream.set_nodelay(true);
         let response = response.clone();
         tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |_req| {
+            let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
                 let reply = response.to_response();
-                async move { Ok::<_, Infallible>(reply) }
+                async move {
+                    // Read the request body as Coffer must, so a POST baseline pays for its
+                    // request bytes too (a GET's empty body costs nothing).
+                    let _ = req.into_body().collect().await;
+                    Ok::<_, Infallible>(reply)
+                }
             });
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)

@@ -1,4 +1,6 @@
-//! The two figures: how each sets up Coffer, what it measures, and its same-run baseline.
+//! The throughput figures (KV read, durable KV write): how each sets up Coffer, what it
+//! measures, and its same-run baseline; also the pieces the other figures share ([`Figure`],
+//! durable server set-up, load runs with their CPU check).
 
 use crate::canned::CannedResponse;
 use crate::cpu::{CpuSnapshot, CpuUse};
@@ -26,7 +28,7 @@ pub const DEV_ROOT_TOKEN: &str = "root";
 pub const READ_SECRET_PATH: &str = "/v1/secret/data/bench/read";
 
 /// A ~100-byte secret value (the JSON `{"value":"..."}` is 100 bytes).
-const SECRET_VALUE: &str =
+pub(crate) const SECRET_VALUE: &str =
     "coffer-bench-secret-value-0123456789-abcdefghijklmnopqrstuvwxyz-ABCDEFGHIJKLMNOPQRSTUVWX";
 
 /// How a run is configured; shared by both figures.
@@ -65,12 +67,80 @@ pub struct Figure {
     pub details: Value,
     /// Why the figure should not be trusted (failed requests), if anything.
     pub caveat: Option<String>,
+    /// Set when the baseline is a published constant rather than measured in this run; says
+    /// whose figure it is (shown next to the number).
+    pub published_baseline: Option<String>,
+    /// Lines printed under the table to help read the figure (e.g. this machine's ceiling).
+    pub notes: Vec<String>,
+    /// For a composite figure: its sub-results, each with its own target. A composite figure
+    /// has no single ratio; it is met when every sub-result with a target meets it.
+    pub parts: Vec<SubResult>,
 }
 
 impl Figure {
-    /// Whether the ratio reaches the target and the run had no failures.
+    /// Whether the ratio (or, for a composite figure, every sub-result) reaches its target and
+    /// the run had no failures.
     pub fn met(&self) -> bool {
-        self.caveat.is_none() && self.ratio >= self.target
+        if self.caveat.is_some() {
+            return false;
+        }
+        if self.parts.is_empty() {
+            self.ratio >= self.target
+        } else {
+            self.parts.iter().all(|p| p.met().unwrap_or(true))
+        }
+    }
+}
+
+/// The bound a sub-result must keep.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Bound {
+    /// The value must be at most this (times, bytes).
+    AtMost(f64),
+    /// The value must be at least this (rates).
+    AtLeast(f64),
+}
+
+/// One measured result of a composite figure.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SubResult {
+    /// What was measured, e.g. `restart: unseal -> first read`.
+    pub name: String,
+    /// The value, in `unit`.
+    pub value: f64,
+    /// `s`, `B`, `/s`.
+    pub unit: String,
+    /// The target, if the issue sets one; otherwise the value is reported only.
+    pub target: Option<Bound>,
+}
+
+impl SubResult {
+    /// A sub-result with a target.
+    pub fn with_target(name: &str, value: f64, unit: &str, target: Bound) -> SubResult {
+        SubResult {
+            name: name.into(),
+            value,
+            unit: unit.into(),
+            target: Some(target),
+        }
+    }
+
+    /// A sub-result reported without a target.
+    pub fn reported(name: &str, value: f64, unit: &str) -> SubResult {
+        SubResult {
+            name: name.into(),
+            value,
+            unit: unit.into(),
+            target: None,
+        }
+    }
+
+    /// Whether the value keeps its bound; `None` when there is no target.
+    pub fn met(&self) -> Option<bool> {
+        self.target.map(|t| match t {
+            Bound::AtMost(max) => self.value <= max,
+            Bound::AtLeast(min) => self.value >= min,
+        })
     }
 }
 
@@ -78,20 +148,20 @@ impl Figure {
 pub const NOISY_NEIGHBOUR_CORES: f64 = 0.25;
 
 /// One side's load run with the CPU used around it.
-struct SideRun {
-    report: LoadReport,
-    cpu: Option<CpuUse>,
+pub(crate) struct SideRun {
+    pub(crate) report: LoadReport,
+    pub(crate) cpu: Option<CpuUse>,
 }
 
 impl SideRun {
-    fn to_json(&self) -> Value {
+    pub(crate) fn to_json(&self) -> Value {
         let mut json = self.report.to_json();
         json["cpu_cores"] = self.cpu.map_or(Value::Null, |c| json!({ "harness_and_server": c.watched_cores, "other_processes": c.other_cores, "steal": c.steal_cores, "idle": c.idle_cores }));
         json
     }
 }
 
-async fn run_side(plan: LoadPlan, server_pid: u32) -> Result<SideRun, BenchError> {
+pub(crate) async fn run_side(plan: LoadPlan, server_pid: u32) -> Result<SideRun, BenchError> {
     let pids = [std::process::id(), server_pid];
     let before = CpuSnapshot::take(&pids);
     let report = load::run(plan).await?;
@@ -101,7 +171,7 @@ async fn run_side(plan: LoadPlan, server_pid: u32) -> Result<SideRun, BenchError
     Ok(SideRun { report, cpu })
 }
 
-fn caveat_for(sides: &[(&str, &SideRun)]) -> Option<String> {
+pub(crate) fn caveat_for(sides: &[(&str, &SideRun)]) -> Option<String> {
     let mut problems = Vec::new();
     for (side, run) in sides {
         let r = &run.report;
@@ -123,7 +193,7 @@ fn caveat_for(sides: &[(&str, &SideRun)]) -> Option<String> {
     (!problems.is_empty()).then(|| problems.join("; "))
 }
 
-fn scratch(settings: &Settings, prefix: &str) -> Result<tempfile::TempDir, BenchError> {
+pub(crate) fn scratch(settings: &Settings, prefix: &str) -> Result<tempfile::TempDir, BenchError> {
     std::fs::create_dir_all(&settings.scratch_dir)
         .map_err(|e| BenchError::io(format!("creating {}", settings.scratch_dir.display()), e))?;
     tempfile::Builder::new()
@@ -137,7 +207,7 @@ fn scratch(settings: &Settings, prefix: &str) -> Result<tempfile::TempDir, Bench
         })
 }
 
-fn plan(
+pub(crate) fn plan(
     settings: &Settings,
     label: &str,
     addr: std::net::SocketAddr,
@@ -277,6 +347,9 @@ pub async fn kv_read(settings: &Settings) -> Result<Figure, BenchError> {
             "baseline_bare_hyper": bare_run.to_json(),
         }),
         caveat,
+        published_baseline: None,
+        notes: Vec::new(),
+        parts: Vec::new(),
     })
 }
 
@@ -297,10 +370,124 @@ async fn measure_fsync_rate(dir: &Path, budget: Duration) -> Result<f64, BenchEr
     .map_err(|e| BenchError::Config(format!("fsync probe task failed: {e}")))?
 }
 
-async fn start_durable_coffer(
+/// A Coffer server on `storage "file"` in a directory of its own, initialised with one key share.
+pub(crate) struct DurableCoffer {
+    /// The running server.
+    pub(crate) process: ServerProcess,
+    /// The root token from initialisation.
+    pub(crate) root_token: String,
+    /// The single unseal key share.
+    pub(crate) unseal_key: String,
+    /// The directory holding `data/`, the config and the logs.
+    pub(crate) dir: PathBuf,
+    /// How many times the server has been started on this directory (names the log files).
+    starts: u32,
+}
+
+impl DurableCoffer {
+    /// Start, initialise and unseal a fresh server in `dir`, mount KV v2 at `secret/`, and
+    /// wait until a write to it succeeds.
+    pub(crate) async fn start(dir: &Path, coffer_bin: &Path) -> Result<DurableCoffer, BenchError> {
+        let mut process = spawn_on_file_storage(dir, coffer_bin, 1)?;
+        process.wait_until_answering("/v1/sys/seal-status").await?;
+        let addr = process.addr;
+        let init = exchange(
+            addr,
+            Method::PUT,
+            "/v1/sys/init",
+            None,
+            Some(&json!({ "secret_shares": 1, "secret_threshold": 1 })),
+        )
+        .await?
+        .expect_success("initialising")?
+        .json("initialising")?;
+        let field = |value: Option<&Value>, what: &str| {
+            value
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+                .ok_or_else(|| BenchError::UnexpectedResponse {
+                    context: "initialising".into(),
+                    detail: format!("no {what} in the answer"),
+                })
+        };
+        let unseal_key = field(init.get("keys").and_then(|k| k.get(0)), "unseal key")?;
+        let root_token = field(init.get("root_token"), "root token")?;
+        let coffer = DurableCoffer {
+            process,
+            root_token,
+            unseal_key,
+            dir: dir.to_path_buf(),
+            starts: 1,
+        };
+        coffer.unseal().await?;
+        exchange(
+            addr,
+            Method::POST,
+            "/v1/sys/mounts/secret",
+            Some(&coffer.root_token),
+            Some(&json!({ "type": "kv", "options": { "version": "2" } })),
+        )
+        .await?
+        .expect_success("mounting KV v2 at secret/")?;
+        // The first write proves the mount is ready before the clock starts.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let probe = exchange(
+                addr,
+                Method::POST,
+                "/v1/secret/data/bench/ready",
+                Some(&coffer.root_token),
+                Some(&json!({ "data": { "value": SECRET_VALUE } })),
+            )
+            .await?;
+            if probe.status.is_success() {
+                break;
+            }
+            if Instant::now() >= deadline {
+                probe.expect_success("first write to the new KV v2 mount")?;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Ok(coffer)
+    }
+
+    /// Where the server listens now.
+    pub(crate) fn addr(&self) -> std::net::SocketAddr {
+        self.process.addr
+    }
+
+    /// Send the unseal key; returns when the answer has arrived.
+    pub(crate) async fn unseal(&self) -> Result<(), BenchError> {
+        exchange(
+            self.addr(),
+            Method::PUT,
+            "/v1/sys/unseal",
+            None,
+            Some(&json!({ "key": self.unseal_key })),
+        )
+        .await?
+        .expect_success("unsealing")?;
+        Ok(())
+    }
+
+    /// Start the server again on the same data directory (on a new port, so a socket left in
+    /// TIME_WAIT cannot get in the way). The previous process must have exited. The new
+    /// process is sealed; it is returned as soon as it has been spawned, so the caller can time
+    /// its start-up.
+    pub(crate) fn respawn(&mut self, coffer_bin: &Path) -> Result<(), BenchError> {
+        self.starts += 1;
+        self.process = spawn_on_file_storage(&self.dir, coffer_bin, self.starts)?;
+        Ok(())
+    }
+}
+
+/// Write a config for `storage "file"` under `dir` on a free port and start `coffer server`
+/// with it; `start` numbers the log file.
+fn spawn_on_file_storage(
     dir: &Path,
     coffer_bin: &Path,
-) -> Result<(ServerProcess, String), BenchError> {
+    start: u32,
+) -> Result<ServerProcess, BenchError> {
     let port = free_loopback_port()?;
     let data = dir.join("data");
     let config = dir.join("coffer.hcl");
@@ -311,80 +498,18 @@ async fn start_durable_coffer(
         "-config".into(),
         config.display().to_string(),
     ];
-    let mut coffer = ServerProcess::spawn(
+    let log = if start == 1 {
+        "coffer.log".to_string()
+    } else {
+        format!("coffer-start-{start}.log")
+    };
+    ServerProcess::spawn(
         "coffer server (file storage)",
         coffer_bin,
         &args,
         port,
-        &dir.join("coffer.log"),
-    )?;
-    coffer.wait_until_answering("/v1/sys/seal-status").await?;
-    let addr = coffer.addr;
-    let init = exchange(
-        addr,
-        Method::PUT,
-        "/v1/sys/init",
-        None,
-        Some(&json!({ "secret_shares": 1, "secret_threshold": 1 })),
+        &dir.join(log),
     )
-    .await?
-    .expect_success("initialising")?
-    .json("initialising")?;
-    let key = init
-        .get("keys")
-        .and_then(|k| k.get(0))
-        .and_then(Value::as_str)
-        .ok_or_else(|| BenchError::UnexpectedResponse {
-            context: "initialising".into(),
-            detail: "no unseal key in the answer".into(),
-        })?
-        .to_owned();
-    let root_token = init
-        .get("root_token")
-        .and_then(Value::as_str)
-        .ok_or_else(|| BenchError::UnexpectedResponse {
-            context: "initialising".into(),
-            detail: "no root token in the answer".into(),
-        })?
-        .to_owned();
-    exchange(
-        addr,
-        Method::PUT,
-        "/v1/sys/unseal",
-        None,
-        Some(&json!({ "key": key })),
-    )
-    .await?
-    .expect_success("unsealing")?;
-    exchange(
-        addr,
-        Method::POST,
-        "/v1/sys/mounts/secret",
-        Some(&root_token),
-        Some(&json!({ "type": "kv", "options": { "version": "2" } })),
-    )
-    .await?
-    .expect_success("mounting KV v2 at secret/")?;
-    // The first write proves the mount is ready before the clock starts.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let probe = exchange(
-            addr,
-            Method::POST,
-            "/v1/secret/data/bench/ready",
-            Some(&root_token),
-            Some(&json!({ "data": { "value": SECRET_VALUE } })),
-        )
-        .await?;
-        if probe.status.is_success() {
-            break;
-        }
-        if Instant::now() >= deadline {
-            probe.expect_success("first write to the new KV v2 mount")?;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    Ok((coffer, root_token))
 }
 
 /// Durable KV v2 writes with 64 connections (distinct key per connection, each request a new
@@ -395,8 +520,9 @@ pub async fn kv_write(settings: &Settings) -> Result<Figure, BenchError> {
     let fsync_before = measure_fsync_rate(dir.path(), probe_budget).await?;
     eprintln!("  kv-write fsync probe: {fsync_before:.0} fsyncs/s");
 
-    let (coffer, root_token) = start_durable_coffer(dir.path(), &settings.coffer_bin).await?;
-    let addr = coffer.addr;
+    let coffer = DurableCoffer::start(dir.path(), &settings.coffer_bin).await?;
+    let addr = coffer.addr();
+    let root_token = coffer.root_token.clone();
     let write_request: RequestFactory = Arc::new(move |connection, seq| {
         let body = json!({ "data": { "value": SECRET_VALUE, "seq": seq } });
         build_request(
@@ -415,7 +541,7 @@ pub async fn kv_write(settings: &Settings) -> Result<Figure, BenchError> {
             WRITE_CONNECTIONS,
             write_request,
         ),
-        coffer.pid(),
+        coffer.process.pid(),
     )
     .await?;
     drop(coffer);
@@ -443,5 +569,8 @@ pub async fn kv_write(settings: &Settings) -> Result<Figure, BenchError> {
             "baseline_fsync_probe": { "before_per_sec": fsync_before, "after_per_sec": fsync_after, "mean_per_sec": fsync_rate, "dir": settings.scratch_dir.display().to_string() },
         }),
         caveat,
+        published_baseline: None,
+        notes: Vec::new(),
+        parts: Vec::new(),
     })
 }

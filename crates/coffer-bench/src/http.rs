@@ -103,13 +103,26 @@ pub async fn exchange(
     token: Option<&str>,
     body: Option<&Value>,
 ) -> Result<Exchange, BenchError> {
+    exchange_within(SETUP_TIMEOUT, addr, method, path, token, body).await
+}
+
+/// One request on a fresh connection, bounded by `timeout` (for the few operations, such as
+/// revoking a large prefix, that are themselves what is measured and may take long).
+pub async fn exchange_within(
+    timeout: Duration,
+    addr: SocketAddr,
+    method: Method,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&Value>,
+) -> Result<Exchange, BenchError> {
     let context = format!("{method} {path}");
     let request = build_request(addr, method, path, token, body);
-    match tokio::time::timeout(SETUP_TIMEOUT, send_on_new_connection(addr, request)).await {
+    match tokio::time::timeout(timeout, send_on_new_connection(addr, request)).await {
         Ok(result) => result.map_err(|detail| BenchError::http(context, detail)),
         Err(_) => Err(BenchError::http(
             context,
-            format!("no answer within {SETUP_TIMEOUT:?}"),
+            format!("no answer within {timeout:?}"),
         )),
     }
 }

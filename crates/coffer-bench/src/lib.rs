@@ -7,6 +7,12 @@
 //!   response bytes ([`canned`]) — what Coffer's request path costs over plain HTTP.
 //! * `kv-write`: durable KV v2 writes versus the raw single-fsync rate of the same disk
 //!   ([`coffer_storage::fsync_probe`]) — how well group commit amortises fsyncs.
+//! * `approle-login`: AppRole logins per second versus Vault's published dev-server rate (a
+//!   constant), with this machine's bare-HTTP ceiling for the same exchange measured alongside
+//!   ([`login`]).
+//! * `leases`: a composite of lease creation, restart-to-first-answer, memory per idle lease,
+//!   `revoke-prefix` and background expiry on durable storage ([`leases`]), each against its
+//!   own absolute target.
 //!
 //! The load generator ([`load`]) is a closed loop over persistent HTTP/1.1 connections, bounded
 //! in both request count and time, with warm-up excluded from the figures.
@@ -17,7 +23,9 @@ pub mod error;
 pub mod figures;
 pub mod http;
 pub mod latency;
+pub mod leases;
 pub mod load;
+pub mod login;
 pub mod process;
 pub mod report;
 

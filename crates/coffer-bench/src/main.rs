@@ -3,7 +3,8 @@
 use clap::{Args, Parser, Subcommand};
 use coffer_bench::canned::{self, CannedResponse};
 use coffer_bench::figures::{self, Figure, Settings};
-use coffer_bench::{report, BenchError};
+use coffer_bench::leases::{self, LeaseSizes};
+use coffer_bench::{login, report, BenchError};
 use serde_json::json;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -25,6 +26,11 @@ enum Command {
     KvRead(RunArgs),
     /// Durable KV v2 write throughput (64 connections, file storage) vs the disk's fsync rate.
     KvWrite(RunArgs),
+    /// AppRole logins/s (32 connections) vs Vault's published rate, with the bare-HTTP ceiling.
+    ApproleLogin(RunArgs),
+    /// Leases on file storage: creation, restart to first answer, memory per lease,
+    /// revoke-prefix, background expiry.
+    Leases(RunArgs),
     /// Every figure.
     All(RunArgs),
     /// The read baseline's server process (started by kv-read; not for direct use).
@@ -66,6 +72,9 @@ struct RunArgs {
     /// Exit with status 1 when a figure misses its target.
     #[arg(long)]
     require_targets: bool,
+    /// Idle leases the leases figure creates (default 1,000,000; 20,000 with --short).
+    #[arg(long)]
+    leases: Option<u64>,
 }
 
 fn main() -> ExitCode {
@@ -78,7 +87,15 @@ fn main() -> ExitCode {
         match cli.command {
             Command::KvRead(args) => run(args, &[Which::Read]).await,
             Command::KvWrite(args) => run(args, &[Which::Write]).await,
-            Command::All(args) => run(args, &[Which::Read, Which::Write]).await,
+            Command::ApproleLogin(args) => run(args, &[Which::Login]).await,
+            Command::Leases(args) => run(args, &[Which::Leases]).await,
+            Command::All(args) => {
+                run(
+                    args,
+                    &[Which::Read, Which::Write, Which::Login, Which::Leases],
+                )
+                .await
+            }
             Command::CannedServer {
                 listen,
                 response_file,
@@ -100,6 +117,8 @@ fn main() -> ExitCode {
 enum Which {
     Read,
     Write,
+    Login,
+    Leases,
 }
 
 async fn run(args: RunArgs, which: &[Which]) -> Result<ExitCode, BenchError> {
@@ -125,6 +144,20 @@ async fn run(args: RunArgs, which: &[Which]) -> Result<ExitCode, BenchError> {
         max_requests: args.max_requests,
         scratch_dir: args.scratch_dir.clone().unwrap_or_else(std::env::temp_dir),
     };
+    let lease_sizes = {
+        let base = if args.short {
+            LeaseSizes::SHORT
+        } else {
+            LeaseSizes::FULL
+        };
+        LeaseSizes {
+            idle: args.leases.unwrap_or(base.idle),
+            ..base
+        }
+    };
+    if lease_sizes.idle == 0 {
+        return Err(BenchError::Config("--leases must be at least 1".into()));
+    }
     let mut results: Vec<Figure> = Vec::new();
     for figure in which {
         let result = match figure {
@@ -136,6 +169,14 @@ async fn run(args: RunArgs, which: &[Which]) -> Result<ExitCode, BenchError> {
                 eprintln!("kv-write: durable KV v2 POST, {} connections, {duration} s (+{warmup} s warm-up) against coffer on file storage, fsync probe before and after", figures::WRITE_CONNECTIONS);
                 figures::kv_write(&settings).await?
             }
+            Which::Login => {
+                eprintln!("approle-login: AppRole login POST, {} connections, {duration} s (+{warmup} s warm-up) each against the coffer dev server and a bare hyper server", login::LOGIN_CONNECTIONS);
+                login::approle_login(&settings).await?
+            }
+            Which::Leases => {
+                eprintln!("leases: {} idle leases, {} under a prefix, {} expiring, on coffer with file storage", lease_sizes.idle, lease_sizes.under_prefix, lease_sizes.expiring);
+                leases::leases(&settings, lease_sizes).await?
+            }
         };
         results.push(result);
     }
@@ -146,6 +187,7 @@ async fn run(args: RunArgs, which: &[Which]) -> Result<ExitCode, BenchError> {
         "warmup_secs": warmup,
         "short": args.short,
         "max_requests": settings.max_requests,
+        "lease_sizes": { "idle": lease_sizes.idle, "under_prefix": lease_sizes.under_prefix, "expiring": lease_sizes.expiring },
         "scratch_dir": settings.scratch_dir.display().to_string(),
     });
     report::write_json(&args.json, &report::results_json(&results, settings_json))?;

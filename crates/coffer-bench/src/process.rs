@@ -87,6 +87,47 @@ impl ServerProcess {
         self.child.id()
     }
 
+    /// Stop the server the way an operator would (SIGTERM) and wait up to `within` for it to
+    /// exit; returns how long it took. If it is still running then, it is killed and the
+    /// answer is an error, since a server that ignores SIGTERM is itself a finding.
+    pub fn terminate(&mut self, within: Duration) -> Result<Duration, BenchError> {
+        let started = Instant::now();
+        // `kill` from the base system spares the harness a libc dependency for one signal.
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .map_err(|e| BenchError::io(format!("sending SIGTERM to {}", self.name), e))?;
+        if !status.success() {
+            return Err(BenchError::Server(format!(
+                "sending SIGTERM to {} failed ({status})",
+                self.name
+            )));
+        }
+        while started.elapsed() < within {
+            match self.child.try_wait() {
+                Ok(Some(_)) => return Ok(started.elapsed()),
+                Ok(None) => std::thread::sleep(Duration::from_millis(10)),
+                Err(e) => return Err(BenchError::io(format!("waiting for {}", self.name), e)),
+            }
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        Err(BenchError::Server(format!(
+            "{} did not exit within {within:?} of SIGTERM and was killed",
+            self.name
+        )))
+    }
+
+    /// The server's resident memory now and at its peak, from `/proc/PID/status`.
+    pub fn memory(&self) -> Result<ProcessMemory, BenchError> {
+        let path = format!("/proc/{}/status", self.child.id());
+        let status = std::fs::read_to_string(&path)
+            .map_err(|e| BenchError::io(format!("reading {path}"), e))?;
+        ProcessMemory::parse(&status).ok_or_else(|| {
+            BenchError::Config(format!("{path} has no VmRSS/VmHWM lines (not Linux?)"))
+        })
+    }
+
     /// The last lines of the server's output, for error reports.
     pub fn log_tail(&self) -> String {
         let text = std::fs::read_to_string(&self.log_path).unwrap_or_default();
@@ -95,9 +136,63 @@ impl ServerProcess {
     }
 }
 
+/// Resident memory of a process, in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcessMemory {
+    /// Resident set size now (`VmRSS`).
+    pub rss_bytes: u64,
+    /// Peak resident set size (`VmHWM`).
+    pub peak_rss_bytes: u64,
+}
+
+impl ProcessMemory {
+    /// Read `VmRSS` and `VmHWM` (reported in kB) from the text of `/proc/PID/status`.
+    pub fn parse(status: &str) -> Option<ProcessMemory> {
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|rest| rest.trim().strip_suffix("kB"))
+                .and_then(|kb| kb.trim().parse::<u64>().ok())
+                .map(|kb| kb * 1024)
+        };
+        Some(ProcessMemory {
+            rss_bytes: field("VmRSS:")?,
+            peak_rss_bytes: field("VmHWM:")?,
+        })
+    }
+}
+
 impl Drop for ServerProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_is_read_from_the_kilobyte_lines_of_proc_status() {
+        let status = "Name:\tcoffer\nVmHWM:\t  204800 kB\nVmRSS:\t  102400 kB\nThreads:\t4\n";
+        assert_eq!(
+            ProcessMemory::parse(status),
+            Some(ProcessMemory {
+                rss_bytes: 100 * 1024 * 1024,
+                peak_rss_bytes: 200 * 1024 * 1024
+            })
+        );
+        assert_eq!(ProcessMemory::parse("Name:\tcoffer\n"), None);
+    }
+
+    #[test]
+    fn this_process_has_resident_memory() {
+        let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
+            return; // not Linux
+        };
+        let memory = ProcessMemory::parse(&status).unwrap();
+        assert!(memory.rss_bytes > 0 && memory.peak_rss_bytes >= memory.rss_bytes);
     }
 }

@@ -1,27 +1,106 @@
 //! The results table on stdout and the JSON results file.
 
 use crate::error::BenchError;
-use crate::figures::Figure;
+use crate::figures::{Bound, Figure, SubResult};
 use serde_json::{json, Value};
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The results table: one row per figure with Coffer, baseline, ratio, target and verdict,
-/// followed by p50/p99 latencies and any caveats.
+/// followed by p50/p99 latencies, notes and caveats, then a sub-table for each composite figure.
 pub fn table(figures: &[Figure]) -> String {
     let mut rows = vec![["figure", "coffer", "baseline", "ratio", "target", "met?"]
         .map(String::from)
         .to_vec()];
     for f in figures {
-        rows.push(vec![
-            f.name.clone(),
-            format!("{:.0}/s", f.coffer),
-            format!("{:.0}/s", f.baseline),
-            format!("{:.2}", f.ratio),
-            format!(">= {}", f.target),
-            if f.met() { "yes".into() } else { "NO".into() },
-        ]);
+        let verdict = if f.met() { "yes" } else { "NO" }.to_string();
+        if f.parts.is_empty() {
+            let baseline = match &f.published_baseline {
+                Some(whose) => format!("{:.0}/s ({whose})", f.baseline),
+                None => format!("{:.0}/s", f.baseline),
+            };
+            rows.push(vec![
+                f.name.clone(),
+                format!("{:.0}/s", f.coffer),
+                baseline,
+                format!("{:.2}", f.ratio),
+                format!(">= {}", f.target),
+                verdict,
+            ]);
+        } else {
+            let with_target: Vec<&SubResult> =
+                f.parts.iter().filter(|p| p.target.is_some()).collect();
+            let met = with_target.iter().filter(|p| p.met() == Some(true)).count();
+            rows.push(vec![
+                f.name.clone(),
+                format!("{met} of {} met", with_target.len()),
+                "-".into(),
+                "-".into(),
+                "see below".into(),
+                verdict,
+            ]);
+        }
     }
+    let mut out = aligned(&rows);
+    for f in figures {
+        if f.parts.is_empty() {
+            out.push_str(&format!("{}: {}", f.name, latency_line(f)));
+            out.push('\n');
+        }
+        for note in &f.notes {
+            out.push_str(&format!("{}: {note}\n", f.name));
+        }
+        if let Some(caveat) = &f.caveat {
+            out.push_str(&format!("{}: CAVEAT {caveat}\n", f.name));
+        }
+    }
+    for f in figures.iter().filter(|f| !f.parts.is_empty()) {
+        out.push('\n');
+        let mut rows = vec![vec![
+            f.name.clone(),
+            "value".into(),
+            "target".into(),
+            "met?".into(),
+        ]];
+        for part in &f.parts {
+            rows.push(vec![
+                part.name.clone(),
+                format_value(part.value, &part.unit),
+                match part.target {
+                    Some(Bound::AtMost(max)) => format!("<= {}", format_value(max, &part.unit)),
+                    Some(Bound::AtLeast(min)) => format!(">= {}", format_value(min, &part.unit)),
+                    None => "-".into(),
+                },
+                match part.met() {
+                    Some(true) => "yes".into(),
+                    Some(false) => "NO".into(),
+                    None => "-".into(),
+                },
+            ]);
+        }
+        out.push_str(&aligned(&rows));
+    }
+    out
+}
+
+/// A value with its unit: times under a second in milliseconds, rates and bytes whole (bytes with one
+/// decimal when small).
+fn format_value(value: f64, unit: &str) -> String {
+    if value.is_nan() {
+        return "n/a".into();
+    }
+    match unit {
+        "s" if value.abs() < 1.0 => format!("{:.1} ms", value * 1000.0),
+        "s" => format!("{value:.2} s"),
+        "B" if value.abs() < 1000.0 => format!("{value:.1} B"),
+        "B" => format!("{value:.0} B"),
+        "/s" => format!("{value:.0}/s"),
+        other => format!("{value} {other}"),
+    }
+}
+
+/// Rows with columns padded to their widest cell and a rule under the header.
+fn aligned(rows: &[Vec<String>]) -> String {
     let widths: Vec<usize> = (0..rows[0].len())
         .map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0))
         .collect();
@@ -45,13 +124,6 @@ pub fn table(figures: &[Figure]) -> String {
             out.push('\n');
         }
     }
-    for f in figures {
-        out.push_str(&format!("{}: {}", f.name, latency_line(f)));
-        out.push('\n');
-        if let Some(caveat) = &f.caveat {
-            out.push_str(&format!("{}: CAVEAT {caveat}\n", f.name));
-        }
-    }
     out
 }
 
@@ -72,6 +144,11 @@ fn latency_line(f: &Figure) -> String {
             "coffer {}; bare hyper {}",
             side("coffer"),
             side("baseline_bare_hyper")
+        ),
+        "approle-login" => format!(
+            "coffer {}; bare hyper {}",
+            side("coffer"),
+            side("machine_ceiling_bare_hyper")
         ),
         _ => format!("coffer {}", side("coffer")),
     }
@@ -98,6 +175,18 @@ pub fn results_json(figures: &[Figure], settings: Value) -> Value {
                 "target": f.target,
                 "met": f.met(),
                 "caveat": f.caveat,
+                "published_baseline": f.published_baseline,
+                "notes": f.notes,
+                "parts": f.parts.iter().map(|p| json!({
+                    "name": p.name,
+                    "value": p.value,
+                    "unit": p.unit,
+                    "target": p.target.map(|t| match t {
+                        Bound::AtMost(max) => json!({ "at_most": max }),
+                        Bound::AtLeast(min) => json!({ "at_least": min }),
+                    }),
+                    "met": p.met(),
+                })).collect::<Vec<_>>(),
                 "details": f.details,
             })
         })
@@ -130,7 +219,62 @@ mod tests {
             target,
             details: json!({ "coffer": { "latency": { "p50_us": 1500, "p99_us": 4200 } }, "baseline_bare_hyper": { "latency": null } }),
             caveat: caveat.map(String::from),
+            published_baseline: None,
+            notes: Vec::new(),
+            parts: Vec::new(),
         }
+    }
+
+    fn composite(parts: Vec<SubResult>) -> Figure {
+        Figure {
+            name: "leases".into(),
+            unit: "composite".into(),
+            coffer: 1.0,
+            baseline: f64::NAN,
+            ratio: f64::NAN,
+            target: f64::NAN,
+            details: json!({}),
+            caveat: None,
+            published_baseline: None,
+            notes: Vec::new(),
+            parts,
+        }
+    }
+
+    #[test]
+    fn a_composite_figure_is_met_only_when_every_targeted_part_is() {
+        let restart = SubResult::with_target("restart", 0.4, "s", Bound::AtMost(1.0));
+        let rate = SubResult::reported("create", 9000.0, "/s");
+        let memory = SubResult::with_target("memory", 250.0, "B", Bound::AtMost(200.0));
+        assert!(composite(vec![restart.clone(), rate.clone()]).met());
+        let missed = composite(vec![restart, rate, memory]);
+        assert!(!missed.met());
+        let text = table(&[missed]);
+        assert!(text.contains("1 of 2 met"), "{text}");
+        let memory_row = text.lines().find(|l| l.starts_with("memory")).unwrap();
+        assert!(
+            memory_row.contains("250.0 B")
+                && memory_row.contains("<= 200.0 B")
+                && memory_row.ends_with("NO"),
+            "{memory_row}"
+        );
+        let create_row = text.lines().find(|l| l.starts_with("create")).unwrap();
+        assert!(
+            create_row.contains("9000/s") && create_row.ends_with('-'),
+            "{create_row}"
+        );
+    }
+
+    #[test]
+    fn a_published_baseline_is_named_in_its_cell() {
+        let mut f = figure((16000.0, 5200.0), 3.0, None);
+        f.name = "approle-login".into();
+        f.published_baseline = Some("Vault dev server, published".into());
+        let text = table(&[f]);
+        assert!(
+            text.contains("5200/s (Vault dev server, published)"),
+            "{text}"
+        );
     }
 
     #[test]
