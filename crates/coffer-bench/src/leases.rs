@@ -12,7 +12,9 @@
 //!   (target ≤ 200 bytes);
 //! * `revoke-prefix` of 100,000 leases under one token role (target ≤ 10 s), checked with a
 //!   `LIST` that must find nothing;
-//! * the background expiry rate for tokens created with a 2 s TTL, from `sys/leases/count`.
+//! * the background expiry rate: tokens created under their own prefix with a short TTL, the
+//!   server stopped before they are due and restarted after, and the time the restarted
+//!   server takes to revoke the whole overdue backlog (polling a `LIST` of that prefix only).
 
 use crate::error::BenchError;
 use crate::figures::{
@@ -39,10 +41,13 @@ pub const MEMORY_PER_LEASE_TARGET_BYTES: f64 = 200.0;
 pub const REVOKE_PREFIX_TARGET_SECS: f64 = 10.0;
 /// Requests the restarted server answers before its memory is read.
 pub const REQUESTS_BEFORE_MEMORY: u64 = 1_000;
-/// TTL of the tokens whose expiry is measured.
-pub const EXPIRING_TTL_SECS: u64 = 2;
-/// How often the expiry measurement polls `sys/leases/count`.
-pub const EXPIRY_POLL: Duration = Duration::from_millis(250);
+/// TTL of the tokens whose expiry is measured: longer than creating them takes, so none is
+/// due before the server is stopped.
+pub const EXPIRING_TTL_SECS: u64 = 20;
+/// Token role whose lease ids (`auth/token/create/<role>/...`) hold the expiring leases.
+pub const EXPIRING_ROLE: &str = "bench-expiring";
+/// How often the expiry measurement polls the listing of the expiring leases.
+pub const EXPIRY_POLL: Duration = Duration::from_millis(100);
 /// The longest the expiry measurement waits for the leases to go.
 pub const EXPIRY_TIME_LIMIT: Duration = Duration::from_secs(120);
 /// The longest a restarted server may take to answer its first read after unsealing.
@@ -217,16 +222,25 @@ pub async fn leases(settings: &Settings, sizes: LeaseSizes) -> Result<Figure, Be
         ));
     }
 
-    // e. background expiry
-    let (before_expiring, _) = lease_count(&coffer).await?;
+    // e. background expiry: a backlog of overdue leases, drained by a restarted server
+    exchange(
+        coffer.addr(),
+        Method::POST,
+        &format!("/v1/auth/token/roles/{EXPIRING_ROLE}"),
+        Some(&coffer.root_token),
+        Some(&json!({})),
+    )
+    .await?
+    .expect_success("creating the expiring tokens' role")?;
     let expiring = create_tokens(
         &coffer,
         "leases create expiring",
-        "/v1/auth/token/create",
-        json!({ "ttl": format!("{EXPIRING_TTL_SECS}s"), "policies": ["default"] }),
+        &format!("/v1/auth/token/create/{EXPIRING_ROLE}"),
+        json!({ "ttl": format!("{EXPIRING_TTL_SECS}s") }),
         sizes.expiring,
     )
     .await?;
+    let created_at = Instant::now();
     note_problems(
         &mut caveats,
         "creating expiring leases",
@@ -234,7 +248,17 @@ pub async fn leases(settings: &Settings, sizes: LeaseSizes) -> Result<Figure, Be
         sizes.expiring,
     );
     let created = expiring.report.measured_requests - expiring.report.failed_requests;
-    let expiry = measure_expiry(&coffer, before_expiring, created).await?;
+    coffer.process.terminate(Duration::from_secs(60))?;
+    let due = created_at + Duration::from_secs(EXPIRING_TTL_SECS) + Duration::from_millis(500);
+    eprintln!("  leases expiry: server stopped; restarting once all {created} expiring leases are overdue");
+    tokio::time::sleep_until(due.into()).await;
+    coffer.respawn(bin)?;
+    coffer
+        .process
+        .wait_until_answering("/v1/sys/seal-status")
+        .await?;
+    coffer.unseal().await?;
+    let expiry = measure_expiry(&coffer, created).await?;
     if expiry.remaining_at_end > 0 {
         caveats.push(format!(
             "{} of the expiring leases were still there after {EXPIRY_TIME_LIMIT:?}",
@@ -478,14 +502,12 @@ async fn memory_after_requests(coffer: &DurableCoffer) -> Result<ProcessMemory, 
 
 /// What the expiry measurement saw.
 struct ExpiryRun {
-    /// Seconds after all were due, and how many of the expiring leases were left then.
+    /// Seconds after unsealing, and how many expiring leases were left then.
     samples: Vec<(f64, u64)>,
-    /// Revocations per second after all were due.
+    /// Overdue leases revoked per second by the restarted server.
     rate_per_sec: f64,
     /// Expiring leases still present when polling stopped.
     remaining_at_end: u64,
-    /// Expiring leases already gone when polling began (revoked during creation).
-    gone_before_due: u64,
 }
 
 impl ExpiryRun {
@@ -493,52 +515,65 @@ impl ExpiryRun {
         json!({
             "rate_per_sec": self.rate_per_sec,
             "remaining_at_end": self.remaining_at_end,
-            "gone_before_due": self.gone_before_due,
-            "samples_secs_after_due_and_remaining": self.samples,
+            "samples_secs_after_unseal_and_remaining": self.samples,
         })
     }
 }
 
-/// Wait until every expiring lease is due, then poll the count until they are gone.
-async fn measure_expiry(
-    coffer: &DurableCoffer,
-    baseline_count: u64,
-    created: u64,
-) -> Result<ExpiryRun, BenchError> {
-    // The last token was created when the load run returned; all are due a TTL later.
-    let due = Instant::now() + Duration::from_secs(EXPIRING_TTL_SECS) + Duration::from_millis(50);
-    tokio::time::sleep_until(due.into()).await;
+/// How many expiring leases are still listed (`LIST` of their prefix; 404 = none).
+async fn expiring_left(coffer: &DurableCoffer) -> Result<u64, BenchError> {
+    let answer = exchange_within(
+        LONG_CALL_TIME_LIMIT,
+        coffer.addr(),
+        Method::from_bytes(b"LIST").expect("LIST is a valid method token"),
+        &format!("/v1/sys/leases/lookup/auth/token/create/{EXPIRING_ROLE}/"),
+        Some(&coffer.root_token),
+        None,
+    )
+    .await?;
+    if answer.status == hyper::StatusCode::NOT_FOUND {
+        return Ok(0);
+    }
+    let listed = answer
+        .expect_success("listing the expiring leases")?
+        .json("listing the expiring leases")?;
+    Ok(listed["data"]["keys"]
+        .as_array()
+        .map_or(0, |k| k.len() as u64))
+}
+
+/// From the unseal of a server whose `created` expiring leases are all overdue, poll their
+/// listing until they are gone; the rate is the backlog over the time it took.
+async fn measure_expiry(coffer: &DurableCoffer, created: u64) -> Result<ExpiryRun, BenchError> {
+    let unsealed = Instant::now();
     let mut samples: Vec<(f64, u64)> = Vec::new();
     let mut last_shown = Instant::now();
     let mut ticker = tokio::time::interval(EXPIRY_POLL);
     loop {
         ticker.tick().await;
-        let (count, _) = lease_count(coffer).await?;
-        let remaining = count.saturating_sub(baseline_count);
-        let at = due.elapsed().as_secs_f64();
+        let remaining = expiring_left(coffer).await?;
+        let at = unsealed.elapsed().as_secs_f64();
         samples.push((at, remaining));
         if last_shown.elapsed() >= Duration::from_secs(1) || remaining == 0 {
             last_shown = Instant::now();
             let mut err = std::io::stderr().lock();
             let _ = writeln!(
                 err,
-                "  leases expiry: {at:.1} s after due, {remaining} expiring leases left"
+                "  leases expiry: {at:.1} s after unseal, {remaining} overdue leases left"
             );
         }
-        if remaining == 0 || due.elapsed() >= EXPIRY_TIME_LIMIT {
+        if remaining == 0 || unsealed.elapsed() >= EXPIRY_TIME_LIMIT {
             break;
         }
     }
-    let (t_first, first) = samples[0];
     let (t_last, last) = *samples.last().expect("at least one sample");
-    let rate_per_sec = if t_last > t_first {
-        (first - last) as f64 / (t_last - t_first)
-    } else {
-        f64::NAN
-    };
+    let revoked = created.saturating_sub(last);
     Ok(ExpiryRun {
-        gone_before_due: created.saturating_sub(first),
-        rate_per_sec,
+        rate_per_sec: if t_last > 0.0 {
+            revoked as f64 / t_last
+        } else {
+            f64::NAN
+        },
         remaining_at_end: last,
         samples,
     })

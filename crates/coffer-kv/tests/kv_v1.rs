@@ -57,7 +57,7 @@ async fn first_write_is_create_and_later_ones_update() {
         request: coffer_sdk::Request::new(Operation::Update, "a"),
         view: kv.view.clone(),
         clock: std::sync::Arc::new(kv.clock.clone()),
-        mount: kv.info.clone(),
+        mount: std::sync::Arc::new(kv.info.clone()),
         params: route.params.clone(),
     };
     assert!(!check(ctx(&kv)).await.unwrap());

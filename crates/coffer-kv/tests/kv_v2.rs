@@ -172,7 +172,7 @@ async fn first_data_write_is_create_then_update() {
         request: coffer_sdk::Request::new(Operation::Update, "data/x"),
         view: kv.view.clone(),
         clock: std::sync::Arc::new(kv.clock.clone()),
-        mount: kv.info.clone(),
+        mount: std::sync::Arc::new(kv.info.clone()),
         params: route.params.clone(),
     };
     assert!(!check(ctx()).await.unwrap());

@@ -48,7 +48,8 @@ pub struct Ctx {
     pub request: Request,
     pub view: Arc<dyn View>,
     pub clock: Arc<dyn Clock>,
-    pub mount: MountInfo,
+    /// Shared with every request to the mount (not copied per request).
+    pub mount: Arc<MountInfo>,
     pub params: HashMap<String, String>,
 }
 
@@ -683,7 +684,7 @@ mod tests {
             request: Request::new(op, path).with_data(data),
             view: Arc::new(crate::view::MemoryView::new()),
             clock: Arc::new(crate::clock::SystemClock),
-            mount: MountInfo::default(),
+            mount: Arc::new(MountInfo::default()),
             params: HashMap::new(),
         }
     }

@@ -209,7 +209,7 @@ impl Core {
             is_auth: false,
             backend: Arc::new(crate::sys::backend(Arc::downgrade(&core))),
             view: Arc::new(BarrierView::new(barrier.clone(), "sys/state/")),
-            info: info("sys/", "system"),
+            info: Arc::new(info("sys/", "system")),
         });
         core.router.add_builtin(Mounted {
             route_path: "auth/token/".into(),
@@ -217,7 +217,7 @@ impl Core {
             is_auth: true,
             backend: Arc::new(crate::tokens::backend(&tokens)),
             view: Arc::new(BarrierView::new(barrier.clone(), "sys/token/")),
-            info: info("auth/token/", "token"),
+            info: Arc::new(info("auth/token/", "token")),
         });
         core.router.add_builtin(Mounted {
             route_path: "identity/".into(),
@@ -225,7 +225,7 @@ impl Core {
             is_auth: false,
             backend: Arc::new(crate::identity::backend(&identity)),
             view: Arc::new(BarrierView::new(barrier.clone(), "sys/identity/")),
-            info: info("identity/", "identity"),
+            info: Arc::new(info("identity/", "identity")),
         });
         // Each token's cubbyhole is its own view (`cubbyhole/<token hash>/`), chosen per request
         // by the pipeline; this one is never used directly.
@@ -239,7 +239,7 @@ impl Core {
             is_auth: false,
             backend: Arc::new(coffer_kv::v1::backend()),
             view: Arc::new(BarrierView::new(barrier, "cubbyhole/-/")),
-            info: info("cubbyhole/", "cubbyhole"),
+            info: Arc::new(info("cubbyhole/", "cubbyhole")),
         });
         core
     }

@@ -542,11 +542,10 @@ impl Identity {
                 alias.last_update_time = now();
                 self.save_alias(&alias).await?;
             }
-            if self.entity(&alias.canonical_id).await?.is_some() {
-                return Ok(alias.canonical_id);
-            }
-            // The entity was deleted: drop the orphaned alias and start afresh.
-            self.delete_alias(&alias).await?;
+            // Deleting an entity deletes its aliases first, so an alias that resolves names a
+            // live entity; only a crash between those two writes leaves an orphan, which the
+            // identity policy lookup treats as an entity without policies.
+            return Ok(alias.canonical_id);
         }
         let id = uuid::Uuid::new_v4().to_string();
         let entity = Entity {

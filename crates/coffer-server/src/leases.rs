@@ -385,8 +385,11 @@ impl Core {
     }
 
     async fn revoke_lease_entry(&self, lease: LeaseEntry, force: bool) -> Result<()> {
+        let mut token_was_live = false;
         let outcome = match &lease.kind {
-            LeaseKind::Token { id_hash } => self.tokens.revoke_tree(id_hash).await,
+            LeaseKind::Token { id_hash } => self.tokens.revoke_tree(id_hash).await.map(|existed| {
+                token_was_live = existed;
+            }),
             LeaseKind::Secret {
                 secret_type,
                 internal,
@@ -403,10 +406,8 @@ impl Core {
             Ok(()) => match lease.kind {
                 // Revoking the token removed its lease in the same batch; only a lease whose
                 // token was already gone is left to remove (a read, not another commit).
-                LeaseKind::Token { .. } => match self.leases.get(&lease.lease_id).await? {
-                    Some(left) => self.leases.remove(&left).await,
-                    None => Ok(()),
-                },
+                LeaseKind::Token { .. } if token_was_live => Ok(()),
+                LeaseKind::Token { .. } => self.leases.remove(&lease).await,
                 LeaseKind::Secret { .. } => self.leases.remove(&lease).await,
             },
             Err(_) if force => self.leases.remove(&lease).await,
@@ -709,10 +710,20 @@ impl crate::tokens::TokenHooks for Core {
         )
         .clear()
         .await?;
-        // The token's own lease goes in the same batch as the token itself.
-        Ok(match self.leases.get(&token_lease_id(entry)).await? {
-            Some(lease) => self.leases.remove_ops(&lease),
-            None => Vec::new(),
-        })
+        // The token's own lease goes in the same batch as the token itself. Its keys follow
+        // from the token entry (the lease's expiry always equals the token's: both are written
+        // in one batch), so no read is needed; deleting keys that are absent is harmless.
+        let Some(expire) = entry.expire_time else {
+            return Ok(Vec::new());
+        };
+        let lease_id = token_lease_id(entry);
+        Ok(self.leases.view.absolute(vec![
+            ViewOp::Delete {
+                key: format!("id/{lease_id}"),
+            },
+            ViewOp::Delete {
+                key: index_key(expire, &lease_id),
+            },
+        ]))
     }
 }

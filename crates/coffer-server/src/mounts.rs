@@ -109,7 +109,7 @@ pub struct Mounted {
     pub is_auth: bool,
     pub backend: Arc<Backend>,
     pub view: Arc<dyn View>,
-    pub info: MountInfo,
+    pub info: Arc<MountInfo>,
 }
 
 /// Immutable snapshot of all mounts, longest prefix first.
@@ -216,7 +216,7 @@ impl Router {
         is_auth: bool,
         limits: LeaseLimits,
     ) -> Result<Mounted> {
-        let info = entry.info(limits);
+        let info = Arc::new(entry.info(limits));
         let backend = Arc::new(self.build_backend(&entry, &info, is_auth)?);
         let view: Arc<dyn View> = Arc::new(BarrierView::new(
             barrier.clone(),
@@ -285,7 +285,7 @@ impl Router {
                     .map(|m| (m.backend.clone(), m.view.clone()));
                 let mounted = match reuse {
                     Some((backend, view)) => {
-                        let info = entry.info(limits);
+                        let info = Arc::new(entry.info(limits));
                         let route_path = if is_auth {
                             format!("auth/{}", entry.path)
                         } else {

@@ -521,7 +521,8 @@ impl TokenStore {
     }
 
     /// Revoke a token and, depth first, every descendant.
-    pub async fn revoke_tree(&self, id_hash: &str) -> Result<()> {
+    /// Returns whether the token itself still existed.
+    pub async fn revoke_tree(&self, id_hash: &str) -> Result<bool> {
         let mut stack = vec![id_hash.to_string()];
         let mut order = Vec::new();
         while let Some(h) = stack.pop() {
@@ -531,13 +532,15 @@ impl TokenStore {
         }
         // Children first, so a crash part-way never leaves a child whose parent is gone but
         // which is itself still valid and unreachable from any tree.
+        let mut root_existed = false;
         for h in order.into_iter().rev() {
-            self.revoke_one(&h).await?;
+            root_existed = self.revoke_one(&h).await?;
         }
-        Ok(())
+        Ok(root_existed)
     }
 
-    async fn revoke_one(&self, id_hash: &str) -> Result<()> {
+    /// Returns whether the token existed.
+    async fn revoke_one(&self, id_hash: &str) -> Result<bool> {
         let entry = get_json::<TokenEntry>(&self.view, &format!("id/{id_hash}")).await?;
         let lease_ops = match (&entry, self.hooks()) {
             (Some(e), Some(hooks)) => hooks.token_revoking(e).await?,
@@ -558,7 +561,7 @@ impl TokenStore {
         }
         self.batch_with(ops, lease_ops).await?;
         self.cache_remove(id_hash);
-        Ok(())
+        Ok(entry.is_some())
     }
 
     /// Revoke only this token; its children become orphans.
@@ -581,7 +584,7 @@ impl TokenStore {
                 self.cache_put(child.clone(), Arc::new(e));
             }
         }
-        self.revoke_one(id_hash).await
+        self.revoke_one(id_hash).await.map(|_| ())
     }
 
     /// Extend a token's life. Returns the updated entry and a warning when the TTL was capped.

@@ -576,3 +576,34 @@ async fn cubbyhole_is_private_to_a_token_and_dies_with_it() {
         "revoking the token destroys its cubbyhole"
     );
 }
+
+#[tokio::test]
+async fn revoking_a_token_lease_whose_token_is_already_gone_removes_the_lease() {
+    let h = harness().await;
+    let t = h.token(json!({"ttl": "1h", "policies": ["default"]})).await;
+    let keys = h
+        .ok(List, "sys/leases/lookup/auth/token/create/", json!({}))
+        .await
+        .data
+        .unwrap()["keys"]
+        .clone();
+    let lease_id = format!("auth/token/create/{}", keys[0].as_str().unwrap());
+    // A token entry lost without its lease (the state tidy repairs).
+    let hash = h.core.tokens.hash(&t).unwrap();
+    h.core
+        .barrier
+        .delete(&format!("sys/token/id/{hash}"))
+        .await
+        .unwrap();
+    h.ok(Update, "sys/leases/revoke", json!({"lease_id": lease_id}))
+        .await;
+    assert!(h
+        .call(
+            Update,
+            "sys/leases/lookup",
+            json!({"lease_id": lease_id}),
+            &h.root.clone()
+        )
+        .await
+        .is_err());
+}

@@ -115,7 +115,7 @@ impl Mount {
             request,
             view: self.view.clone(),
             clock: Arc::new(self.clock.clone()),
-            mount: self.info.clone(),
+            mount: std::sync::Arc::new(self.info.clone()),
             params: params.clone(),
         }
     }
