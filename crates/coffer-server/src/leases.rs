@@ -509,17 +509,29 @@ impl Core {
         );
         let page = self.leases.view.scan_page("index/", None, limit).await?;
         let mut ids = Vec::new();
+        let mut count = 0;
         for key in page {
             if key.as_str() >= now_key.as_str() {
                 break;
             }
-            match self.leases.view.get(&key).await? {
-                Some(id) => ids.push(String::from_utf8_lossy(&id).into_owned()),
-                // A dangling index entry (tidy removes these too).
-                None => self.leases.view.delete(&key).await?,
+            count += 1;
+            let lease = match self.leases.view.get(&key).await? {
+                Some(id) => self.leases.get(&String::from_utf8_lossy(&id)).await?,
+                None => None,
+            };
+            match lease {
+                // Only an entry that is this lease's current index entry expires it.
+                Some(lease)
+                    if !lease.irrevocable
+                        && index_key(lease.expire_time, &lease.lease_id) == key =>
+                {
+                    ids.push(lease.lease_id)
+                }
+                // An entry outliving its lease, or left by an older expiry, would otherwise sit
+                // at the front of the index forever: drop it so expiry always makes progress.
+                _ => self.leases.view.delete(&key).await?,
             }
         }
-        let count = ids.len();
         for (id, result) in ids.iter().zip(self.revoke_many(ids.clone(), false).await) {
             if let Err(e) = result {
                 tracing::debug!(lease_id = %id, error = %e, "expiry revocation failed; will retry");

@@ -607,3 +607,39 @@ async fn revoking_a_token_lease_whose_token_is_already_gone_removes_the_lease() 
         .await
         .is_err());
 }
+
+#[tokio::test]
+async fn stale_index_entries_never_stall_expiry() {
+    let h = harness().await;
+    // More stale entries than one expiry pass handles, all due before the real lease.
+    for i in 0..(coffer_server::leases::EXPIRY_BATCH + 100) {
+        h.core
+            .barrier
+            .put(
+                &format!("sys/expire/index/{:016x}/stale{i:05}", 1000 + i),
+                b"db/creds/app/gone",
+            )
+            .await
+            .unwrap();
+    }
+    let (_, user) = issue(&h, &h.root.clone()).await;
+    h.clock.advance(Duration::from_secs(3601));
+    for _ in 0..5 {
+        h.core
+            .expire_due(coffer_server::leases::EXPIRY_BATCH)
+            .await
+            .unwrap();
+    }
+    assert!(
+        !engine_has(&h, &user).await,
+        "the real lease expired behind the stale entries"
+    );
+    assert!(
+        h.storage
+            .scan("sys/expire/index/")
+            .await
+            .unwrap()
+            .is_empty(),
+        "stale entries are gone"
+    );
+}
