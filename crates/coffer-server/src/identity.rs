@@ -267,43 +267,91 @@ impl Identity {
         self.policies.write().clear();
     }
 
-    pub async fn entity(&self, id: &str) -> Result<Option<Entity>> {
+    /// A record (`entity` or `group`) by id.
+    async fn record<T: serde::de::DeserializeOwned>(
+        &self,
+        kind: &str,
+        id: &str,
+    ) -> Result<Option<T>> {
         if id.is_empty() || id.contains('/') {
             return Ok(None);
         }
-        get_json(&self.view, &format!("entity/id/{id}")).await
+        get_json(&self.view, &format!("{kind}/id/{id}")).await
     }
 
-    pub async fn entity_by_name(&self, name: &str) -> Result<Option<Entity>> {
+    /// A record by its unique name (an index from hex(name) to id).
+    async fn record_by_name<T: serde::de::DeserializeOwned>(
+        &self,
+        kind: &str,
+        name: &str,
+    ) -> Result<Option<T>> {
         match self
             .view
-            .get(&format!("entity/name/{}", hex_name(name)))
+            .get(&format!("{kind}/name/{}", hex_name(name)))
             .await?
         {
-            Some(id) => self.entity(&String::from_utf8_lossy(&id)).await,
+            Some(id) => self.record(kind, &String::from_utf8_lossy(&id)).await,
             None => Ok(None),
         }
     }
 
-    async fn save_entity(&self, e: &Entity, old_name: Option<&str>) -> Result<()> {
+    /// Write a record and its name index in one batch (dropping the old name's index after a
+    /// rename), then invalidate cached memberships.
+    async fn save_record<T: Serialize + Sync>(
+        &self,
+        kind: &str,
+        id: &str,
+        name: &str,
+        old_name: Option<&str>,
+        value: &T,
+    ) -> Result<()> {
         let mut ops = vec![
             ViewOp::Put {
-                key: format!("entity/id/{}", e.id),
-                value: to_json(e)?,
+                key: format!("{kind}/id/{id}"),
+                value: to_json(value)?,
             },
             ViewOp::Put {
-                key: format!("entity/name/{}", hex_name(&e.name)),
-                value: e.id.clone().into_bytes(),
+                key: format!("{kind}/name/{}", hex_name(name)),
+                value: id.as_bytes().to_vec(),
             },
         ];
-        if let Some(old) = old_name.filter(|o| *o != e.name) {
+        if let Some(old) = old_name.filter(|o| *o != name) {
             ops.push(ViewOp::Delete {
-                key: format!("entity/name/{}", hex_name(old)),
+                key: format!("{kind}/name/{}", hex_name(old)),
             });
         }
         self.view.batch(ops).await?;
         self.invalidate();
         Ok(())
+    }
+
+    /// Delete a record and its name index in one batch.
+    async fn delete_record(&self, kind: &str, id: &str, name: &str) -> Result<()> {
+        self.view
+            .batch(vec![
+                ViewOp::Delete {
+                    key: format!("{kind}/id/{id}"),
+                },
+                ViewOp::Delete {
+                    key: format!("{kind}/name/{}", hex_name(name)),
+                },
+            ])
+            .await?;
+        self.invalidate();
+        Ok(())
+    }
+
+    pub async fn entity(&self, id: &str) -> Result<Option<Entity>> {
+        self.record("entity", id).await
+    }
+
+    pub async fn entity_by_name(&self, name: &str) -> Result<Option<Entity>> {
+        self.record_by_name("entity", name).await
+    }
+
+    async fn save_entity(&self, e: &Entity, old_name: Option<&str>) -> Result<()> {
+        self.save_record("entity", &e.id, &e.name, old_name, e)
+            .await
     }
 
     pub async fn alias(&self, id: &str) -> Result<Option<Alias>> {
@@ -378,42 +426,19 @@ impl Identity {
     }
 
     pub async fn group(&self, id: &str) -> Result<Option<Group>> {
-        if id.is_empty() || id.contains('/') {
-            return Ok(None);
-        }
-        get_json(&self.view, &format!("group/id/{id}")).await
+        self.record("group", id).await
     }
 
     pub async fn group_by_name(&self, name: &str) -> Result<Option<Group>> {
-        match self
-            .view
-            .get(&format!("group/name/{}", hex_name(name)))
-            .await?
-        {
-            Some(id) => self.group(&String::from_utf8_lossy(&id)).await,
-            None => Ok(None),
-        }
+        self.record_by_name("group", name).await
     }
 
     async fn save_group(&self, g: &Group, old_name: Option<&str>) -> Result<()> {
-        let mut ops = vec![
-            ViewOp::Put {
-                key: format!("group/id/{}", g.id),
-                value: to_json(g)?,
-            },
-            ViewOp::Put {
-                key: format!("group/name/{}", hex_name(&g.name)),
-                value: g.id.clone().into_bytes(),
-            },
-        ];
-        if let Some(old) = old_name.filter(|o| *o != g.name) {
-            ops.push(ViewOp::Delete {
-                key: format!("group/name/{}", hex_name(old)),
-            });
-        }
-        self.view.batch(ops).await?;
-        self.invalidate();
-        Ok(())
+        self.save_record("group", &g.id, &g.name, old_name, g).await
+    }
+
+    async fn delete_group(&self, g: &Group) -> Result<()> {
+        self.delete_record("group", &g.id, &g.name).await
     }
 
     async fn all_groups(&self) -> Result<Arc<Vec<Group>>> {
@@ -587,18 +612,7 @@ impl Identity {
         for a in self.aliases_of(&e.id).await? {
             self.delete_alias(&a).await?;
         }
-        self.view
-            .batch(vec![
-                ViewOp::Delete {
-                    key: format!("entity/id/{}", e.id),
-                },
-                ViewOp::Delete {
-                    key: format!("entity/name/{}", hex_name(&e.name)),
-                },
-            ])
-            .await?;
-        self.invalidate();
-        Ok(())
+        self.delete_record("entity", &e.id, &e.name).await
     }
 }
 
@@ -997,11 +1011,7 @@ pub fn backend(identity: &Arc<Identity>) -> Backend {
             }))
             .op(Operation::Delete, "Delete a group.", with_id!(|id, ctx| {
                 if let Some(g) = id.group(ctx.param("id")).await? {
-                    id.view.batch(vec![
-                        ViewOp::Delete { key: format!("group/id/{}", g.id) },
-                        ViewOp::Delete { key: format!("group/name/{}", hex_name(&g.name)) },
-                    ]).await?;
-                    id.invalidate();
+                    id.delete_group(&g).await?;
                 }
                 Ok(Response::empty())
             }))
@@ -1029,11 +1039,7 @@ pub fn backend(identity: &Arc<Identity>) -> Backend {
             }))
             .op(Operation::Delete, "Delete a group by name.", with_id!(|id, ctx| {
                 if let Some(g) = id.group_by_name(ctx.param("name")).await? {
-                    id.view.batch(vec![
-                        ViewOp::Delete { key: format!("group/id/{}", g.id) },
-                        ViewOp::Delete { key: format!("group/name/{}", hex_name(&g.name)) },
-                    ]).await?;
-                    id.invalidate();
+                    id.delete_group(&g).await?;
                 }
                 Ok(Response::empty())
             }))
