@@ -499,7 +499,10 @@ fn config_arithmetic_is_an_error_not_a_panic() {
         ("storage \"inmem\" {}\nx = -1 % -0\n", 2),
         ("storage \"inmem\" {}\nx = 18446744073709551615 * 2\n", 2),
         ("storage \"inmem\" {}\nx = \"${1 % 0}\"\n", 2),
-        ("storage \"inmem\" {}\nlistener \"tcp\" {\n  address = [1 % 0]\n}\n", 3),
+        (
+            "storage \"inmem\" {}\nlistener \"tcp\" {\n  address = [1 % 0]\n}\n",
+            3,
+        ),
     ] {
         let err = hcl_error(text);
         assert_eq!(err.line(), Some(line), "{text}");

@@ -143,7 +143,9 @@ fn hcl_literal(expr: &hcl::edit::expr::Expression) -> Option<Value> {
 fn is_literal(expr: &hcl::Expression) -> bool {
     use hcl::expr::{Expression, ObjectKey};
     match expr {
-        Expression::Null | Expression::Bool(_) | Expression::Number(_) | Expression::String(_) => true,
+        Expression::Null | Expression::Bool(_) | Expression::Number(_) | Expression::String(_) => {
+            true
+        }
         Expression::Array(items) => items.iter().all(is_literal),
         Expression::Object(map) => map.iter().all(|(k, v)| {
             let key_ok = match k {
@@ -154,7 +156,11 @@ fn is_literal(expr: &hcl::Expression) -> bool {
             key_ok && is_literal(v)
         }),
         Expression::TemplateExpr(t) => hcl::template::Template::from_expr(t)
-            .map(|tpl| tpl.elements().iter().all(|e| matches!(e, hcl::template::Element::Literal(_))))
+            .map(|tpl| {
+                tpl.elements()
+                    .iter()
+                    .all(|e| matches!(e, hcl::template::Element::Literal(_)))
+            })
             .unwrap_or(false),
         _ => false,
     }
