@@ -286,28 +286,7 @@ pub async fn kv_read(settings: &Settings) -> Result<Figure, BenchError> {
     .await?;
     drop(coffer);
 
-    let response_file = dir.path().join("canned-response.json");
-    std::fs::write(
-        &response_file,
-        serde_json::to_vec(&canned.to_json()).expect("JSON encodes"),
-    )
-    .map_err(|e| BenchError::io("writing the canned response", e))?;
-    let port = free_loopback_port()?;
-    let args = vec![
-        "canned-server".into(),
-        "--listen".into(),
-        format!("127.0.0.1:{port}"),
-        "--response-file".into(),
-        response_file.display().to_string(),
-    ];
-    let mut bare = ServerProcess::spawn(
-        "bare hyper baseline",
-        &settings.bench_bin,
-        &args,
-        port,
-        &dir.path().join("bare.log"),
-    )?;
-    bare.wait_until_answering("/").await?;
+    let bare = spawn_canned_baseline(settings, dir.path(), &canned, "canned-response.json").await?;
     let addr = bare.addr;
     let read_request: RequestFactory = Arc::new(move |_, _| {
         build_request(
@@ -573,4 +552,37 @@ pub async fn kv_write(settings: &Settings) -> Result<Figure, BenchError> {
         notes: Vec::new(),
         parts: Vec::new(),
     })
+}
+
+/// Start the bare hyper baseline (a `canned-server` child of this binary) replaying `canned`,
+/// and wait until it answers.
+pub(crate) async fn spawn_canned_baseline(
+    settings: &Settings,
+    dir: &Path,
+    canned: &CannedResponse,
+    file_name: &str,
+) -> Result<ServerProcess, BenchError> {
+    let response_file = dir.join(file_name);
+    std::fs::write(
+        &response_file,
+        serde_json::to_vec(&canned.to_json()).expect("JSON encodes"),
+    )
+    .map_err(|e| BenchError::io("writing the canned response", e))?;
+    let port = free_loopback_port()?;
+    let args = vec![
+        "canned-server".into(),
+        "--listen".into(),
+        format!("127.0.0.1:{port}"),
+        "--response-file".into(),
+        response_file.display().to_string(),
+    ];
+    let mut bare = ServerProcess::spawn(
+        "bare hyper baseline",
+        &settings.bench_bin,
+        &args,
+        port,
+        &dir.join("bare.log"),
+    )?;
+    bare.wait_until_answering("/").await?;
+    Ok(bare)
 }

@@ -113,28 +113,9 @@ pub async fn approle_login(settings: &Settings) -> Result<Figure, BenchError> {
     .await?;
     drop(coffer);
 
-    let response_file = dir.path().join("canned-login.json");
-    std::fs::write(
-        &response_file,
-        serde_json::to_vec(&canned.to_json()).expect("JSON encodes"),
-    )
-    .map_err(|e| BenchError::io("writing the canned login response", e))?;
-    let port = free_loopback_port()?;
-    let args = vec![
-        "canned-server".into(),
-        "--listen".into(),
-        format!("127.0.0.1:{port}"),
-        "--response-file".into(),
-        response_file.display().to_string(),
-    ];
-    let mut bare = ServerProcess::spawn(
-        "bare hyper baseline",
-        &settings.bench_bin,
-        &args,
-        port,
-        &dir.path().join("bare.log"),
-    )?;
-    bare.wait_until_answering("/").await?;
+    let bare =
+        crate::figures::spawn_canned_baseline(settings, dir.path(), &canned, "canned-login.json")
+            .await?;
     let bare_run = run_side(
         plan(
             settings,

@@ -560,15 +560,6 @@ impl BarrierView {
         Ok(())
     }
 
-    /// Every key in this view (relative), e.g. for tidy passes over small prefixes.
-    pub async fn scan_relative(&self, prefix: &str) -> Result<Vec<String>> {
-        let keys = self.barrier.scan(&self.key(prefix)).await?;
-        Ok(keys
-            .into_iter()
-            .filter_map(|k| k.strip_prefix(&self.prefix).map(String::from))
-            .collect())
-    }
-
     /// Pages of at most `page_size` relative keys below `prefix`, in key order, fetched one at
     /// a time so a prefix of millions of keys is never held in memory at once.
     pub fn pages(&self, prefix: impl Into<String>, page_size: usize) -> KeyPages<'_> {
