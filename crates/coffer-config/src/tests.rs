@@ -512,6 +512,31 @@ fn config_arithmetic_is_an_error_not_a_panic() {
     hcl("storage \"inmem\" {}\nui = true\nlistener \"tcp\" {\n  address = \"127.0.0.1:8200\"\n  tls_disable = true\n}\nx = {a = [1, \"b\"]}\n");
 }
 
+#[test]
+fn deep_nesting_is_refused_before_the_parser_sees_it() {
+    // Found by fuzzing (fuzz/regressions/config_parse/timeout-4381…): objects nested in an
+    // expression make hcl-rs backtrack, doubling its work per level (2 s for these 509 bytes in
+    // a release build, over 10 s under the fuzzer). Without the guard this test takes seconds.
+    let found = include_str!(
+        "../../../fuzz/regressions/config_parse/timeout-43818256b21d509e749cc70a8b05d2174a804ae0"
+    );
+    let err = hcl_error(found);
+    assert!(
+        err.to_string().contains("nest more than 10 levels"),
+        "{err}"
+    );
+    assert_eq!(err.line(), Some(10));
+    // The same shape, built to any depth, is refused at the bracket that goes too deep.
+    let built = format!(
+        "storage \"inmem\" {{}}\nx = (r{}\n",
+        " % { r / l".repeat(40)
+    );
+    let err = hcl_error(&built);
+    assert_eq!(err.line(), Some(2));
+    // Ten levels (more than any real config) still parse as before.
+    hcl("storage \"inmem\" {}\nx = [[[[[[[[[[1]]]]]]]]]]\n");
+}
+
 // ----- warnings ------------------------------------------------------------------------------
 
 #[test]

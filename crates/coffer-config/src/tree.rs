@@ -77,6 +77,11 @@ impl LineIndex {
 
 /// Parse HCL text into a [`Body`].
 pub(crate) fn from_hcl(text: &str) -> Result<Body, ConfigError> {
+    coffer_hcl::check_nesting(text).map_err(|e| ConfigError::Syntax {
+        line: e.line,
+        column: e.column,
+        message: e.to_string(),
+    })?;
     let parsed = hcl::edit::parser::parse_body(text).map_err(|e| ConfigError::Syntax {
         line: e.location().line(),
         column: e.location().column(),

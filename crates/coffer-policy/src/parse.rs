@@ -130,6 +130,11 @@ fn collect_json_paths(
 }
 
 fn stanzas_from_hcl(text: &str) -> Result<Vec<RawStanza>, PolicyError> {
+    coffer_hcl::check_nesting(text).map_err(|e| PolicyError::Syntax {
+        line: e.line,
+        column: e.column,
+        message: e.to_string(),
+    })?;
     let body = hcl::parse(text).map_err(|error| match error {
         hcl::Error::Parse(parse) => PolicyError::Syntax {
             line: parse.location().line(),

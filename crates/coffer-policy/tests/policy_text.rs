@@ -188,6 +188,29 @@ fn hcl_syntax_error_reports_the_line() {
 }
 
 #[test]
+fn deeply_nested_policy_text_is_refused_before_parsing() {
+    // Objects nested in an expression make hcl-rs backtrack, doubling its work per level:
+    // at 40 levels this would take the parser hours (a policy write is a request anyone with
+    // access to sys/policy can send). The guard refuses it at once, naming where.
+    let text = format!(
+        "path \"a\" {{\n  capabilities = (r{}\n}}\n",
+        " % { r / l".repeat(40)
+    );
+    let error = parse_policy("p", &text).unwrap_err();
+    let PolicyError::Syntax { line, message, .. } = &error else {
+        panic!("expected a syntax error, got {error:?}");
+    };
+    assert_eq!(*line, 2);
+    assert!(message.contains("nest more than 10 levels"), "{message}");
+    // Real nesting still parses.
+    parse_policy(
+        "p",
+        "path \"a\" {\n  capabilities = [\"read\"]\n  allowed_parameters = { \"k\" = [\"v\"] }\n}\n",
+    )
+    .unwrap();
+}
+
+#[test]
 fn malformed_stanzas_are_rejected_with_the_reason() {
     let cases = [
         (r#"path "a" { capabilites = ["read"] }"#, "capabilites"),

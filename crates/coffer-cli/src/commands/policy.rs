@@ -123,6 +123,7 @@ fn fmt(file: &str, session: &mut Session<'_>) -> CliResult<i32> {
 
 /// Parse HCL and print it in canonical layout.
 fn format_policy(text: &str) -> Result<String, String> {
+    coffer_hcl::check_nesting(text).map_err(|e| e.to_string())?;
     let body = hcl::parse(text).map_err(|e| e.to_string())?;
     // Vault keeps short lists on one line (`capabilities = ["read", "list"]`).
     let mut formatter = hcl::format::Formatter::builder()
@@ -155,6 +156,13 @@ mod tests {
     #[test]
     fn fmt_rejects_invalid_hcl() {
         assert!(format_policy("path \"x\" {").is_err());
+    }
+
+    #[test]
+    fn fmt_refuses_nesting_the_parser_would_take_hours_on() {
+        let deep = format!("path \"a\" {{\n  x = (r{}\n}}\n", " % { r / l".repeat(40));
+        let reason = format_policy(&deep).unwrap_err();
+        assert!(reason.contains("nest more than 10 levels"), "{reason}");
     }
 
     #[test]
