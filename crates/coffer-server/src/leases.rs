@@ -509,6 +509,7 @@ impl Core {
         );
         let page = self.leases.view.scan_page("index/", None, limit).await?;
         let mut ids = Vec::new();
+        let mut stale = Vec::new();
         let mut count = 0;
         for key in page {
             if key.as_str() >= now_key.as_str() {
@@ -527,11 +528,14 @@ impl Core {
                 {
                     ids.push(lease.lease_id)
                 }
-                // An entry outliving its lease, or left by an older expiry, would otherwise sit
-                // at the front of the index forever: drop it so expiry always makes progress.
-                _ => self.leases.view.delete(&key).await?,
+                // An entry outliving its lease (a revoked token's, see `token_revoking`), or
+                // left by an older expiry, would otherwise sit at the front of the index
+                // forever: drop it so expiry always makes progress.
+                _ => stale.push(ViewOp::Delete { key }),
             }
         }
+        // One batch for the page's stale entries: they are neighbours in the index.
+        self.leases.view.batch(stale).await?;
         for (id, result) in ids.iter().zip(self.revoke_many(ids.clone(), false).await) {
             if let Err(e) = result {
                 tracing::debug!(lease_id = %id, error = %e, "expiry revocation failed; will retry");
@@ -722,20 +726,20 @@ impl crate::tokens::TokenHooks for Core {
         )
         .clear()
         .await?;
-        // The token's own lease goes in the same batch as the token itself. Its keys follow
-        // from the token entry (the lease's expiry always equals the token's: both are written
-        // in one batch), so no read is needed; deleting keys that are absent is harmless.
-        let Some(expire) = entry.expire_time else {
+        // The token's own lease goes in the same batch as the token itself; its key follows
+        // from the token entry, so no read is needed (deleting an absent key is harmless).
+        //
+        // Its expiry index entry is left behind on purpose: index keys are ordered by time, so
+        // deleting them while revoking many tokens touches a random B-tree page per token (a
+        // quarter of a large revoke-prefix's writes). The entry names only the lease id, and
+        // `expire_due` drops it, in time order and in batches, when its time comes (as does
+        // `sys/leases/tidy`).
+        if entry.expire_time.is_none() {
             return Ok(Vec::new());
-        };
+        }
         let lease_id = token_lease_id(entry);
-        Ok(self.leases.view.absolute(vec![
-            ViewOp::Delete {
-                key: format!("id/{lease_id}"),
-            },
-            ViewOp::Delete {
-                key: index_key(expire, &lease_id),
-            },
-        ]))
+        Ok(self.leases.view.absolute(vec![ViewOp::Delete {
+            key: format!("id/{lease_id}"),
+        }]))
     }
 }

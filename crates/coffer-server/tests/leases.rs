@@ -643,3 +643,46 @@ async fn stale_index_entries_never_stall_expiry() {
         "stale entries are gone"
     );
 }
+
+#[tokio::test]
+async fn a_revoked_tokens_index_entry_is_dropped_when_its_time_comes() {
+    let h = harness().await;
+    let index = |h: &Harness| {
+        let storage = h.storage.clone();
+        async move { storage.scan("sys/expire/index/").await.unwrap().len() }
+    };
+    // The root token has no lease, so the index holds only what the test creates.
+    let revoked = h.token(json!({"ttl": "10m"})).await;
+    let kept = h.token(json!({"ttl": "1h"})).await;
+    assert_eq!(index(&h).await, 2);
+    h.ok(Update, "auth/token/revoke", json!({"token": revoked}))
+        .await;
+    // Revocation leaves the index entry (see `token_revoking`); the lease itself is gone.
+    assert_eq!(index(&h).await, 2);
+    let listed = h
+        .ok(List, "sys/leases/lookup/auth/token/create/", json!({}))
+        .await
+        .data
+        .unwrap()["keys"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(listed, 1);
+    // Before its time the expiry pass does not look at it.
+    h.core.expire_due(100).await.unwrap();
+    assert_eq!(index(&h).await, 2);
+    // When its time comes, the pass drops it and touches nothing else.
+    h.clock.advance(Duration::from_secs(601));
+    h.core.expire_due(100).await.unwrap();
+    assert_eq!(index(&h).await, 1);
+    assert!(h.core.tokens.lookup_caller(&kept).await.unwrap().is_some());
+
+    // sys/leases/tidy drops such an entry at once.
+    let second = h.token(json!({"ttl": "10m"})).await;
+    h.ok(Update, "auth/token/revoke", json!({"token": second}))
+        .await;
+    assert_eq!(index(&h).await, 2);
+    h.ok(Update, "sys/leases/tidy", json!({})).await;
+    assert_eq!(index(&h).await, 1);
+    assert!(h.core.tokens.lookup_caller(&kept).await.unwrap().is_some());
+}
