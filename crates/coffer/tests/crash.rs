@@ -24,6 +24,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 const WRITERS: usize = 4;
 /// Keys per writer.
 const KEYS_PER_WRITER: usize = 6;
+/// Live tokens a writer keeps at most; at the cap its token operations are all revocations.
+/// Without a cap creations outpace revocations and every round re-checks a growing set, so
+/// long runs slow down round after round; with it each round's check costs about the same.
+const MAX_LIVE_TOKENS_PER_WRITER: usize = 40;
 
 fn env_number(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -275,7 +279,9 @@ fn writer_loop(id: usize, addr: String, root: String, pool: WriterPool) {
                 }
                 _ => {}
             }
-        } else if roll < 88 || my_tokens.is_empty() {
+        } else if (roll < 88 && my_tokens.len() < MAX_LIVE_TOKENS_PER_WRITER)
+            || my_tokens.is_empty()
+        {
             let (status, answer) = client.call(
                 "POST",
                 "auth/token/create",
