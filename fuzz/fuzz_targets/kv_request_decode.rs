@@ -11,9 +11,10 @@
 //! Oracle: no panic, and every answer is a success or a client error (< 500).
 #![no_main]
 
-use coffer_fuzz::{assert_client_error, block_on, body_data, operation_named, MountedEngine};
+use coffer_fuzz::{
+    assert_client_error, block_on, body_data, operation_named, tick_length, MountedEngine,
+};
 use libfuzzer_sys::fuzz_target;
-use std::time::Duration;
 
 /// Bounds the work per input so one input cannot stall the run.
 const MAX_REQUESTS: usize = 64;
@@ -37,12 +38,7 @@ fuzz_target!(|data: &[u8]| {
             let path = fields.next().unwrap_or_default();
             let body = fields.next().unwrap_or_default();
             if op_name == "tick" {
-                let seconds = path
-                    .trim()
-                    .parse::<u64>()
-                    .unwrap_or(1)
-                    .min(10 * 365 * 86_400);
-                mount.clock.advance(Duration::from_secs(seconds));
+                mount.clock.advance(tick_length(path));
                 continue;
             }
             if coffer_server::core::validate_request_path(&format!("secret/{path}")).is_err() {

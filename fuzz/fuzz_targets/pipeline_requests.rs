@@ -18,7 +18,7 @@
 //! Oracle: no panic, and every answer is a success or a client error (< 500).
 #![no_main]
 
-use coffer_fuzz::{assert_client_error, block_on, body_data, operation_named};
+use coffer_fuzz::{assert_client_error, block_on, body_data, operation_named, tick_length};
 use coffer_sdk::clock::ManualClock;
 use coffer_sdk::{Operation, Request};
 use coffer_server::core::Core;
@@ -75,12 +75,7 @@ fuzz_target!(|data: &[u8]| {
                 _ => Some(root.clone()),
             };
             if op_name == "tick" {
-                let seconds = path
-                    .trim()
-                    .parse::<u64>()
-                    .unwrap_or(1)
-                    .min(10 * 365 * 86_400);
-                clock.advance(Duration::from_secs(seconds));
+                clock.advance(tick_length(path));
                 continue;
             }
             if coffer_server::core::validate_request_path(path).is_err() {

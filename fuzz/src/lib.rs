@@ -51,6 +51,13 @@ pub fn operation_named(name: &str) -> Operation {
         .unwrap_or(OPERATIONS[name.len() % OPERATIONS.len()])
 }
 
+/// How far a `tick<TAB>SECONDS` line moves the clock: the number (1 s if it is not one), at
+/// most ten years.
+pub fn tick_length(seconds: &str) -> std::time::Duration {
+    let seconds = seconds.trim().parse::<u64>().unwrap_or(1);
+    std::time::Duration::from_secs(seconds.min(10 * 365 * 86_400))
+}
+
 /// A request body as the HTTP layer hands it over: a JSON object becomes the request data;
 /// anything else (empty, not JSON, not an object) arrives as no data.
 pub fn body_data(text: &str) -> Map<String, Value> {
