@@ -34,8 +34,14 @@ const MAX_REQUESTS: usize = 48;
 
 /// Mounts every input starts with: (path, request body).
 const MOUNTS: &[(&str, &str)] = &[
-    ("sys/mounts/secret", r#"{"type":"kv","options":{"version":"2"}}"#),
-    ("sys/mounts/kv", r#"{"type":"kv","options":{"version":"1"}}"#),
+    (
+        "sys/mounts/secret",
+        r#"{"type":"kv","options":{"version":"2"}}"#,
+    ),
+    (
+        "sys/mounts/kv",
+        r#"{"type":"kv","options":{"version":"1"}}"#,
+    ),
     ("sys/auth/userpass", r#"{"type":"userpass"}"#),
     ("sys/auth/approle", r#"{"type":"approle"}"#),
     ("sys/auth/cert", r#"{"type":"cert"}"#),
@@ -52,7 +58,11 @@ fuzz_target!(|data: &[u8]| {
             default_ttl: Duration::from_secs(768 * 3600),
             max_ttl: Duration::from_secs(768 * 3600),
         };
-        let core = Core::new(Arc::new(MemoryStorage::new()), Arc::new(clock.clone()), limits);
+        let core = Core::new(
+            Arc::new(MemoryStorage::new()),
+            Arc::new(clock.clone()),
+            limits,
+        );
         let init = core.init(1, 1).await.expect("init");
         core.unseal(Some(init.keys[0].clone()), false)
             .await
