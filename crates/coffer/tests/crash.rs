@@ -563,6 +563,17 @@ fn acknowledged_state_survives_repeated_sigkill() {
         unseal(&server, &unseal_key);
         let mut ledger = ledger.lock().expect("ledger");
         verify(&client, &root, &mut ledger, &mut tally);
+        if tally.kills % 25 == 0 {
+            // A live count for long runs (scripts/crash-test shows these lines).
+            eprintln!(
+                "crash test progress: {}/{kills} kills, {} acknowledged operations, lost = {}, corrupt = {}, {:.0}s",
+                tally.kills,
+                acknowledged.load(Ordering::Relaxed),
+                tally.lost.len(),
+                tally.corrupt.len(),
+                started.elapsed().as_secs_f64()
+            );
+        }
         if writers.iter().any(|w| w.is_finished()) {
             break;
         }
