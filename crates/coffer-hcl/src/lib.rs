@@ -7,7 +7,7 @@
 //! one. Real configs and policies nest three or four levels at most (`listener "tcp" {
 //! telemetry { ... } }`, `path "x" { allowed_parameters = { "k" = ["v"] } }`), so text that
 //! nests brackets deeper than [`MAX_NESTING`] is refused with a clear error instead, before the
-//! parser sees it. At that depth the worst shape known costs the parser well under a
+//! parser sees it. At that depth the worst shape known costs the parser under a
 //! millisecond.
 
 /// Deepest bracket nesting (`{`, `[`, `(`, including template `${`/`%{`) accepted.
