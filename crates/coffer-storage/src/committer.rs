@@ -2,12 +2,19 @@
 //!
 //! Invariants this module keeps:
 //! - **Acknowledged means durable.** A writer's reply is sent only after the transaction holding
-//!   its ops has committed with `Durability::Immediate`, i.e. after redb has fsynced it. A
+//!   its ops has committed with `Durability::Immediate`, i.e. after redb has fsynced it
+//!   (unless the writer asked for an unsynced write, below). A
 //!   crash before that point may lose the write, but the writer was never told it succeeded.
 //! - **A request is never torn.** All ops of one request go into the same transaction, and a
 //!   redb transaction is atomic across crashes, so a batch is on disk entirely or not at all.
 //! - **Arrival order.** Requests are applied in the order they were queued, so of two
 //!   acknowledged concurrent writes to one key, the one queued later wins.
+//! - **Unsynced writes become durable with the next durable commit.** A request queued with
+//!   [`Durability::Unsynced`] is acknowledged once its group committed with redb's
+//!   `Durability::None`: applied atomically and visible to every later read, but a crash may
+//!   undo it (whole) until a durable commit follows, which makes every earlier commit durable
+//!   too. Groups with any durable request commit durably; a sync request (no ops) commits an
+//!   empty durable transaction when unsynced commits are pending, and nothing otherwise.
 //! - **One bad request does not sink its group.** Requests are validated before they are
 //!   queued; if one still fails while being applied, the transaction is rolled back, that
 //!   request alone gets the error, and the rest are retried in a fresh transaction.
@@ -22,7 +29,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 
-use redb::{Database, Durability, TableDefinition};
+use redb::{Database, TableDefinition};
 use tokio::sync::oneshot;
 
 use crate::{BatchOp, StorageError};
@@ -38,8 +45,10 @@ const MAX_GROUP_BYTES: usize = 64 * 1024 * 1024;
 /// Commit counters, see [`crate::EmbeddedStorage::stats`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct CommitStats {
-    /// Durable transactions committed on behalf of writers.
+    /// Transactions committed on behalf of writers (durable or not).
     pub commits: u64,
+    /// Of those, the ones committed durably (with an fsync).
+    pub durable_commits: u64,
     /// Write ops (puts and deletes) those transactions applied.
     pub ops: u64,
 }
@@ -47,12 +56,23 @@ pub struct CommitStats {
 #[derive(Default)]
 struct CommitCounters {
     commits: AtomicU64,
+    durable_commits: AtomicU64,
     ops: AtomicU64,
+}
+
+/// When a writer may be acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Durability {
+    /// After the transaction holding the ops committed with an fsync.
+    Durable,
+    /// After the transaction committed without one (see the module documentation).
+    Unsynced,
 }
 
 /// One writer's ops, waiting for the committer.
 struct CommitRequest {
     ops: Vec<BatchOp>,
+    durability: Durability,
     /// Key + value bytes, for the group size bound.
     bytes: usize,
     reply: oneshot::Sender<Result<(), StorageError>>,
@@ -85,12 +105,24 @@ impl Committer {
         })
     }
 
-    /// Queue already-validated `ops` and wait until they are durable.
-    pub(crate) async fn submit(&self, ops: Vec<BatchOp>, bytes: usize) -> Result<(), StorageError> {
+    /// Queue already-validated `ops` and wait until they are committed as `durability` asks.
+    /// Empty `ops` with [`Durability::Durable`] is a sync: it returns once every earlier
+    /// acknowledged write is durable.
+    pub(crate) async fn submit(
+        &self,
+        ops: Vec<BatchOp>,
+        bytes: usize,
+        durability: Durability,
+    ) -> Result<(), StorageError> {
         let (reply, acknowledged) = oneshot::channel();
         let queue = self.queue.as_ref().ok_or(StorageError::Closed)?;
         queue
-            .send(CommitRequest { ops, bytes, reply })
+            .send(CommitRequest {
+                ops,
+                durability,
+                bytes,
+                reply,
+            })
             .map_err(|_| StorageError::Closed)?;
         acknowledged.await.map_err(|_| StorageError::Closed)?
     }
@@ -98,6 +130,7 @@ impl Committer {
     pub(crate) fn stats(&self) -> CommitStats {
         CommitStats {
             commits: self.counters.commits.load(Ordering::Relaxed),
+            durable_commits: self.counters.durable_commits.load(Ordering::Relaxed),
             ops: self.counters.ops.load(Ordering::Relaxed),
         }
     }
@@ -127,6 +160,8 @@ fn run(
     // A request taken off the queue that would have pushed the previous group over its byte
     // bound; it opens the next group.
     let mut carried: Option<CommitRequest> = None;
+    // Whether an unsynced commit happened since the last durable one.
+    let mut unsynced_pending = false;
     loop {
         let first = match carried.take() {
             Some(request) => request,
@@ -150,7 +185,25 @@ fn run(
             group_bytes += next.bytes;
             group.push(next);
         }
-        commit_group(db, table, group, counters);
+        let durable = group.iter().any(|r| r.durability == Durability::Durable);
+        if durable && !unsynced_pending && group.iter().all(|r| r.ops.is_empty()) {
+            // Only syncs, and everything acknowledged is already durable.
+            for request in group {
+                let _ = request.reply.send(Ok(()));
+            }
+            continue;
+        }
+        let durability = if durable {
+            redb::Durability::Immediate
+        } else {
+            redb::Durability::None
+        };
+        let committed = commit_group(db, table, group, durability, counters);
+        if durable && committed {
+            unsynced_pending = false;
+        } else if !durable && committed {
+            unsynced_pending = true;
+        }
     }
 }
 
@@ -165,17 +218,23 @@ enum GroupFailure {
     },
 }
 
+/// Commit `group` (retrying without a request that cannot be applied); returns whether a
+/// transaction committed.
 fn commit_group(
     db: &Database,
     table: EntriesTable,
     mut group: Vec<CommitRequest>,
+    durability: redb::Durability,
     counters: &CommitCounters,
-) {
+) -> bool {
     // Each retry removes one request, so this ends after at most `group.len()` attempts.
     while !group.is_empty() {
-        match apply_and_commit(db, table, &group) {
+        match apply_and_commit(db, table, &group, durability) {
             Ok(ops) => {
                 counters.commits.fetch_add(1, Ordering::Relaxed);
+                if matches!(durability, redb::Durability::Immediate) {
+                    counters.durable_commits.fetch_add(1, Ordering::Relaxed);
+                }
                 counters.ops.fetch_add(ops, Ordering::Relaxed);
                 tracing::trace!(requests = group.len(), ops, "storage group committed");
                 for request in group {
@@ -183,7 +242,7 @@ fn commit_group(
                     // applied; there is nobody to tell.
                     let _ = request.reply.send(Ok(()));
                 }
-                return;
+                return true;
             }
             Err(GroupFailure::Request { index, error }) => {
                 tracing::warn!(%error, "storage write rejected; committing the rest of its group");
@@ -197,10 +256,11 @@ fn commit_group(
                         .reply
                         .send(Err(StorageError::backend(operation, &detail)));
                 }
-                return;
+                return false;
             }
         }
     }
+    false
 }
 
 /// Apply every request of `group` in one write transaction and commit it durably; returns the
@@ -209,9 +269,10 @@ fn apply_and_commit(
     db: &Database,
     table: EntriesTable,
     group: &[CommitRequest],
+    durability: redb::Durability,
 ) -> Result<u64, GroupFailure> {
     let mut txn = db.begin_write().map_err(failed("begin write"))?;
-    txn.set_durability(Durability::Immediate)
+    txn.set_durability(durability)
         .map_err(failed("set durability"))?;
     let mut ops = 0u64;
     {

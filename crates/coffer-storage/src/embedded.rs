@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use redb::{Database, DatabaseError, ReadOnlyTable, ReadableDatabase, TableDefinition};
 
-use crate::committer::{CommitStats, Committer};
+use crate::committer::{CommitStats, Committer, Durability};
 use crate::keys::{list_children, validate_ops};
 use crate::{BatchOp, Storage, StorageError};
 
@@ -106,13 +106,14 @@ impl EmbeddedStorage {
             .map_err(|e| StorageError::backend("open table", e))
     }
 
-    /// Validate `ops` and hand them to the committer; resolves once they are durable.
-    async fn write(&self, ops: Vec<BatchOp>) -> Result<(), StorageError> {
+    /// Validate `ops` and hand them to the committer; resolves once they are committed as
+    /// `durability` asks.
+    async fn write(&self, ops: Vec<BatchOp>, durability: Durability) -> Result<(), StorageError> {
         let bytes = validate_ops(&ops)?;
         if ops.is_empty() {
             return Ok(());
         }
-        self.committer.submit(ops, bytes).await
+        self.committer.submit(ops, bytes, durability).await
     }
 }
 
@@ -142,17 +143,23 @@ impl Storage for EmbeddedStorage {
     }
 
     async fn put(&self, key: &str, value: Vec<u8>) -> Result<(), StorageError> {
-        self.write(vec![BatchOp::Put {
-            key: key.to_owned(),
-            value,
-        }])
+        self.write(
+            vec![BatchOp::Put {
+                key: key.to_owned(),
+                value,
+            }],
+            Durability::Durable,
+        )
         .await
     }
 
     async fn delete(&self, key: &str) -> Result<(), StorageError> {
-        self.write(vec![BatchOp::Delete {
-            key: key.to_owned(),
-        }])
+        self.write(
+            vec![BatchOp::Delete {
+                key: key.to_owned(),
+            }],
+            Durability::Durable,
+        )
         .await
     }
 
@@ -208,7 +215,17 @@ impl Storage for EmbeddedStorage {
     }
 
     async fn batch(&self, ops: Vec<BatchOp>) -> Result<(), StorageError> {
-        self.write(ops).await
+        self.write(ops, Durability::Durable).await
+    }
+
+    async fn batch_unsynced(&self, ops: Vec<BatchOp>) -> Result<(), StorageError> {
+        self.write(ops, Durability::Unsynced).await
+    }
+
+    async fn sync(&self) -> Result<(), StorageError> {
+        self.committer
+            .submit(Vec::new(), 0, Durability::Durable)
+            .await
     }
 
     fn kind(&self) -> &'static str {

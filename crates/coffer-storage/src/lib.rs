@@ -94,6 +94,19 @@ pub trait Storage: Send + Sync + 'static {
     /// wins.
     async fn batch(&self, ops: Vec<BatchOp>) -> Result<(), StorageError>;
 
+    /// Like [`Storage::batch`] (atomic, in order, visible to every later read) but not yet
+    /// durable: a crash before the next [`Storage::sync`] or durable write may undo it, whole.
+    /// For bulk work that is acknowledged only after a final `sync`, so that its many commits
+    /// share one fsync. Backends without a cheaper path apply it durably.
+    async fn batch_unsynced(&self, ops: Vec<BatchOp>) -> Result<(), StorageError> {
+        self.batch(ops).await
+    }
+
+    /// Make every write acknowledged so far durable (a no-op when they already are).
+    async fn sync(&self) -> Result<(), StorageError> {
+        Ok(())
+    }
+
     /// Short name of the backend: "inmem", "file", ...
     fn kind(&self) -> &'static str;
 }

@@ -233,6 +233,18 @@ async fn concurrent_writers_are_all_acknowledged_and_readable(storage: impl Stor
     assert_eq!(storage.list("load/").await.unwrap().len(), 64);
 }
 
+async fn unsynced_batches_read_back_at_once_and_sync_succeeds(storage: impl Storage) {
+    storage
+        .batch_unsynced(vec![put("u/1", b"one"), put("u/2", b"two"), delete("u/1")])
+        .await
+        .unwrap();
+    assert_eq!(storage.get("u/1").await.unwrap(), None);
+    assert_eq!(storage.get("u/2").await.unwrap(), Some(b"two".to_vec()));
+    storage.sync().await.unwrap();
+    storage.sync().await.unwrap();
+    assert_eq!(storage.scan("u/").await.unwrap(), vec!["u/2".to_string()]);
+}
+
 macro_rules! storage_behaviour {
     ($backend:ident, $open:expr) => {
         mod $backend {
@@ -259,6 +271,7 @@ macro_rules! storage_behaviour {
             case!(a_rejected_batch_leaves_no_trace);
             case!(readers_never_see_half_a_batch);
             case!(concurrent_writers_are_all_acknowledged_and_readable);
+            case!(unsynced_batches_read_back_at_once_and_sync_succeeds);
         }
     };
 }

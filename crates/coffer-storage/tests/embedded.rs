@@ -225,3 +225,137 @@ async fn acknowledged_writes_survive_a_killed_process() {
         );
     }
 }
+
+#[tokio::test]
+async fn unsynced_batches_are_visible_at_once_and_share_one_fsync_at_sync() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = EmbeddedStorage::open(dir.path()).unwrap();
+    for n in 0..20 {
+        let key = format!("bulk/{n:02}");
+        storage
+            .batch_unsynced(vec![BatchOp::Put {
+                key: key.clone(),
+                value: vec![n],
+            }])
+            .await
+            .unwrap();
+        assert_eq!(storage.get(&key).await.unwrap(), Some(vec![n]));
+    }
+    let before_sync = storage.stats();
+    assert_eq!(before_sync.commits, 20, "each unsynced batch commits");
+    assert_eq!(
+        before_sync.durable_commits, 0,
+        "none of them waited for an fsync"
+    );
+
+    storage.sync().await.unwrap();
+    assert_eq!(
+        storage.stats().durable_commits,
+        1,
+        "the sync is one durable commit"
+    );
+    storage.sync().await.unwrap();
+    assert_eq!(
+        storage.stats().durable_commits,
+        1,
+        "a sync with nothing unsynced pending commits nothing"
+    );
+    storage.put("plain", vec![1]).await.unwrap();
+    assert_eq!(
+        storage.stats().durable_commits,
+        2,
+        "plain writes stay durable"
+    );
+    assert_eq!(storage.scan("bulk/").await.unwrap().len(), 20);
+}
+
+const UNSYNCED_CRASH_DIR_ENV: &str = "COFFER_STORAGE_UNSYNCED_CRASH_DIR";
+
+/// Child half of the unsynced crash test: 200 unsynced two-key batches, a sync ("synced" on
+/// stdout), then unsynced batches until killed. Does nothing unless the parent set the env var.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "run by synced_writes_survive_a_kill_and_unsynced_ones_are_whole_or_absent"]
+async fn unsynced_crash_child_writes_until_killed() {
+    let Ok(dir) = std::env::var(UNSYNCED_CRASH_DIR_ENV) else {
+        return;
+    };
+    let storage = EmbeddedStorage::open(dir.as_ref()).unwrap();
+    let pair = |n: u64| {
+        vec![
+            BatchOp::Put {
+                key: format!("a/{n:08}"),
+                value: n.to_be_bytes().to_vec(),
+            },
+            BatchOp::Put {
+                key: format!("b/{n:08}"),
+                value: n.to_be_bytes().to_vec(),
+            },
+        ]
+    };
+    for n in 0..200 {
+        storage.batch_unsynced(pair(n)).await.unwrap();
+    }
+    storage.sync().await.unwrap();
+    println!("synced");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for n in 200u64.. {
+        if Instant::now() > deadline {
+            break;
+        }
+        storage.batch_unsynced(pair(n)).await.unwrap();
+        println!("unsynced {n}");
+    }
+}
+
+/// SIGKILL after a sync: everything before the sync is there; every later unsynced batch is
+/// there whole or not at all.
+#[tokio::test]
+async fn synced_writes_survive_a_kill_and_unsynced_ones_are_whole_or_absent() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "unsynced_crash_child_writes_until_killed",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env(UNSYNCED_CRASH_DIR_ENV, dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut synced = false;
+    let mut unsynced_acked = 0;
+    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        if line == "synced" {
+            synced = true;
+        } else if line.starts_with("unsynced ") {
+            unsynced_acked += 1;
+            if unsynced_acked == 300 {
+                child.kill().unwrap();
+            }
+        }
+    }
+    child.wait().unwrap();
+    assert!(synced && unsynced_acked >= 300, "the child stopped early");
+
+    let reopened = EmbeddedStorage::open(dir.path()).unwrap();
+    for n in 0u64..200 {
+        assert_eq!(
+            reopened.get(&format!("a/{n:08}")).await.unwrap(),
+            Some(n.to_be_bytes().to_vec()),
+            "a write made durable by sync was lost"
+        );
+    }
+    let a = reopened.scan("a/").await.unwrap();
+    let b = reopened.scan("b/").await.unwrap();
+    let strip = |keys: Vec<String>| -> Vec<String> {
+        keys.into_iter().map(|k| k[2..].to_string()).collect()
+    };
+    assert_eq!(
+        strip(a),
+        strip(b),
+        "an unsynced batch survived only in part"
+    );
+}
