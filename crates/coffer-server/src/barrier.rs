@@ -9,6 +9,10 @@
 //! 4. Old terms are kept, so entries written under them still decrypt; new writes use the
 //!    newest term.
 //!
+//! 5. A write is durable when it returns, except inside [`with_unsynced_writes`]: there it is
+//!    atomic and visible but durable only after [`Barrier::sync`], which the scope's owner
+//!    calls before it acknowledges anything.
+//!
 //! Entry format: `[version=1][term: u32 BE][nonce: 12][ciphertext || tag: 16]`.
 
 use chrono::{DateTime, Utc};
@@ -30,6 +34,24 @@ const TAG_LEN: usize = 16;
 pub const KEYRING_PATH: &str = "core/keyring";
 /// Physical path of the root key, encrypted under the unseal key.
 pub const ROOT_KEY_PATH: &str = "core/root-key";
+
+tokio::task_local! {
+    /// Present while a bulk operation runs whose caller acknowledges only after
+    /// [`Barrier::sync`] (revoke-prefix, an expiry pass): its writes commit atomically, one
+    /// by one, but share a single fsync at the end instead of waiting for one each.
+    static UNSYNCED_WRITES: ();
+}
+
+/// Run `work` with its barrier writes unsynced (see [`UNSYNCED_WRITES`]). The caller must
+/// call [`Barrier::sync`] after it and before acknowledging the work. Tasks spawned inside
+/// `work` do not inherit the scope.
+pub async fn with_unsynced_writes<F: std::future::Future>(work: F) -> F::Output {
+    UNSYNCED_WRITES.scope((), work).await
+}
+
+fn writes_unsynced() -> bool {
+    UNSYNCED_WRITES.try_with(|_| ()).is_ok()
+}
 
 /// A 256-bit key that wipes itself.
 pub type Key = Zeroizing<[u8; 32]>;
@@ -446,14 +468,25 @@ impl Barrier {
 
     /// Encrypt and write, durably.
     pub async fn put(&self, path: &str, value: &[u8]) -> Result<()> {
-        let blob = self.encrypt(path, value)?;
-        self.storage.put(path, blob).await.map_err(storage_err)
+        self.batch(vec![ViewOp::Put {
+            key: path.to_string(),
+            value: value.to_vec(),
+        }])
+        .await
     }
 
     /// Delete.
     pub async fn delete(&self, path: &str) -> Result<()> {
         self.unsealed()?;
-        self.storage.delete(path).await.map_err(storage_err)
+        self.batch(vec![ViewOp::Delete {
+            key: path.to_string(),
+        }])
+        .await
+    }
+
+    /// Make every write so far durable; see [`with_unsynced_writes`].
+    pub async fn sync(&self) -> Result<()> {
+        self.storage.sync().await.map_err(storage_err)
     }
 
     /// LIST semantics over the physical keys below `prefix`.
@@ -494,7 +527,12 @@ impl Barrier {
                 ViewOp::Delete { key } => BatchOp::Delete { key },
             });
         }
-        self.storage.batch(physical).await.map_err(storage_err)
+        if writes_unsynced() {
+            self.storage.batch_unsynced(physical).await
+        } else {
+            self.storage.batch(physical).await
+        }
+        .map_err(storage_err)
     }
 }
 

@@ -13,7 +13,7 @@
 //!   backoff; after [`MAX_REVOKE_ATTEMPTS`] it is marked irrevocable and listed by
 //!   `sys/leases?type=irrevocable` until force-revoked.
 
-use crate::barrier::BarrierView;
+use crate::barrier::{with_unsynced_writes, BarrierView};
 use crate::core::Core;
 use crate::tokens::TokenEntry;
 use chrono::{DateTime, Utc};
@@ -32,10 +32,9 @@ use std::time::Duration;
 pub const MAX_REVOKE_ATTEMPTS: u32 = 6;
 /// Leases revoked per expiry pass; bounds the work the background task does at once.
 pub const EXPIRY_BATCH: usize = 512;
-/// Concurrent revocations during expiry and prefix revocation.
-/// Revocations in flight at once during expiry and prefix revocation. Each ends in a durable
-/// commit; many in flight let group commit share one fsync among them.
-const REVOKE_CONCURRENCY: usize = 256;
+/// Revocations in flight at once during expiry and prefix revocation. Each ends in a commit;
+/// many in flight let group commit fold them into few transactions.
+const REVOKE_CONCURRENCY: usize = 2048;
 
 /// What a lease stands for.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -457,17 +456,18 @@ impl Core {
                 }
                 let core = self.clone();
                 let id = key["id/".len()..].to_string();
-                set.spawn(async move {
-                    match core.leases.get(&id).await? {
-                        Some(lease) => core.revoke_lease_entry(lease, force).await,
-                        None => Ok(()),
-                    }
-                });
+                set.spawn(with_unsynced_writes(async move {
+                    core.revoke_lease_by_id(&id, force).await
+                }));
             }
         }
         while let Some(r) = set.join_next().await {
             record(r.unwrap_or_else(|e| Err(Error::Internal(e.to_string()))));
         }
+        // Each revocation above committed atomically but unsynced; one fsync makes them all
+        // durable before the caller hears of any (a crash before it undoes whole revocations,
+        // never half of one, and the caller was told nothing).
+        self.barrier.sync().await?;
         if !failures.is_empty() {
             return Err(Error::bad(format!(
                 "{} of the leases under the prefix failed to revoke; first error: {}",
@@ -478,25 +478,46 @@ impl Core {
         Ok(revoked)
     }
 
-    async fn revoke_many(self: &Arc<Self>, ids: Vec<String>, force: bool) -> Vec<Result<()>> {
+    /// Revoke the lease `id` if it still exists (another revocation may have got there first).
+    async fn revoke_lease_by_id(&self, id: &str, force: bool) -> Result<()> {
+        match self.leases.get(id).await? {
+            Some(lease) => self.revoke_lease_entry(lease, force).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Revoke `ids` concurrently, unsynced, then sync once; each id with its result, in order
+    /// of completion.
+    async fn revoke_many(
+        self: &Arc<Self>,
+        ids: Vec<String>,
+        force: bool,
+    ) -> Vec<(String, Result<()>)> {
         let mut set = tokio::task::JoinSet::new();
         let mut results = Vec::with_capacity(ids.len());
         for id in ids {
             if set.len() >= REVOKE_CONCURRENCY {
                 if let Some(r) = set.join_next().await {
-                    results.push(r.unwrap_or_else(|e| Err(Error::Internal(e.to_string()))));
+                    results.push(
+                        r.unwrap_or_else(|e| (String::new(), Err(Error::Internal(e.to_string())))),
+                    );
                 }
             }
             let core = self.clone();
-            set.spawn(async move {
-                match core.leases.get(&id).await? {
-                    Some(lease) => core.revoke_lease_entry(lease, force).await,
-                    None => Ok(()),
-                }
-            });
+            set.spawn(with_unsynced_writes(async move {
+                let result = core.revoke_lease_by_id(&id, force).await;
+                (id, result)
+            }));
         }
         while let Some(r) = set.join_next().await {
-            results.push(r.unwrap_or_else(|e| Err(Error::Internal(e.to_string()))));
+            results
+                .push(r.unwrap_or_else(|e| (String::new(), Err(Error::Internal(e.to_string())))));
+        }
+        if let Err(e) = self.barrier.sync().await {
+            // Nothing above is known durable: report every revocation as failed.
+            for (_, result) in &mut results {
+                *result = Err(e.clone());
+            }
         }
         results
     }
@@ -536,7 +557,7 @@ impl Core {
         }
         // One batch for the page's stale entries: they are neighbours in the index.
         self.leases.view.batch(stale).await?;
-        for (id, result) in ids.iter().zip(self.revoke_many(ids.clone(), false).await) {
+        for (id, result) in self.revoke_many(ids, false).await {
             if let Err(e) = result {
                 tracing::debug!(lease_id = %id, error = %e, "expiry revocation failed; will retry");
             }

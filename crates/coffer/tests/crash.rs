@@ -753,3 +753,49 @@ fn sigkill_during_revoke_prefix_leaves_no_token_half_revoked() {
         "half-revoked tokens (listed above)"
     );
 }
+
+/// revoke-prefix commits its revocations unsynced and makes them durable with one sync before
+/// it answers: a SIGKILL right after the answer must not bring any token back.
+#[test]
+fn an_acknowledged_revoke_prefix_survives_an_immediate_sigkill() {
+    let mut server = TestServer::from_config(FILE_STORAGE_CONFIG);
+    let (unseal_key, root) = init(&server);
+    let client = Client::new(&server.addr);
+    let tokens: Vec<String> = (0..300)
+        .map(|_| {
+            let (status, body) = root_call(
+                &client,
+                &root,
+                "POST",
+                "auth/token/create",
+                json!({"ttl": "1h"}),
+            );
+            assert_eq!(status, 200, "{body}");
+            body["auth"]["client_token"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    let (status, body) = client.call(
+        "PUT",
+        "sys/leases/revoke-prefix/auth/token/create",
+        &root,
+        None,
+    );
+    assert_eq!(status, 204, "{body}");
+    server.kill();
+    server.restart();
+    unseal(&server, &unseal_key);
+
+    let mut tally = Tally::default();
+    let live: Vec<&String> = tokens
+        .iter()
+        .filter(|token| token_is_live(&client, &root, token, &mut tally) != Some(false))
+        .collect();
+    assert!(
+        live.is_empty(),
+        "{} of {} tokens look up again after an acknowledged revoke-prefix",
+        live.len(),
+        tokens.len()
+    );
+    let (status, body) = client.call("LIST", "sys/leases/lookup/auth/token/create/", &root, None);
+    assert_eq!(status, 404, "leases left after the restart: {body}");
+}
