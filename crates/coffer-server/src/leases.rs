@@ -9,6 +9,10 @@
 //! - **A lease is either fully present or fully gone.** Revocation deletes all three entries
 //!   in one batch, after the engine's revoke callback succeeded (or on `revoke-force`). A
 //!   crash mid-way through `revoke-prefix` leaves each lease revoked or still listed.
+//! - **Bulk revocation is durable when it answers.** `revoke-prefix` and each expiry pass run
+//!   their revocations in [`with_unsynced_writes`] (each one an atomic commit without an fsync)
+//!   and call `Barrier::sync` once before returning, so a large revocation costs one fsync,
+//!   not one per group of leases.
 //! - **Failed revocations are retried, not lost.** The lease is rescheduled with exponential
 //!   backoff; after [`MAX_REVOKE_ATTEMPTS`] it is marked irrevocable and listed by
 //!   `sys/leases?type=irrevocable` until force-revoked.
