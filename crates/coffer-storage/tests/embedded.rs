@@ -138,6 +138,18 @@ fn fsync_probe_measures_a_positive_rate_and_leaves_nothing_behind() {
     assert!(fsync_probe(dir.path(), 0).is_err());
 }
 
+/// Run this binary's ignored test `name` as a child process, with `dir_env` naming `dir` and its
+/// stdout piped back.
+fn spawn_child_test(name: &str, dir_env: &str, dir: &std::path::Path) -> std::process::Child {
+    Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", name, "--ignored", "--nocapture"])
+        .env(dir_env, dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
 const CRASH_DIR_ENV: &str = "COFFER_STORAGE_CRASH_DIR";
 
 /// Child half of the crash test: write from several tasks and report each acknowledgement on
@@ -176,18 +188,7 @@ async fn crash_child_writes_until_killed() {
 #[tokio::test]
 async fn acknowledged_writes_survive_a_killed_process() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "crash_child_writes_until_killed",
-            "--ignored",
-            "--nocapture",
-        ])
-        .env(CRASH_DIR_ENV, dir.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_child_test("crash_child_writes_until_killed", CRASH_DIR_ENV, dir.path());
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut acked = Vec::new();
     let mut checked_exclusive_lock = false;
@@ -312,18 +313,11 @@ async fn unsynced_crash_child_writes_until_killed() {
 #[tokio::test]
 async fn synced_writes_survive_a_kill_and_unsynced_ones_are_whole_or_absent() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "unsynced_crash_child_writes_until_killed",
-            "--ignored",
-            "--nocapture",
-        ])
-        .env(UNSYNCED_CRASH_DIR_ENV, dir.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_child_test(
+        "unsynced_crash_child_writes_until_killed",
+        UNSYNCED_CRASH_DIR_ENV,
+        dir.path(),
+    );
     let mut synced = false;
     let mut unsynced_acked = 0;
     for line in BufReader::new(child.stdout.take().unwrap()).lines() {

@@ -180,6 +180,16 @@ fn root_call(client: &Client, root: &str, method: &str, path: &str, body: Value)
     client.call(method, path, root, Some(&body))
 }
 
+/// `POST auth/token/create` with `body` as root; the new token (the call must succeed).
+fn create_token(client: &Client, root: &str, body: Value) -> String {
+    let (status, body) = root_call(client, root, "POST", "auth/token/create", body);
+    assert_eq!(status, 200, "{body}");
+    body["auth"]["client_token"]
+        .as_str()
+        .expect("client_token")
+        .to_owned()
+}
+
 fn init(server: &TestServer) -> (String, String) {
     let (status, body) = server.request(
         "PUT",
@@ -647,18 +657,11 @@ fn sigkill_during_revoke_prefix_leaves_no_token_half_revoked() {
                     let client = Client::new(&addr);
                     (0..per_thread)
                         .map(|_| {
-                            let (status, body) = root_call(
+                            create_token(
                                 &client,
                                 &root,
-                                "POST",
-                                "auth/token/create",
                                 json!({"ttl": "1h", "display_name": "revoke-prefix"}),
-                            );
-                            assert_eq!(status, 200, "{body}");
-                            body["auth"]["client_token"]
-                                .as_str()
-                                .expect("client_token")
-                                .to_owned()
+                            )
                         })
                         .collect::<Vec<String>>()
                 })
@@ -762,17 +765,7 @@ fn an_acknowledged_revoke_prefix_survives_an_immediate_sigkill() {
     let (unseal_key, root) = init(&server);
     let client = Client::new(&server.addr);
     let tokens: Vec<String> = (0..300)
-        .map(|_| {
-            let (status, body) = root_call(
-                &client,
-                &root,
-                "POST",
-                "auth/token/create",
-                json!({"ttl": "1h"}),
-            );
-            assert_eq!(status, 200, "{body}");
-            body["auth"]["client_token"].as_str().unwrap().to_owned()
-        })
+        .map(|_| create_token(&client, &root, json!({"ttl": "1h"})))
         .collect();
     let (status, body) = client.call(
         "PUT",
