@@ -497,6 +497,9 @@ impl Core {
         ids: Vec<String>,
         force: bool,
     ) -> Vec<(String, Result<()>)> {
+        if ids.is_empty() {
+            return Vec::new();
+        }
         let mut set = tokio::task::JoinSet::new();
         let mut results = Vec::with_capacity(ids.len());
         for id in ids {
