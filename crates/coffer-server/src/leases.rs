@@ -39,6 +39,13 @@ pub const EXPIRY_BATCH: usize = 512;
 /// Revocations in flight at once during expiry and prefix revocation. Each ends in a commit;
 /// many in flight let group commit fold them into few transactions.
 const REVOKE_CONCURRENCY: usize = 2048;
+/// A prefix revocation syncs after this many revocations, not only at its end: redb cannot
+/// reuse a page of the durable state freed by an unsynced commit until a durable commit, so
+/// this bounds how far the file grows (about 4 pages, 16 KiB, per revoked token: 1 GiB) and
+/// how much work a crash undoes while millions of leases go. It is also faster than one sync at
+/// the end: revoking 100k of 1.1M leases on a cold cache took 14 s with no intermediate sync,
+/// 12.5 s syncing every 4,096, 9.5 s every 16,384 and 8.4 s every 65,536.
+const REVOKES_PER_SYNC: usize = 65_536;
 
 /// What a lease stands for.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -451,8 +458,13 @@ impl Core {
         // Revocations stay REVOKE_CONCURRENCY deep across page boundaries (no barrier per page).
         let mut set = tokio::task::JoinSet::new();
         let mut pages = self.leases.view.pages(format!("id/{prefix}"), 1024);
+        let mut started = 0usize;
         while let Some(page) = pages.next().await? {
             for key in page {
+                started += 1;
+                if started % REVOKES_PER_SYNC == 0 {
+                    self.barrier.sync().await?;
+                }
                 while set.len() >= REVOKE_CONCURRENCY {
                     if let Some(r) = set.join_next().await {
                         record(r.unwrap_or_else(|e| Err(Error::Internal(e.to_string()))));
