@@ -462,7 +462,7 @@ impl Core {
         while let Some(page) = pages.next().await? {
             for key in page {
                 started += 1;
-                if started % REVOKES_PER_SYNC == 0 {
+                if started.is_multiple_of(REVOKES_PER_SYNC) {
                     self.barrier.sync().await?;
                 }
                 while set.len() >= REVOKE_CONCURRENCY {
