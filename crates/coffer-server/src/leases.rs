@@ -9,10 +9,11 @@
 //! - **A lease is either fully present or fully gone.** Revocation deletes all three entries
 //!   in one batch, after the engine's revoke callback succeeded (or on `revoke-force`). A
 //!   crash mid-way through `revoke-prefix` leaves each lease revoked or still listed.
-//! - **Bulk revocation is durable when it answers.** `revoke-prefix` and each expiry pass run
-//!   their revocations in [`with_unsynced_writes`] (each one an atomic commit without an fsync)
-//!   and call `Barrier::sync` once before returning, so a large revocation costs one fsync,
-//!   not one per group of leases.
+//! - **Bulk revocation is durable when it answers.** `revoke-prefix` and each expiry pass go
+//!   through one [`BulkRevocation`]: its revocations run in [`with_unsynced_writes`] (each an
+//!   atomic commit without an fsync), and it calls `Barrier::sync` every [`REVOKES_PER_SYNC`]
+//!   and before returning, so a large revocation costs a few fsyncs, not one per group of
+//!   leases.
 //! - **Failed revocations are retried, not lost.** The lease is rescheduled with exponential
 //!   backoff; after [`MAX_REVOKE_ATTEMPTS`] it is marked irrevocable and listed by
 //!   `sys/leases?type=irrevocable` until force-revoked.
@@ -449,49 +450,22 @@ impl Core {
         if prefix.contains("..") {
             return Err(Error::bad("invalid prefix"));
         }
-        let mut revoked = 0;
-        let mut failures = Vec::new();
-        let mut record = |r: Result<()>| match r {
-            Ok(()) => revoked += 1,
-            Err(e) => failures.push(e.to_string()),
-        };
         // Revocations stay REVOKE_CONCURRENCY deep across page boundaries (no barrier per page).
-        let mut set = tokio::task::JoinSet::new();
+        let mut run = BulkRevocation::new(self, force);
         let mut pages = self.leases.view.pages(format!("id/{prefix}"), 1024);
-        let mut started = 0usize;
         while let Some(page) = pages.next().await? {
             for key in page {
-                started += 1;
-                if started.is_multiple_of(REVOKES_PER_SYNC) {
-                    self.barrier.sync().await?;
-                }
-                while set.len() >= REVOKE_CONCURRENCY {
-                    if let Some(r) = set.join_next().await {
-                        record(r.unwrap_or_else(|e| Err(Error::Internal(e.to_string()))));
-                    }
-                }
-                let core = self.clone();
-                let id = key["id/".len()..].to_string();
-                set.spawn(with_unsynced_writes(async move {
-                    core.revoke_lease_by_id(&id, force).await
-                }));
+                run.start(key["id/".len()..].to_string()).await?;
             }
         }
-        while let Some(r) = set.join_next().await {
-            record(r.unwrap_or_else(|e| Err(Error::Internal(e.to_string()))));
-        }
-        // Each revocation above committed atomically but unsynced; one fsync makes them all
-        // durable before the caller hears of any (a crash before it undoes whole revocations,
-        // never half of one, and the caller was told nothing).
-        self.barrier.sync().await?;
-        if !failures.is_empty() {
+        let outcome = run.finish().await?;
+        if let Some((_, first)) = outcome.failures.first() {
             return Err(Error::bad(format!(
-                "{} of the leases under the prefix failed to revoke; first error: {}",
-                failures.len(),
-                failures[0]
+                "{} of the leases under the prefix failed to revoke; first error: {first}",
+                outcome.failures.len(),
             )));
         }
-        Ok(revoked)
+        Ok(outcome.revoked)
     }
 
     /// Revoke the lease `id` if it still exists (another revocation may have got there first).
@@ -500,45 +474,6 @@ impl Core {
             Some(lease) => self.revoke_lease_entry(lease, force).await,
             None => Ok(()),
         }
-    }
-
-    /// Revoke `ids` concurrently, unsynced, then sync once; each id with its result, in order
-    /// of completion.
-    async fn revoke_many(
-        self: &Arc<Self>,
-        ids: Vec<String>,
-        force: bool,
-    ) -> Vec<(String, Result<()>)> {
-        if ids.is_empty() {
-            return Vec::new();
-        }
-        let mut set = tokio::task::JoinSet::new();
-        let mut results = Vec::with_capacity(ids.len());
-        for id in ids {
-            if set.len() >= REVOKE_CONCURRENCY {
-                if let Some(r) = set.join_next().await {
-                    results.push(
-                        r.unwrap_or_else(|e| (String::new(), Err(Error::Internal(e.to_string())))),
-                    );
-                }
-            }
-            let core = self.clone();
-            set.spawn(with_unsynced_writes(async move {
-                let result = core.revoke_lease_by_id(&id, force).await;
-                (id, result)
-            }));
-        }
-        while let Some(r) = set.join_next().await {
-            results
-                .push(r.unwrap_or_else(|e| (String::new(), Err(Error::Internal(e.to_string())))));
-        }
-        if let Err(e) = self.barrier.sync().await {
-            // Nothing above is known durable: report every revocation as failed.
-            for (_, result) in &mut results {
-                *result = Err(e.clone());
-            }
-        }
-        results
     }
 
     /// Revoke, at most `limit`, leases whose expiry has passed. Returns how many were attempted.
@@ -576,10 +511,18 @@ impl Core {
         }
         // One batch for the page's stale entries: they are neighbours in the index.
         self.leases.view.batch(stale).await?;
-        for (id, result) in self.revoke_many(ids, false).await {
-            if let Err(e) = result {
-                tracing::debug!(lease_id = %id, error = %e, "expiry revocation failed; will retry");
+        let mut run = BulkRevocation::new(self, false);
+        for id in ids {
+            run.start(id).await?;
+        }
+        match run.finish().await {
+            Ok(outcome) => {
+                for (id, e) in outcome.failures {
+                    tracing::debug!(lease_id = %id, error = %e, "expiry revocation failed; will retry");
+                }
             }
+            // Nothing of this pass is known durable; what a crash undoes expires again.
+            Err(e) => tracing::debug!(error = %e, "expiry revocations not synced; will retry"),
         }
         Ok(count)
     }
@@ -652,6 +595,84 @@ impl Core {
             }
         }
         Ok(removed)
+    }
+}
+
+/// Many revocations at once, for revoke-prefix and expiry: at most [`REVOKE_CONCURRENCY`] in
+/// flight, each committed unsynced (see [`with_unsynced_writes`]), synced every
+/// [`REVOKES_PER_SYNC`] and by [`BulkRevocation::finish`], before the caller tells anyone.
+struct BulkRevocation {
+    core: Arc<Core>,
+    force: bool,
+    in_flight: tokio::task::JoinSet<(String, Result<()>)>,
+    started: usize,
+    revoked: usize,
+    /// Lease id and error of each failed revocation (a panicked task has no id).
+    failures: Vec<(String, Error)>,
+}
+
+/// What a [`BulkRevocation`] did, once durable.
+struct BulkOutcome {
+    revoked: usize,
+    failures: Vec<(String, Error)>,
+}
+
+impl BulkRevocation {
+    fn new(core: &Arc<Core>, force: bool) -> BulkRevocation {
+        BulkRevocation {
+            core: core.clone(),
+            force,
+            in_flight: tokio::task::JoinSet::new(),
+            started: 0,
+            revoked: 0,
+            failures: Vec::new(),
+        }
+    }
+
+    /// Start revoking lease `id`, once there is room in flight.
+    async fn start(&mut self, id: String) -> Result<()> {
+        self.started += 1;
+        if self.started.is_multiple_of(REVOKES_PER_SYNC) {
+            self.core.barrier.sync().await?;
+        }
+        while self.in_flight.len() >= REVOKE_CONCURRENCY {
+            self.join_one().await;
+        }
+        let (core, force) = (self.core.clone(), self.force);
+        self.in_flight.spawn(with_unsynced_writes(async move {
+            let result = core.revoke_lease_by_id(&id, force).await;
+            (id, result)
+        }));
+        Ok(())
+    }
+
+    /// Record the next revocation to end; false when none is in flight.
+    async fn join_one(&mut self) -> bool {
+        let Some(joined) = self.in_flight.join_next().await else {
+            return false;
+        };
+        match joined {
+            Ok((_, Ok(()))) => self.revoked += 1,
+            Ok((id, Err(e))) => self.failures.push((id, e)),
+            Err(e) => self
+                .failures
+                .push((String::new(), Error::Internal(e.to_string()))),
+        }
+        true
+    }
+
+    /// Wait for every revocation and make them all durable.
+    async fn finish(mut self) -> Result<BulkOutcome> {
+        while self.join_one().await {}
+        if self.started > 0 {
+            // A crash before this undoes whole revocations, never half of one, and the caller
+            // has told nobody of them yet.
+            self.core.barrier.sync().await?;
+        }
+        Ok(BulkOutcome {
+            revoked: self.revoked,
+            failures: self.failures,
+        })
     }
 }
 
