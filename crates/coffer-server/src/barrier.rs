@@ -468,9 +468,10 @@ impl Barrier {
 
     /// Encrypt and write, durably.
     pub async fn put(&self, path: &str, value: &[u8]) -> Result<()> {
-        self.batch(vec![ViewOp::Put {
+        let blob = self.encrypt(path, value)?;
+        self.write(vec![BatchOp::Put {
             key: path.to_string(),
-            value: value.to_vec(),
+            value: blob,
         }])
         .await
     }
@@ -478,7 +479,7 @@ impl Barrier {
     /// Delete.
     pub async fn delete(&self, path: &str) -> Result<()> {
         self.unsealed()?;
-        self.batch(vec![ViewOp::Delete {
+        self.write(vec![BatchOp::Delete {
             key: path.to_string(),
         }])
         .await
@@ -527,6 +528,11 @@ impl Barrier {
                 ViewOp::Delete { key } => BatchOp::Delete { key },
             });
         }
+        self.write(physical).await
+    }
+
+    /// Apply already-encrypted ops: durably, or unsynced inside [`with_unsynced_writes`].
+    async fn write(&self, physical: Vec<BatchOp>) -> Result<()> {
         if writes_unsynced() {
             self.storage.batch_unsynced(physical).await
         } else {
