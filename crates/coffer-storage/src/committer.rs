@@ -198,11 +198,8 @@ fn run(
         } else {
             redb::Durability::None
         };
-        let committed = commit_group(db, table, group, durability, counters);
-        if durable && committed {
-            unsynced_pending = false;
-        } else if !durable && committed {
-            unsynced_pending = true;
+        if commit_group(db, table, group, durability, counters) {
+            unsynced_pending = !durable;
         }
     }
 }
