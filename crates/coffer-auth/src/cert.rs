@@ -984,11 +984,17 @@ fn issue_login(name: &str, role: &CertRole, cert: &X509Certificate<'_>) -> Login
     } else {
         name.to_string()
     };
+    // Every attribute here was read from a certificate this method just verified.
+    let verified_attributes = metadata
+        .iter()
+        .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
+        .collect();
     Login {
         metadata: metadata.clone(),
         display_name,
         alias_name,
         alias_metadata: metadata,
+        verified_attributes,
         ..role.token.login()
     }
 }

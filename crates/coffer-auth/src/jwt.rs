@@ -982,6 +982,12 @@ async fn login(state: Arc<JwtAuth>, ctx: Ctx, input: LoginInput) -> Result<Respo
         let groups = groups(&claims, &role.groups_claim)?;
         alias_metadata.insert("groups".into(), Value::String(groups.join(",")));
     }
+    // Claims of a token whose signature and bound claims this method verified, under the
+    // names the role maps them to.
+    let verified_attributes = alias_metadata
+        .iter()
+        .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
+        .collect();
     let mut metadata = mapped;
     metadata.insert("role".into(), Value::String(role_name));
 
@@ -991,6 +997,7 @@ async fn login(state: Arc<JwtAuth>, ctx: Ctx, input: LoginInput) -> Result<Respo
             display_name: user.clone(),
             alias_name: user,
             alias_metadata,
+            verified_attributes,
             ..role.token.login()
         }),
         ..Response::default()

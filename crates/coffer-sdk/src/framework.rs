@@ -81,6 +81,8 @@ pub struct PathSpec {
     pub unauthenticated: bool,
     /// Needs `sudo` on top of the operation's capability (Vault's root-protected paths).
     pub sudo: bool,
+    /// Operations that need `sudo` although the path as a whole does not.
+    pub sudo_operations: Vec<Operation>,
     pub synopsis: &'static str,
     pub description: &'static str,
 }
@@ -94,6 +96,7 @@ impl PathSpec {
             existence_check: None,
             unauthenticated: false,
             sudo: false,
+            sudo_operations: Vec::new(),
             synopsis: "",
             description: "",
         }
@@ -116,6 +119,17 @@ impl PathSpec {
     pub fn sudo(mut self) -> PathSpec {
         self.sudo = true;
         self
+    }
+
+    /// Mark one operation as needing `sudo` (e.g. listing leases, but not looking one up).
+    pub fn sudo_for(mut self, operation: Operation) -> PathSpec {
+        self.sudo_operations.push(operation);
+        self
+    }
+
+    /// Whether `operation` on this path needs `sudo`.
+    pub fn needs_sudo(&self, operation: Operation) -> bool {
+        self.sudo || self.sudo_operations.contains(&operation)
     }
 
     /// An operation whose handler reads the raw request itself (reads, deletes, lists).

@@ -66,6 +66,10 @@ pub struct Caller {
     /// The client token itself. The pipeline fills this only for the built-in token store
     /// (`auth/token/`), which must echo it in `lookup-self`; engines never receive it.
     pub client_token: Option<String>,
+    /// Whether the caller's policies grant `sudo` (or root) on this request's path. Set by the
+    /// pipeline per request, for the built-in token store and `sys/` (Vault's root-protected
+    /// options such as periodic or orphan tokens); false everywhere else.
+    pub sudo: bool,
 }
 
 /// A request as an engine sees it. `path` is relative to the mount.
@@ -154,7 +158,15 @@ pub struct Login {
     pub bound_cidrs: Vec<String>,
     /// The identity alias this login maps to (name unique within the mount).
     pub alias_name: String,
+    /// Metadata recorded on the identity alias. It may hold values the caller chose (an
+    /// AppRole secret id's metadata), so dynamic-group rules see it only as
+    /// `alias.metadata.<key>`.
     pub alias_metadata: Map<String, Value>,
+    /// Attributes the auth method itself verified (fields and extensions of a certificate it
+    /// validated, claims of a signed JWT mapped by its role), under the names the method's
+    /// configuration gives them. Only these are seen by dynamic-group rules unprefixed (e.g.
+    /// `instance.compartment.id`); a method that verifies nothing leaves this empty.
+    pub verified_attributes: std::collections::BTreeMap<String, String>,
     /// Kept with the token, never shown to clients, and handed back to the auth method's
     /// renewal check (e.g. the fingerprint of the certificate that logged in).
     pub internal: Map<String, Value>,

@@ -565,7 +565,7 @@ impl Core {
             return Err(Error::PermissionDenied);
         }
         if let Some(e) = &entry {
-            if !cidr_allows(&e.bound_cidrs, req.connection.remote_addr) {
+            if !e.usable_from(req.connection.remote_addr) {
                 return Err(Error::PermissionDenied);
             }
         }
@@ -639,8 +639,19 @@ impl Core {
                 }
                 return Err(Error::PermissionDenied);
             }
-            if spec.sudo && !decision.sudo && !decision.root {
+            let has_sudo = decision.sudo || decision.root;
+            if spec.needs_sudo(ctx.request.operation) && !has_sudo {
                 return Err(Error::PermissionDenied);
+            }
+            if has_sudo {
+                if let Some(caller) = ctx
+                    .request
+                    .caller
+                    .as_mut()
+                    .filter(|c| c.client_token.is_some())
+                {
+                    Arc::make_mut(caller).sudo = true;
+                }
             }
             if self.tokens.use_token(entry).await? {
                 exhausted_token = Some(entry.id_hash.clone());
@@ -741,6 +752,7 @@ impl Core {
                     &mount_entry.kind,
                     &login.alias_name,
                     &login.alias_metadata,
+                    &login.verified_attributes,
                 )
                 .await?
         };
@@ -761,6 +773,7 @@ impl Core {
                 path: path.to_string(),
                 role: None,
                 bound_cidrs: login.bound_cidrs,
+                inherited_cidrs: Vec::new(),
                 max_ttl,
                 auth_mount: Some(mount_entry.uuid.clone()),
                 alias_name: login.alias_name.clone(),

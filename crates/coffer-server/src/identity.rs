@@ -45,8 +45,12 @@ pub struct Alias {
     pub mount_path: String,
     pub mount_type: String,
     pub name: String,
+    /// Metadata recorded by the login or by an identity admin; may hold caller-chosen values.
     #[serde(default)]
     pub metadata: BTreeMap<String, String>,
+    /// Attributes the auth method verified at the last login (see `Login::verified_attributes`).
+    #[serde(default)]
+    pub verified: BTreeMap<String, String>,
     pub creation_time: String,
     pub last_update_time: String,
 }
@@ -459,8 +463,16 @@ impl Identity {
         Ok(groups)
     }
 
-    /// The attributes dynamic-group rules see: entity metadata, every alias's metadata, and
-    /// `entity.name`, `entity.id`, `alias.name`, `alias.mount_path`, `alias.mount_type`.
+    /// The attributes dynamic-group rules see, each named by where it came from, so that a
+    /// value a caller could choose never answers to the name of a verified one:
+    /// - `entity.id`, `entity.name`, `entity.metadata.<key>`: written by an identity admin;
+    /// - `alias.name`, `alias.mount_path`, `alias.mount_type`, `alias.mount_accessor`: the
+    ///   identity store's own record of each alias;
+    /// - `alias.metadata.<key>`: metadata the login recorded, which may be caller-chosen (an
+    ///   AppRole secret id's metadata);
+    /// - `<name>` unprefixed: attributes an auth method verified (certificate fields and
+    ///   extensions, mapped JWT claims), under the names its configuration gives them. Names
+    ///   starting `entity.` or `alias.` are not accepted from an auth method.
     async fn attributes(&self, entity: &Entity) -> Result<HashMap<String, Vec<String>>> {
         let mut attrs: HashMap<String, Vec<String>> = HashMap::new();
         let mut add =
@@ -468,14 +480,20 @@ impl Identity {
         add("entity.name", &entity.name);
         add("entity.id", &entity.id);
         for (k, v) in &entity.metadata {
-            add(k, v);
+            add(&format!("entity.metadata.{k}"), v);
         }
         for alias in self.aliases_of(&entity.id).await? {
             add("alias.name", &alias.name);
             add("alias.mount_path", &alias.mount_path);
             add("alias.mount_type", &alias.mount_type);
+            add("alias.mount_accessor", &alias.mount_accessor);
             for (k, v) in &alias.metadata {
-                add(k, v);
+                add(&format!("alias.metadata.{k}"), v);
+            }
+            for (k, v) in &alias.verified {
+                if !k.starts_with("entity.") && !k.starts_with("alias.") {
+                    add(k, v);
+                }
             }
         }
         Ok(attrs)
@@ -528,6 +546,9 @@ impl Identity {
         for g in groups.iter().filter(|g| group_ids.contains(&g.id)) {
             policies.extend(g.policies.iter().cloned());
         }
+        // Root comes only from a root token; an entry written before this rule held cannot
+        // confer it.
+        policies.retain(|p| p != "root");
         policies.sort();
         policies.dedup();
         let result = Arc::new(IdentityPolicies {
@@ -549,6 +570,7 @@ impl Identity {
         mount_type: &str,
         alias_name: &str,
         alias_metadata: &Map<String, Value>,
+        verified: &BTreeMap<String, String>,
     ) -> Result<String> {
         let metadata: BTreeMap<String, String> = alias_metadata
             .iter()
@@ -562,8 +584,9 @@ impl Identity {
             })
             .collect();
         if let Some(mut alias) = self.alias_by_name(mount_accessor, alias_name).await? {
-            if alias.metadata != metadata {
+            if alias.metadata != metadata || alias.verified != *verified {
                 alias.metadata = metadata.clone();
+                alias.verified = verified.clone();
                 alias.last_update_time = now();
                 self.save_alias(&alias).await?;
             }
@@ -591,6 +614,7 @@ impl Identity {
             mount_type: mount_type.to_string(),
             name: alias_name.to_string(),
             metadata,
+            verified: verified.clone(),
             creation_time: now(),
             last_update_time: now(),
         };
@@ -728,6 +752,11 @@ async fn upsert_entity(
     }
     if data.contains_key("policies") {
         e.policies = norm_policies(&input.policies);
+        if e.policies.iter().any(|p| p == "root") {
+            return Err(Error::bad(
+                "identity policies cannot include the root policy",
+            ));
+        }
     }
     if let Some(d) = input.disabled {
         e.disabled = d;
@@ -800,6 +829,11 @@ async fn upsert_group(
     }
     if data.contains_key("policies") {
         g.policies = norm_policies(&input.policies);
+        if g.policies.iter().any(|p| p == "root") {
+            return Err(Error::bad(
+                "identity policies cannot include the root policy",
+            ));
+        }
     }
     if data.contains_key("member_entity_ids") {
         if g.kind == "dynamic" && !input.member_entity_ids.is_empty() {
@@ -965,6 +999,7 @@ pub fn backend(identity: &Arc<Identity>) -> Backend {
                     mount_type: String::new(),
                     name,
                     metadata: string_map(input.custom_metadata)?,
+                    verified: BTreeMap::new(),
                     creation_time: now(),
                     last_update_time: now(),
                 };

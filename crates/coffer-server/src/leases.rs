@@ -720,6 +720,23 @@ impl crate::tokens::TokenHooks for Core {
         Ok(Vec::new())
     }
 
+    fn mount_max_ttl(&self, auth_mount: Option<&str>) -> std::time::Duration {
+        let table = self.router.table();
+        let found = match auth_mount {
+            Some(uuid) => table
+                .all()
+                .iter()
+                .find(|m| m.is_auth && m.entry.uuid == uuid)
+                .map(|m| m.info.max_lease_ttl),
+            None => table
+                .all()
+                .iter()
+                .find(|m| m.route_path == "auth/token/")
+                .map(|m| m.info.max_lease_ttl),
+        };
+        found.unwrap_or(self.limits.max_ttl)
+    }
+
     async fn check_renewal(
         &self,
         entry: &TokenEntry,

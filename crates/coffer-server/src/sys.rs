@@ -963,6 +963,7 @@ pub fn backend(weak: Weak<Core>) -> Backend {
             .typed(Operation::Update, "Move a mount.", with_core!(|core, ctx, input: RemountInput| remount(&core, input).await))
             .help("Move a secrets engine or auth method to a new path.", "Data is kept: storage is keyed by the mount's id, not its path."),
         PathSpec::new("leases/lookup(?:/(?P<prefix>.*))?")
+            .sudo_for(Operation::List)
             .op(Operation::List, "List leases under a prefix.", with_core!(|core, ctx| {
                 let prefix = ctx.param("prefix").trim_start_matches('/').to_string();
                 if prefix.contains("..") {

@@ -69,12 +69,29 @@ pub struct TokenEntry {
     /// The auth method's private data about the login (never shown in lookups).
     #[serde(default)]
     pub internal: Map<String, Value>,
+    /// Seconds: the maximum TTL set by whatever issued the token (its auth method's role or
+    /// user, or its token role); 0 = only the mount's and the system's maximums apply.
+    #[serde(default)]
+    pub max_ttl: u64,
+    /// CIDR bindings of the token's creators: each list must allow the client address too, so
+    /// a child is never usable from anywhere its parent was not.
+    #[serde(default)]
+    pub inherited_cidrs: Vec<Vec<String>>,
 }
 
 impl TokenEntry {
     /// Whether this token carries the root policy.
     pub fn is_root(&self) -> bool {
         self.policies.iter().any(|p| p == "root")
+    }
+
+    /// Whether the token may be used from `addr`: its own binding and every creator's.
+    pub fn usable_from(&self, addr: Option<std::net::SocketAddr>) -> bool {
+        crate::core::cidr_allows(&self.bound_cidrs, addr)
+            && self
+                .inherited_cidrs
+                .iter()
+                .all(|cidrs| crate::core::cidr_allows(cidrs, addr))
     }
 
     /// Seconds left, 0 for non-expiring.
@@ -92,6 +109,12 @@ pub struct TokenRole {
     pub name: String,
     pub allowed_policies: Vec<String>,
     pub disallowed_policies: Vec<String>,
+    #[serde(default)]
+    pub allowed_policies_glob: Vec<String>,
+    #[serde(default)]
+    pub disallowed_policies_glob: Vec<String>,
+    #[serde(default)]
+    pub token_bound_cidrs: Vec<String>,
     pub orphan: bool,
     pub renewable: bool,
     pub path_suffix: String,
@@ -131,6 +154,8 @@ pub struct NewToken {
     pub path: String,
     pub role: Option<String>,
     pub bound_cidrs: Vec<String>,
+    /// The creators' CIDR bindings, each of which must also allow the client.
+    pub inherited_cidrs: Vec<Vec<String>>,
     /// Identity entity the token acts for ("" = none); children inherit it.
     pub entity_id: String,
     /// Ceiling for TTL and renewals (the auth mount's max); zero = system max.
@@ -156,6 +181,9 @@ pub trait TokenHooks: Send + Sync {
     /// A token is about to be deleted: revoke what it owns, and return the ops that delete
     /// its own lease in the same batch as the token.
     async fn token_revoking(&self, entry: &TokenEntry) -> Result<Vec<ViewOp>>;
+    /// The current `max_lease_ttl` of the mount that issued the token (its auth method, or
+    /// `auth/token/`), as tuned now: renewals never pass it.
+    fn mount_max_ttl(&self, auth_mount: Option<&str>) -> Duration;
 }
 
 /// Cached token entries beyond this are dropped (idle tokens live in storage, not memory).
@@ -236,6 +264,7 @@ impl TokenStore {
             entity_id: (!entry.entity_id.is_empty()).then(|| entry.entity_id.clone()),
             metadata: entry.meta.clone(),
             client_token: None,
+            sudo: false,
         });
         if self.cache.read().contains_key(&entry.id_hash) {
             self.callers
@@ -456,11 +485,7 @@ impl TokenStore {
         if ttl.is_zero() && !root_without_ttl {
             ttl = limits.default_ttl;
         }
-        let max_ttl = if req.max_ttl.is_zero() {
-            limits.max_ttl
-        } else {
-            req.max_ttl.min(limits.max_ttl)
-        };
+        let max_ttl = self.effective_max_ttl(req.auth_mount.as_deref(), req.max_ttl.as_secs());
         if req.period.is_zero() && ttl > max_ttl && !root_without_ttl {
             ttl = max_ttl;
         }
@@ -494,6 +519,8 @@ impl TokenStore {
             auth_mount: req.auth_mount,
             alias_name: req.alias_name,
             internal: req.internal,
+            max_ttl: req.max_ttl.as_secs(),
+            inherited_cidrs: req.inherited_cidrs,
         };
         let mut ops = vec![
             ViewOp::Put {
@@ -518,6 +545,23 @@ impl TokenStore {
         self.batch_with(ops, lease_ops).await?;
         self.cache_put(id_hash, Arc::new(entry.clone()));
         Ok((token, entry))
+    }
+
+    /// The longest life a token may have from its creation: the smallest of the system
+    /// maximum, its mount's maximum as tuned now, and the maximum its issuer set (`own`,
+    /// seconds, 0 = none).
+    pub fn effective_max_ttl(&self, auth_mount: Option<&str>, own: u64) -> Duration {
+        let mut max = self.limits().max_ttl;
+        if let Some(hooks) = self.hooks() {
+            let mount = hooks.mount_max_ttl(auth_mount);
+            if !mount.is_zero() {
+                max = max.min(mount);
+            }
+        }
+        if own > 0 {
+            max = max.min(Duration::from_secs(own));
+        }
+        max
     }
 
     /// Revoke a token and, depth first, every descendant.
@@ -603,16 +647,18 @@ impl TokenStore {
             }
         }
         let now = self.clock.now();
-        let limits = self.limits();
+        let age = (now - entry.creation_time).to_std().unwrap_or_default();
         let mut warning = None;
         let mut ttl = if entry.period > 0 {
+            // Periodic tokens renew for their period each time and have no maximum other
+            // than an explicit one (Vault's rule).
             Duration::from_secs(entry.period)
         } else {
             let wanted = increment
                 .filter(|d| !d.is_zero())
                 .unwrap_or(Duration::from_secs(entry.creation_ttl));
-            let age = (now - entry.creation_time).to_std().unwrap_or_default();
-            let max_left = limits.max_ttl.saturating_sub(age);
+            let max = self.effective_max_ttl(entry.auth_mount.as_deref(), entry.max_ttl);
+            let max_left = max.saturating_sub(age);
             if wanted > max_left {
                 warning = Some(format!(
                     "TTL of \"{}\" exceeded the effective max_ttl of \"{}\"; TTL value is capped accordingly",
@@ -625,7 +671,6 @@ impl TokenStore {
             }
         };
         if entry.explicit_max_ttl > 0 {
-            let age = (now - entry.creation_time).to_std().unwrap_or_default();
             let left = Duration::from_secs(entry.explicit_max_ttl).saturating_sub(age);
             if ttl > left {
                 warning = Some(format!(
@@ -743,6 +788,7 @@ impl TokenStore {
         let now = self.clock.now();
         json!({
             "accessor": accessor,
+            "bound_cidrs": entry.bound_cidrs,
             "creation_time": entry.creation_time.timestamp(),
             "creation_ttl": entry.creation_ttl,
             "display_name": entry.display_name,
@@ -846,6 +892,14 @@ struct RoleInput {
     allowed_policies: Vec<String>,
     #[serde(default, deserialize_with = "de::string_list")]
     disallowed_policies: Vec<String>,
+    #[serde(default, deserialize_with = "de::string_list")]
+    allowed_policies_glob: Vec<String>,
+    #[serde(default, deserialize_with = "de::string_list")]
+    disallowed_policies_glob: Vec<String>,
+    #[serde(default, deserialize_with = "de::string_list")]
+    token_bound_cidrs: Vec<String>,
+    #[serde(default, deserialize_with = "de::string_list")]
+    bound_cidrs: Vec<String>,
     #[serde(default, deserialize_with = "de::opt_bool")]
     orphan: Option<bool>,
     #[serde(default, deserialize_with = "de::opt_bool")]
@@ -913,6 +967,20 @@ fn validate_role_name(name: &str) -> Result<()> {
     Ok(())
 }
 
+/// CIDR blocks (or single addresses) for a binding, trimmed; a malformed one is a 400.
+fn validate_cidrs(list: &[String]) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for c in list.iter().map(|c| c.trim()).filter(|c| !c.is_empty()) {
+        if c.parse::<ipnet::IpNet>().is_err() && c.parse::<std::net::IpAddr>().is_err() {
+            return Err(Error::bad(
+                "token_bound_cidrs must be CIDR blocks or IP addresses",
+            ));
+        }
+        out.push(c.to_string());
+    }
+    Ok(out)
+}
+
 fn normalize_policies(list: &[String]) -> Vec<String> {
     let mut out: Vec<String> = list
         .iter()
@@ -924,6 +992,107 @@ fn normalize_policies(list: &[String]) -> Vec<String> {
     out
 }
 
+/// Whether `name` matches a role's policy glob (`*` matches any run of characters).
+fn glob_matches(pattern: &str, name: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    if parts.len() == 1 {
+        return pattern == name;
+    }
+    let (first, last) = (parts[0], parts[parts.len() - 1]);
+    if !name.starts_with(first) || name.len() < first.len() + last.len() || !name.ends_with(last) {
+        return false;
+    }
+    let mut rest = &name[first.len()..name.len() - last.len()];
+    for middle in &parts[1..parts.len() - 1] {
+        match rest.find(middle) {
+            Some(i) => rest = &rest[i + middle.len()..],
+            None => return false,
+        }
+    }
+    true
+}
+
+/// The policies a new token gets, by Vault's rules:
+/// - through a role that names allowed policies (exact or glob), the request (or, if it names
+///   none, the role's allowed list) must stay within them;
+/// - otherwise (no role, or a role that allows nothing in particular) the request (or, if it
+///   names none, the caller's own policies) must be a subset of the caller's policies unless
+///   the caller is root;
+/// - a role's disallowed policies and globs always apply;
+/// - `root` only ever comes from a root caller, whatever the path.
+///
+/// `default` is outside these checks (every token may carry it) and is added unless
+/// `no_default` or the role disallows it.
+fn child_policies(
+    parent: &TokenEntry,
+    requested: &[String],
+    role: Option<&TokenRole>,
+    no_default: bool,
+) -> Result<Vec<String>> {
+    let caller_is_root = parent.is_root();
+    let parent_policies = normalize_policies(&parent.policies);
+    let allowed = role
+        .map(|r| normalize_policies(&r.allowed_policies))
+        .unwrap_or_default();
+    let allowed_glob = role
+        .map(|r| r.allowed_policies_glob.clone())
+        .unwrap_or_default();
+    let role_restricts = !allowed.is_empty() || !allowed_glob.is_empty();
+    let mut chosen: Vec<String> = if !requested.is_empty() {
+        requested.to_vec()
+    } else if role_restricts {
+        allowed.clone()
+    } else {
+        parent_policies.clone()
+    };
+    chosen.retain(|p| p != "default");
+    if role_restricts {
+        for p in &chosen {
+            if !allowed.contains(p) && !allowed_glob.iter().any(|g| glob_matches(g, p)) {
+                return Err(Error::bad(
+                    "token policies must be a subset of the role's allowed policies",
+                ));
+            }
+        }
+    } else if !caller_is_root && chosen.iter().any(|p| !parent_policies.contains(p)) {
+        return Err(Error::bad(
+            "child policies must be a subset of the parent token's policies",
+        ));
+    }
+    if chosen.iter().any(|p| p == "root") && !caller_is_root {
+        return Err(Error::bad(
+            "root tokens may not be created without parent token being root",
+        ));
+    }
+    let default_disallowed = role.is_some_and(|r| {
+        normalize_policies(&r.disallowed_policies).contains(&"default".to_string())
+            || r.disallowed_policies_glob
+                .iter()
+                .any(|g| glob_matches(g, "default"))
+    });
+    if !no_default && !default_disallowed && !chosen.iter().any(|p| p == "root") {
+        chosen.push("default".into());
+    }
+    if let Some(role) = role {
+        let disallowed = normalize_policies(&role.disallowed_policies);
+        for p in &chosen {
+            if disallowed.contains(p)
+                || role
+                    .disallowed_policies_glob
+                    .iter()
+                    .any(|g| glob_matches(g, p))
+            {
+                return Err(Error::bad(format!(
+                    "token policy {p:?} is disallowed by this role"
+                )));
+            }
+        }
+    }
+    chosen.sort();
+    chosen.dedup();
+    Ok(chosen)
+}
+
 async fn handle_create(
     ts: Arc<TokenStore>,
     ctx: Ctx,
@@ -932,7 +1101,8 @@ async fn handle_create(
     role_name: Option<String>,
 ) -> Result<Response> {
     let (_, parent) = caller_entry(&ts, &ctx).await?;
-    let parent_is_root = parent.is_root();
+    let caller_is_root = parent.is_root();
+    let caller_has_sudo = caller_is_root || caller(&ctx)?.sudo;
     if let Some(t) = &input.token_type {
         match t.as_str() {
             "" | "service" | "default" => {}
@@ -941,7 +1111,7 @@ async fn handle_create(
                     "batch tokens are not supported yet; use type \"service\"",
                 ))
             }
-            other => return Err(Error::bad(format!("invalid token type \"{other}\""))),
+            _ => return Err(Error::bad("invalid token type: use \"service\"")),
         }
     }
     if input.entity_alias.as_deref().is_some_and(|a| !a.is_empty()) {
@@ -949,83 +1119,48 @@ async fn handle_create(
             "entity_alias requires identity entities, which are not available yet",
         ));
     }
-    if input.id.is_some() && !parent_is_root {
+    // A role is used only through its own path, so the ACL on that path decides who may.
+    if let Some(body_role) = input.role_name.as_deref().filter(|r| !r.is_empty()) {
+        if role_name.as_deref() != Some(body_role) {
+            return Err(Error::bad(
+                "role_name is not accepted in the request body: create tokens from a role at auth/token/create/<role_name>",
+            ));
+        }
+    }
+    if parent.num_uses != 0 {
+        return Err(Error::bad("a limited-use token cannot create child tokens"));
+    }
+    if input.id.is_some() && !caller_has_sudo {
         return Err(Error::bad(
             "root or sudo privileges required to specify token id",
         ));
     }
-    if input.no_parent == Some(true) && !parent_is_root && !orphan_path {
+    if input.no_parent == Some(true) && !caller_has_sudo && !orphan_path {
         return Err(Error::bad(
             "root or sudo privileges required to create orphan token",
         ));
     }
-    let num_uses = input.num_uses.unwrap_or(0);
+    if input.period.is_some_and(|p| !p.is_zero()) && !caller_has_sudo {
+        return Err(Error::bad(
+            "root or sudo privileges required to create periodic token",
+        ));
+    }
+    let mut num_uses = input.num_uses.unwrap_or(0);
     if num_uses < 0 {
         return Err(Error::bad("number of uses cannot be negative"));
     }
-    let role = match role_name.or(input.role_name.clone()) {
+    let role = match role_name {
         Some(name) => Some(
             ts.get_role(&name)
                 .await?
-                .ok_or_else(|| Error::bad(format!("unknown role {name}")))?,
+                .ok_or_else(|| Error::bad("unknown role"))?,
         ),
         None => None,
     };
     let requested = normalize_policies(&input.policies);
-    let mut policies = match &role {
-        Some(role) => {
-            let allowed = normalize_policies(&role.allowed_policies);
-            let disallowed = normalize_policies(&role.disallowed_policies);
-            let chosen = if requested.is_empty() {
-                if allowed.is_empty() {
-                    parent
-                        .policies
-                        .iter()
-                        .filter(|p| *p != "root")
-                        .cloned()
-                        .collect()
-                } else {
-                    allowed.clone()
-                }
-            } else {
-                requested.clone()
-            };
-            for p in &chosen {
-                if disallowed.contains(p)
-                    || (!allowed.is_empty() && !allowed.contains(p) && p != "default")
-                {
-                    return Err(Error::bad(format!("token policies ({}) must be subset of the role's allowed policies and not in its disallowed policies", chosen.join(", "))));
-                }
-            }
-            chosen
-        }
-        None => {
-            if requested.is_empty() {
-                parent.policies.clone()
-            } else {
-                if !parent_is_root {
-                    let parent_set: Vec<&String> = parent.policies.iter().collect();
-                    if requested
-                        .iter()
-                        .any(|p| p != "default" && !parent_set.contains(&p))
-                    {
-                        return Err(Error::bad("child policies must be subset of parent"));
-                    }
-                }
-                requested.clone()
-            }
-        }
-    };
     let no_default = input.no_default_policy.unwrap_or(false)
         || role.as_ref().is_some_and(|r| r.token_no_default_policy);
-    if !no_default && !policies.iter().any(|p| p == "default" || p == "root") {
-        policies.push("default".into());
-    }
-    if no_default {
-        policies.retain(|p| p != "default");
-    }
-    policies.sort();
-    policies.dedup();
+    let policies = child_policies(&parent, &requested, role.as_ref(), no_default)?;
     let orphan =
         orphan_path || input.no_parent == Some(true) || role.as_ref().is_some_and(|r| r.orphan);
     let display = input.display_name.clone().unwrap_or_default();
@@ -1038,6 +1173,11 @@ async fn handle_create(
     let mut explicit_max = input.explicit_max_ttl.unwrap_or_default();
     let mut period = input.period.unwrap_or_default();
     let mut renewable = input.renewable.unwrap_or(true);
+    let mut max_ttl = Duration::ZERO;
+    // A child is usable only where its creator is: it keeps the creator's bindings, and a
+    // role's own binding narrows them further.
+    let mut bound_cidrs = parent.bound_cidrs.clone();
+    let mut inherited_cidrs = parent.inherited_cidrs.clone();
     let mut path = if orphan_path {
         "auth/token/create-orphan".to_string()
     } else {
@@ -1057,8 +1197,18 @@ async fn handle_create(
         if ttl.is_zero() && role.token_ttl > 0 {
             ttl = Duration::from_secs(role.token_ttl);
         }
-        if role.token_max_ttl > 0 && ttl > Duration::from_secs(role.token_max_ttl) {
-            ttl = Duration::from_secs(role.token_max_ttl);
+        if role.token_max_ttl > 0 {
+            max_ttl = Duration::from_secs(role.token_max_ttl);
+            ttl = ttl.min(max_ttl);
+        }
+        if num_uses == 0 {
+            num_uses = role.token_num_uses;
+        }
+        if !role.token_bound_cidrs.is_empty() {
+            if !parent.bound_cidrs.is_empty() {
+                inherited_cidrs.push(parent.bound_cidrs.clone());
+            }
+            bound_cidrs = role.token_bound_cidrs.clone();
         }
         renewable = renewable && role.renewable;
         let suffix = role.path_suffix.trim_matches('/');
@@ -1097,8 +1247,9 @@ async fn handle_create(
             renewable,
             path,
             role: role.map(|r| r.name),
-            bound_cidrs: Vec::new(),
-            max_ttl: Duration::ZERO,
+            bound_cidrs,
+            inherited_cidrs,
+            max_ttl,
             entity_id: parent.entity_id.clone(),
             ..NewToken::default()
         })
@@ -1266,6 +1417,9 @@ pub fn backend(ts: &Arc<TokenStore>) -> Backend {
                     "name": role.name,
                     "allowed_policies": role.allowed_policies,
                     "disallowed_policies": role.disallowed_policies,
+                    "allowed_policies_glob": role.allowed_policies_glob,
+                    "disallowed_policies_glob": role.disallowed_policies_glob,
+                    "token_bound_cidrs": role.token_bound_cidrs,
                     "orphan": role.orphan,
                     "renewable": role.renewable,
                     "path_suffix": role.path_suffix,
@@ -1289,6 +1443,16 @@ pub fn backend(ts: &Arc<TokenStore>) -> Backend {
                 }
                 if !input.disallowed_policies.is_empty() || ctx.request.data.contains_key("disallowed_policies") {
                     role.disallowed_policies = normalize_policies(&input.disallowed_policies);
+                }
+                if !input.allowed_policies_glob.is_empty() || ctx.request.data.contains_key("allowed_policies_glob") {
+                    role.allowed_policies_glob = normalize_policies(&input.allowed_policies_glob);
+                }
+                if !input.disallowed_policies_glob.is_empty() || ctx.request.data.contains_key("disallowed_policies_glob") {
+                    role.disallowed_policies_glob = normalize_policies(&input.disallowed_policies_glob);
+                }
+                if ctx.request.data.contains_key("token_bound_cidrs") || ctx.request.data.contains_key("bound_cidrs") {
+                    let cidrs = if ctx.request.data.contains_key("token_bound_cidrs") { &input.token_bound_cidrs } else { &input.bound_cidrs };
+                    role.token_bound_cidrs = validate_cidrs(cidrs)?;
                 }
                 if let Some(v) = input.orphan { role.orphan = v; }
                 if let Some(v) = input.renewable { role.renewable = v; }

@@ -51,7 +51,16 @@ async fn approle_host(h: &Harness, compartment: &str, instance: &str) -> String 
         )
         .await
         .unwrap();
-    login.auth.unwrap().client_token
+    let auth = login.auth.unwrap();
+    // The secret id's metadata is the caller's word; the host's attributes become rule inputs
+    // only when an identity admin writes them on the entity.
+    h.ok(
+        Update,
+        &format!("identity/entity/id/{}", auth.entity_id),
+        json!({"metadata": {"instance.compartment.id": compartment, "instance.id": instance}}),
+    )
+    .await;
+    auth.client_token
 }
 
 async fn setup() -> Harness {
@@ -82,7 +91,7 @@ async fn setup() -> Harness {
 #[tokio::test]
 async fn seed_scenario_dynamic_group_grants_exactly_one_secret_to_prod_hosts() {
     let h = setup().await;
-    h.ok(Update, "identity/group", json!({"name": "prod-hosts", "type": "dynamic", "rule": "any {instance.compartment.id = 'prod'}", "policies": ["my-secret"]})).await;
+    h.ok(Update, "identity/group", json!({"name": "prod-hosts", "type": "dynamic", "rule": "any {entity.metadata.instance.compartment.id = 'prod'}", "policies": ["my-secret"]})).await;
     let prod = approle_host(&h, "prod", "i-1").await;
     let dev = approle_host(&h, "dev", "i-2").await;
     let resp = h
@@ -111,7 +120,7 @@ async fn seed_scenario_dynamic_group_grants_exactly_one_secret_to_prod_hosts() {
 #[tokio::test]
 async fn login_creates_one_entity_per_alias_and_reports_identity_policies() {
     let h = setup().await;
-    h.ok(Update, "identity/group", json!({"name": "prod-hosts", "type": "dynamic", "rule": "all {instance.compartment.id = 'prod', instance.id = 'i-9'}", "policies": ["my-secret"]})).await;
+    h.ok(Update, "identity/group", json!({"name": "prod-hosts", "type": "dynamic", "rule": "all {alias.metadata.instance.compartment.id = 'prod', alias.metadata.instance.id = 'i-9'}", "policies": ["my-secret"]})).await;
     h.ok(Update, "sys/auth/userpass", json!({"type": "userpass"}))
         .await;
     h.ok(
