@@ -125,7 +125,9 @@ def test_identity_entities_groups_and_dynamic_group_policies(client, addr):
     group = unique("g")
     r = client.adapter.post("/v1/identity/group", json={
         "name": group, "type": "dynamic", "policies": [policy],
-        "rule": f"any {{instance.compartment.id = '{compartment}'}}",
+        # Secret-id metadata is chosen by whoever generates the secret id, so rules see it only
+        # under alias.metadata.*; unprefixed names are for attributes an auth method verified.
+        "rule": f"any {{alias.metadata.instance.compartment.id = '{compartment}'}}",
     })
     group_id = r["data"]["id"]
     assert client.secrets.identity.read_group(group_id)["data"]["type"] == "dynamic"
