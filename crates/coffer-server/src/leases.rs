@@ -341,12 +341,18 @@ impl Core {
                         .ok_or_else(|| Error::bad("lease is not renewable"))?;
                     (ctx, renew)
                 };
+                let mount_max = ctx.mount.max_lease_ttl;
                 renew(ctx, internal.clone()).await?;
                 let now = self.clock.now();
                 let wanted = increment
                     .filter(|d| !d.is_zero())
                     .unwrap_or(Duration::from_secs(lease.ttl));
-                let left = (lease.max_expire - now).to_std().unwrap_or_default();
+                // The maximum fixed at issue, or the mount's as tuned since, whichever is less.
+                let max_expire = chrono::Duration::from_std(mount_max)
+                    .ok()
+                    .and_then(|d| lease.issue_time.checked_add_signed(d))
+                    .map_or(lease.max_expire, |t| t.min(lease.max_expire));
+                let left = (max_expire - now).to_std().unwrap_or_default();
                 let mut warning = None;
                 let granted = if wanted > left {
                     warning = Some(format!(

@@ -193,6 +193,32 @@ async fn renew_is_clamped_to_the_mount_max_with_a_warning() {
 }
 
 #[tokio::test]
+async fn renew_is_clamped_to_the_mount_max_as_tuned_after_issue() {
+    let h = harness().await;
+    let (lease_id, _) = issue(&h, &h.root.clone()).await;
+    h.ok(
+        Update,
+        "sys/mounts/db/tune",
+        json!({"default_lease_ttl": "30m", "max_lease_ttl": "1h"}),
+    )
+    .await;
+    h.clock.advance(Duration::from_secs(1800));
+    let resp = h
+        .ok(
+            Update,
+            "sys/leases/renew",
+            json!({"lease_id": lease_id, "increment": "10h"}),
+        )
+        .await;
+    assert_eq!(
+        resp.secret.unwrap().ttl,
+        Duration::from_secs(1800),
+        "clamped to the tuned 1h max from issue, not the 2h in force at issue"
+    );
+    assert!(!resp.warnings.is_empty(), "clamping is announced");
+}
+
+#[tokio::test]
 async fn expired_leases_are_revoked_by_the_expiry_pass() {
     let h = harness().await;
     let (lease_id, user) = issue(&h, &h.root.clone()).await;
