@@ -22,30 +22,41 @@ impl Clock for SystemClock {
     }
 }
 
-/// A clock that only moves when told to: real time at construction plus every `advance`.
+/// A clock that only moves when told to: the real time at construction, plus every
+/// `advance`. It does not follow the wall clock, so nothing a test checks depends on how long
+/// the test took.
 #[derive(Debug, Clone)]
 pub struct ManualClock {
-    offset: Arc<Mutex<chrono::Duration>>,
+    now: Arc<Mutex<DateTime<Utc>>>,
+    start: DateTime<Utc>,
 }
 
 impl ManualClock {
     /// Start at the current real time.
     pub fn new() -> Self {
+        ManualClock::at(Utc::now())
+    }
+
+    /// Start at `start`.
+    pub fn at(start: DateTime<Utc>) -> Self {
         ManualClock {
-            offset: Arc::new(Mutex::new(chrono::Duration::zero())),
+            now: Arc::new(Mutex::new(start)),
+            start,
         }
     }
 
     /// Move time forward by `by`.
     pub fn advance(&self, by: Duration) {
         let by = chrono::Duration::from_std(by).unwrap_or(chrono::Duration::MAX);
-        let mut offset = self.offset.lock();
-        *offset = offset.checked_add(&by).unwrap_or(chrono::Duration::MAX);
+        let mut now = self.now.lock();
+        *now = now
+            .checked_add_signed(by)
+            .unwrap_or(DateTime::<Utc>::MAX_UTC);
     }
 
-    /// How far this clock has been moved ahead of real time.
+    /// How far this clock has been moved since it was made.
     pub fn offset(&self) -> chrono::Duration {
-        *self.offset.lock()
+        *self.now.lock() - self.start
     }
 }
 
@@ -57,7 +68,7 @@ impl Default for ManualClock {
 
 impl Clock for ManualClock {
     fn now(&self) -> DateTime<Utc> {
-        Utc::now() + *self.offset.lock()
+        *self.now.lock()
     }
 }
 
@@ -76,7 +87,15 @@ mod tests {
         let before = clock.now();
         clock.advance(Duration::from_secs(3600));
         let after = clock.now();
-        assert!(after - before >= chrono::Duration::seconds(3600));
-        assert!(after - before < chrono::Duration::seconds(3660));
+        assert_eq!(after - before, chrono::Duration::seconds(3600));
+    }
+
+    #[test]
+    fn manual_clock_does_not_follow_wall_time() {
+        let clock = ManualClock::new();
+        let before = clock.now();
+        std::thread::sleep(Duration::from_millis(20));
+        assert_eq!(clock.now(), before, "only advance moves it");
+        assert_eq!(clock.offset(), chrono::Duration::zero());
     }
 }

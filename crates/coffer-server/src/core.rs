@@ -94,13 +94,14 @@ pub enum RekeyProgress {
 pub struct Core {
     pub clock: Arc<dyn Clock>,
     pub barrier: Arc<Barrier>,
-    pub router: Router,
+    pub router: Arc<Router>,
     pub tokens: Arc<TokenStore>,
     pub policies: Arc<PolicyStore>,
     pub limits: LeaseLimits,
     pub metrics: Metrics,
-    pub leases: crate::leases::LeaseStore,
+    pub leases: Arc<crate::leases::LeaseManager>,
     pub identity: Arc<crate::identity::Identity>,
+    pub wrapping: crate::wrapping::Wrapping,
     seal: tokio::sync::Mutex<SealProgress>,
 }
 
@@ -113,23 +114,6 @@ fn capability_for(op: Operation) -> Capabilities {
         Operation::Delete => Capabilities::DELETE,
         Operation::List => Capabilities::LIST,
     }
-}
-
-/// Whether a token bound to `cidrs` may be used from `addr` (unbound tokens: anywhere).
-pub fn cidr_allows(cidrs: &[String], addr: Option<std::net::SocketAddr>) -> bool {
-    if cidrs.is_empty() {
-        return true;
-    }
-    let Some(addr) = addr else { return false };
-    cidrs.iter().any(|c| {
-        let c = c.trim();
-        match c.parse::<ipnet::IpNet>() {
-            Ok(net) => net.contains(&addr.ip()),
-            Err(_) => c
-                .parse::<std::net::IpAddr>()
-                .is_ok_and(|ip| ip == addr.ip()),
-        }
-    })
 }
 
 /// Refuse paths with empty, `.` or `..` segments (a trailing slash is allowed for lists).
@@ -160,26 +144,38 @@ impl Core {
         let barrier = Arc::new(Barrier::new(storage));
         let tokens = Arc::new(TokenStore::new(barrier.clone(), clock.clone(), limits));
         let policies = Arc::new(PolicyStore::new(barrier.clone()));
-        let identity = Arc::new(crate::identity::Identity::new(BarrierView::new(
+        let identity = Arc::new(crate::identity::Identity::new(
+            BarrierView::new(barrier.clone(), "sys/identity/"),
+            clock.clone(),
+        ));
+        let router = Arc::new(Router::new());
+        let leases = Arc::new(crate::leases::LeaseManager::new(
             barrier.clone(),
-            "sys/identity/",
-        )));
+            clock.clone(),
+            router.clone(),
+            tokens.clone(),
+            limits,
+        ));
+        let hooks: std::sync::Weak<dyn crate::tokens::TokenHooks> = Arc::downgrade(&leases) as _;
+        tokens.set_hooks(hooks);
         let core = Arc::new(Core {
-            clock,
+            clock: clock.clone(),
             barrier: barrier.clone(),
-            router: Router::new(),
+            router,
             tokens: tokens.clone(),
             policies,
             limits,
             metrics: Metrics::default(),
-            leases: crate::leases::LeaseStore {
-                view: BarrierView::new(barrier.clone(), "sys/expire/"),
-            },
+            leases,
+            wrapping: crate::wrapping::Wrapping::new(
+                barrier.clone(),
+                tokens.clone(),
+                clock.clone(),
+                limits.max_ttl,
+            ),
             identity: identity.clone(),
             seal: tokio::sync::Mutex::new(SealProgress::default()),
         });
-        let hooks: std::sync::Weak<dyn crate::tokens::TokenHooks> = Arc::downgrade(&core) as _;
-        tokens.set_hooks(hooks);
         let info = |path: &str, kind: &str| coffer_sdk::MountInfo {
             path: path.into(),
             kind: kind.into(),
@@ -256,7 +252,7 @@ impl Core {
                 }
                 // A full page means more are due: go again at once instead of waiting a tick.
                 loop {
-                    match core.expire_due(crate::leases::EXPIRY_BATCH).await {
+                    match core.leases.expire_due(crate::leases::EXPIRY_BATCH).await {
                         Ok(n) if n >= crate::leases::EXPIRY_BATCH => continue,
                         Ok(n) if n > 0 => tracing::debug!(count = n, "expired leases"),
                         Ok(_) => {}
@@ -665,13 +661,14 @@ impl Core {
         let mut response = result?;
         // A secret that already has a lease id (a renewal) is not a new lease.
         if let Some(secret) = response.secret.as_mut().filter(|s| s.lease_id.is_empty()) {
-            self.register_secret_lease(
-                secret,
-                &mounted.info,
-                rel,
-                entry.as_ref().map(|e| e.id_hash.as_str()),
-            )
-            .await?;
+            self.leases
+                .register_secret_lease(
+                    secret,
+                    &mounted.info,
+                    rel,
+                    entry.as_ref().map(|e| e.id_hash.as_str()),
+                )
+                .await?;
         }
         if let Some(login) = response.login.take() {
             if !mounted.is_auth {
@@ -693,7 +690,10 @@ impl Core {
                     Some(raw) => raw.body.clone(),
                     None => crate::envelope::to_bytes(&response, &request_id),
                 };
-                response = self.wrap(body, ttl, &full_path, wrapped_accessor).await?;
+                response = self
+                    .wrapping
+                    .wrap(body, ttl, &full_path, wrapped_accessor)
+                    .await?;
             }
         }
         // Audit (capability 7) hooks in here, once, for every engine.

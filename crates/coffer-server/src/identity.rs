@@ -8,8 +8,7 @@
 //! on the next request.
 
 use crate::barrier::BarrierView;
-use chrono::Utc;
-use coffer_sdk::clock::format_time;
+use coffer_sdk::clock::{format_time, Clock};
 use coffer_sdk::framework::de;
 use coffer_sdk::view::{get_json, to_json, View, ViewOp};
 use coffer_sdk::{Backend, Ctx, Error, Operation, PathSpec, Response, Result};
@@ -203,6 +202,7 @@ impl Rule {
 /// Identity storage (`sys/identity/` in the barrier) and the policy cache.
 pub struct Identity {
     pub view: BarrierView,
+    clock: Arc<dyn Clock>,
     generation: AtomicU64,
     groups: RwLock<Option<(u64, Arc<Vec<Group>>)>>,
     policies: RwLock<HashMap<String, (u64, Arc<IdentityPolicies>)>>,
@@ -214,10 +214,6 @@ pub struct IdentityPolicies {
     pub policies: Vec<String>,
     pub group_ids: Vec<String>,
     pub disabled: bool,
-}
-
-fn now() -> String {
-    format_time(Utc::now())
 }
 
 fn hex_name(name: &str) -> String {
@@ -256,13 +252,19 @@ fn string_map(m: Option<Map<String, Value>>) -> Result<BTreeMap<String, String>>
 
 impl Identity {
     /// A store over `view`.
-    pub fn new(view: BarrierView) -> Identity {
+    pub fn new(view: BarrierView, clock: Arc<dyn Clock>) -> Identity {
         Identity {
             view,
+            clock,
             generation: AtomicU64::new(1),
             groups: RwLock::new(None),
             policies: RwLock::new(HashMap::new()),
         }
+    }
+
+    /// The time for creation and update stamps, from the server's clock.
+    fn now(&self) -> String {
+        format_time(self.clock.now())
     }
 
     /// Invalidate every cached membership (after any identity write, and on seal).
@@ -587,7 +589,7 @@ impl Identity {
             if alias.metadata != metadata || alias.verified != *verified {
                 alias.metadata = metadata.clone();
                 alias.verified = verified.clone();
-                alias.last_update_time = now();
+                alias.last_update_time = self.now();
                 self.save_alias(&alias).await?;
             }
             // Deleting an entity deletes its aliases first, so an alias that resolves names a
@@ -602,8 +604,8 @@ impl Identity {
             metadata: BTreeMap::new(),
             policies: Vec::new(),
             disabled: false,
-            creation_time: now(),
-            last_update_time: now(),
+            creation_time: self.now(),
+            last_update_time: self.now(),
         };
         self.save_entity(&entity, None).await?;
         let alias = Alias {
@@ -615,8 +617,8 @@ impl Identity {
             name: alias_name.to_string(),
             metadata,
             verified: verified.clone(),
-            creation_time: now(),
-            last_update_time: now(),
+            creation_time: self.now(),
+            last_update_time: self.now(),
         };
         self.save_alias(&alias).await?;
         Ok(id)
@@ -731,8 +733,8 @@ async fn upsert_entity(
             metadata: BTreeMap::new(),
             policies: Vec::new(),
             disabled: false,
-            creation_time: now(),
-            last_update_time: now(),
+            creation_time: id.now(),
+            last_update_time: id.now(),
         }
     });
     let old_name = e.name.clone();
@@ -761,7 +763,7 @@ async fn upsert_entity(
     if let Some(d) = input.disabled {
         e.disabled = d;
     }
-    e.last_update_time = now();
+    e.last_update_time = id.now();
     id.save_entity(&e, Some(&old_name)).await?;
     if creating {
         Ok(Response::data(
@@ -790,8 +792,8 @@ async fn upsert_group(
             member_group_ids: Vec::new(),
             metadata: BTreeMap::new(),
             rule: None,
-            creation_time: now(),
-            last_update_time: now(),
+            creation_time: id.now(),
+            last_update_time: id.now(),
         }
     });
     let old_name = g.name.clone();
@@ -872,7 +874,7 @@ async fn upsert_group(
             "a dynamic group needs a rule, e.g. any {instance.compartment.id = 'prod'}",
         ));
     }
-    g.last_update_time = now();
+    g.last_update_time = id.now();
     id.save_group(&g, Some(&old_name)).await?;
     if creating {
         Ok(Response::data(json!({"id": g.id, "name": g.name})))
@@ -1000,8 +1002,8 @@ pub fn backend(identity: &Arc<Identity>) -> Backend {
                     name,
                     metadata: string_map(input.custom_metadata)?,
                     verified: BTreeMap::new(),
-                    creation_time: now(),
-                    last_update_time: now(),
+                    creation_time: id.now(),
+                    last_update_time: id.now(),
                 };
                 id.save_alias(&alias).await?;
                 Ok(Response::data(json!({"id": alias.id, "canonical_id": alias.canonical_id})))

@@ -18,11 +18,12 @@
 //!   backoff; after [`MAX_REVOKE_ATTEMPTS`] it is marked irrevocable and listed by
 //!   `sys/leases?type=irrevocable` until force-revoked.
 
-use crate::barrier::{with_unsynced_writes, BarrierView};
-use crate::core::Core;
-use crate::tokens::TokenEntry;
+use crate::barrier::{with_unsynced_writes, Barrier, BarrierView};
+use crate::mounts::{LeaseLimits, Router};
+use crate::tokens::{TokenEntry, TokenStore};
 use chrono::{DateTime, Utc};
 use coffer_sdk::clock::format_time;
+use coffer_sdk::clock::Clock;
 use coffer_sdk::framework::Ctx;
 use coffer_sdk::logical::SecretLease;
 use coffer_sdk::view::{get_json, to_json, View, ViewOp};
@@ -224,7 +225,42 @@ fn backoff(attempts: u32) -> Duration {
     Duration::from_secs((1u64 << attempts.min(8)).min(300))
 }
 
-impl Core {
+/// The lease manager: registers, looks up, renews, revokes and expires leases, of secrets and
+/// of tokens. Owned by the core; the token store reaches it only through [`TokenHooks`]
+/// (it creates, renews and deletes a token's lease in the token's own batch).
+///
+/// [`TokenHooks`]: crate::tokens::TokenHooks
+pub struct LeaseManager {
+    /// The leases themselves (`sys/expire/`).
+    pub store: LeaseStore,
+    clock: Arc<dyn Clock>,
+    barrier: Arc<Barrier>,
+    router: Arc<Router>,
+    tokens: Arc<TokenStore>,
+    limits: LeaseLimits,
+}
+
+impl LeaseManager {
+    /// A manager over `sys/expire/` that revokes through `router`'s engines and `tokens`.
+    pub fn new(
+        barrier: Arc<Barrier>,
+        clock: Arc<dyn Clock>,
+        router: Arc<Router>,
+        tokens: Arc<TokenStore>,
+        limits: LeaseLimits,
+    ) -> LeaseManager {
+        LeaseManager {
+            store: LeaseStore {
+                view: BarrierView::new(barrier.clone(), "sys/expire/"),
+            },
+            clock,
+            barrier,
+            router,
+            tokens,
+            limits,
+        }
+    }
+
     /// Register the lease of a secret an engine just issued. Fills `secret.lease_id` and clamps
     /// its TTL to the mount.
     pub(crate) async fn register_secret_lease(
@@ -271,16 +307,16 @@ impl Core {
             last_error: None,
             irrevocable: false,
         };
-        self.leases.insert(&lease).await?;
+        self.store.insert(&lease).await?;
         secret.lease_id = lease_id;
         secret.ttl = ttl;
         Ok(())
     }
 
     /// Lease info as `sys/leases/lookup` shows it.
-    pub async fn lease_lookup(&self, lease_id: &str) -> Result<Value> {
+    pub async fn lookup(&self, lease_id: &str) -> Result<Value> {
         let lease = self
-            .leases
+            .store
             .get(lease_id)
             .await?
             .ok_or_else(|| Error::bad("invalid lease"))?;
@@ -297,14 +333,14 @@ impl Core {
 
     /// Renew a lease by `increment` (or its original TTL). Returns the new TTL and a warning
     /// when the TTL was capped by the lease's maximum.
-    pub async fn lease_renew(
+    pub async fn renew(
         &self,
         lease_id: &str,
         increment: Option<Duration>,
         connection: &coffer_sdk::logical::Connection,
     ) -> Result<(LeaseEntry, Option<String>)> {
         let lease = self
-            .leases
+            .store
             .get(lease_id)
             .await?
             .ok_or_else(|| Error::bad("invalid lease"))?;
@@ -320,7 +356,7 @@ impl Core {
                     .ok_or_else(|| Error::bad("invalid lease"))?;
                 let (_updated, warning) = self.tokens.renew(&token, increment, connection).await?;
                 let refreshed = self
-                    .leases
+                    .store
                     .get(lease_id)
                     .await?
                     .ok_or_else(|| Error::bad("invalid lease"))?;
@@ -367,7 +403,7 @@ impl Core {
                 let mut renewed = lease.clone();
                 renewed.expire_time = now + chrono::Duration::from_std(granted).unwrap_or_default();
                 renewed.last_renewal = Some(now);
-                self.leases.update(&lease, &renewed).await?;
+                self.store.update(&lease, &renewed).await?;
                 Ok((renewed, warning))
             }
         }
@@ -392,9 +428,9 @@ impl Core {
     }
 
     /// Revoke one lease. With `force`, the lease is removed even if the engine fails to revoke.
-    pub async fn lease_revoke(&self, lease_id: &str, force: bool) -> Result<()> {
+    pub async fn revoke(&self, lease_id: &str, force: bool) -> Result<()> {
         let lease = self
-            .leases
+            .store
             .get(lease_id)
             .await?
             .ok_or_else(|| Error::bad("invalid lease"))?;
@@ -424,10 +460,10 @@ impl Core {
                 // Revoking the token removed its lease in the same batch; only a lease whose
                 // token was already gone is left to remove (a read, not another commit).
                 LeaseKind::Token { .. } if token_was_live => Ok(()),
-                LeaseKind::Token { .. } => self.leases.remove(&lease).await,
-                LeaseKind::Secret { .. } => self.leases.remove(&lease).await,
+                LeaseKind::Token { .. } => self.store.remove(&lease).await,
+                LeaseKind::Secret { .. } => self.store.remove(&lease).await,
             },
-            Err(_) if force => self.leases.remove(&lease).await,
+            Err(_) if force => self.store.remove(&lease).await,
             Err(e) => {
                 let now = self.clock.now();
                 let mut failed = lease.clone();
@@ -441,7 +477,7 @@ impl Core {
                         + chrono::Duration::from_std(backoff(failed.revoke_attempts))
                             .unwrap_or_default();
                 }
-                self.leases.update(&lease, &failed).await?;
+                self.store.update(&lease, &failed).await?;
                 Err(Error::bad(format!(
                     "failed to revoke lease {}: {e}",
                     lease.lease_id
@@ -451,14 +487,14 @@ impl Core {
     }
 
     /// Revoke every lease whose id starts with `prefix`, a page at a time. Returns how many.
-    pub async fn lease_revoke_prefix(self: &Arc<Self>, prefix: &str, force: bool) -> Result<usize> {
+    pub async fn revoke_prefix(self: &Arc<Self>, prefix: &str, force: bool) -> Result<usize> {
         let prefix = prefix.trim_start_matches('/');
         if prefix.contains("..") {
             return Err(Error::bad("invalid prefix"));
         }
         // Revocations stay REVOKE_CONCURRENCY deep across page boundaries (no barrier per page).
         let mut run = BulkRevocation::new(self, force);
-        let mut pages = self.leases.view.pages(format!("id/{prefix}"), 1024);
+        let mut pages = self.store.view.pages(format!("id/{prefix}"), 1024);
         while let Some(page) = pages.next().await? {
             for key in page {
                 run.start(key["id/".len()..].to_string()).await?;
@@ -476,7 +512,7 @@ impl Core {
 
     /// Revoke the lease `id` if it still exists (another revocation may have got there first).
     async fn revoke_lease_by_id(&self, id: &str, force: bool) -> Result<()> {
-        match self.leases.get(id).await? {
+        match self.store.get(id).await? {
             Some(lease) => self.revoke_lease_entry(lease, force).await,
             None => Ok(()),
         }
@@ -488,7 +524,7 @@ impl Core {
             "index/{:016x}",
             self.clock.now().timestamp_millis().max(0) + 1
         );
-        let page = self.leases.view.scan_page("index/", None, limit).await?;
+        let page = self.store.view.scan_page("index/", None, limit).await?;
         let mut ids = Vec::new();
         let mut stale = Vec::new();
         let mut count = 0;
@@ -497,8 +533,8 @@ impl Core {
                 break;
             }
             count += 1;
-            let lease = match self.leases.view.get(&key).await? {
-                Some(id) => self.leases.get(&String::from_utf8_lossy(&id)).await?,
+            let lease = match self.store.view.get(&key).await? {
+                Some(id) => self.store.get(&String::from_utf8_lossy(&id)).await?,
                 None => None,
             };
             match lease {
@@ -516,7 +552,7 @@ impl Core {
             }
         }
         // One batch for the page's stale entries: they are neighbours in the index.
-        self.leases.view.batch(stale).await?;
+        self.store.view.batch(stale).await?;
         let mut run = BulkRevocation::new(self, false);
         for id in ids {
             run.start(id).await?;
@@ -534,18 +570,18 @@ impl Core {
     }
 
     /// Count leases (all, or only irrevocable ones), by mount.
-    pub async fn lease_counts(
+    pub async fn counts(
         &self,
         irrevocable_only: bool,
     ) -> Result<(usize, Map<String, Value>, Vec<Value>)> {
         let mut total = 0;
         let mut by_mount: Map<String, Value> = Map::new();
         let mut listed = Vec::new();
-        let mut pages = self.leases.view.pages("id/", 4096);
+        let mut pages = self.store.view.pages("id/", 4096);
         while let Some(page) = pages.next().await? {
             for key in page {
                 if irrevocable_only {
-                    let Some(lease) = get_json::<LeaseEntry>(&self.leases.view, &key).await? else {
+                    let Some(lease) = get_json::<LeaseEntry>(&self.store.view, &key).await? else {
                         continue;
                     };
                     if !lease.irrevocable {
@@ -569,32 +605,32 @@ impl Core {
 
     /// Remove index and owner entries that point at missing leases, and leases whose token is
     /// gone. Returns how many entries were removed.
-    pub async fn lease_tidy(&self) -> Result<usize> {
+    pub async fn tidy(&self) -> Result<usize> {
         let mut removed = 0;
         for prefix in ["index/", "owner/"] {
-            let mut pages = self.leases.view.pages(prefix, 4096);
+            let mut pages = self.store.view.pages(prefix, 4096);
             while let Some(page) = pages.next().await? {
                 for key in page {
-                    let Some(id) = self.leases.view.get(&key).await? else {
+                    let Some(id) = self.store.view.get(&key).await? else {
                         continue;
                     };
                     let id = String::from_utf8_lossy(&id).into_owned();
-                    if self.leases.get(&id).await?.is_none() {
-                        self.leases.view.delete(&key).await?;
+                    if self.store.get(&id).await?.is_none() {
+                        self.store.view.delete(&key).await?;
                         removed += 1;
                     }
                 }
             }
         }
-        let mut pages = self.leases.view.pages("id/", 4096);
+        let mut pages = self.store.view.pages("id/", 4096);
         while let Some(page) = pages.next().await? {
             for key in page {
-                let Some(lease) = get_json::<LeaseEntry>(&self.leases.view, &key).await? else {
+                let Some(lease) = get_json::<LeaseEntry>(&self.store.view, &key).await? else {
                     continue;
                 };
                 if let LeaseKind::Token { id_hash } = &lease.kind {
                     if self.tokens.lookup_by_hash(id_hash).await?.is_none() {
-                        self.leases.remove(&lease).await?;
+                        self.store.remove(&lease).await?;
                         removed += 1;
                     }
                 }
@@ -608,7 +644,7 @@ impl Core {
 /// flight, each committed unsynced (see [`with_unsynced_writes`]), synced every
 /// [`REVOKES_PER_SYNC`] and by [`BulkRevocation::finish`], before the caller tells anyone.
 struct BulkRevocation {
-    core: Arc<Core>,
+    manager: Arc<LeaseManager>,
     force: bool,
     in_flight: tokio::task::JoinSet<(String, Result<()>)>,
     started: usize,
@@ -624,9 +660,9 @@ struct BulkOutcome {
 }
 
 impl BulkRevocation {
-    fn new(core: &Arc<Core>, force: bool) -> BulkRevocation {
+    fn new(manager: &Arc<LeaseManager>, force: bool) -> BulkRevocation {
         BulkRevocation {
-            core: core.clone(),
+            manager: manager.clone(),
             force,
             in_flight: tokio::task::JoinSet::new(),
             started: 0,
@@ -639,14 +675,14 @@ impl BulkRevocation {
     async fn start(&mut self, id: String) -> Result<()> {
         self.started += 1;
         if self.started.is_multiple_of(REVOKES_PER_SYNC) {
-            self.core.barrier.sync().await?;
+            self.manager.barrier.sync().await?;
         }
         while self.in_flight.len() >= REVOKE_CONCURRENCY {
             self.join_one().await;
         }
-        let (core, force) = (self.core.clone(), self.force);
+        let (manager, force) = (self.manager.clone(), self.force);
         self.in_flight.spawn(with_unsynced_writes(async move {
-            let result = core.revoke_lease_by_id(&id, force).await;
+            let result = manager.revoke_lease_by_id(&id, force).await;
             (id, result)
         }));
         Ok(())
@@ -673,7 +709,7 @@ impl BulkRevocation {
         if self.started > 0 {
             // A crash before this undoes whole revocations, never half of one, and the caller
             // has told nobody of them yet.
-            self.core.barrier.sync().await?;
+            self.manager.barrier.sync().await?;
         }
         Ok(BulkOutcome {
             revoked: self.revoked,
@@ -683,7 +719,7 @@ impl BulkRevocation {
 }
 
 #[async_trait::async_trait]
-impl crate::tokens::TokenHooks for Core {
+impl crate::tokens::TokenHooks for LeaseManager {
     async fn token_created(&self, entry: &TokenEntry) -> Result<Vec<ViewOp>> {
         let Some(expire) = entry.expire_time else {
             return Ok(Vec::new());
@@ -712,16 +748,16 @@ impl crate::tokens::TokenHooks for Core {
             last_error: None,
             irrevocable: false,
         };
-        self.leases.insert_ops(&lease)
+        self.store.insert_ops(&lease)
     }
 
     async fn token_renewed(&self, entry: &TokenEntry) -> Result<Vec<ViewOp>> {
         let lease_id = token_lease_id(entry);
-        if let (Some(old), Some(expire)) = (self.leases.get(&lease_id).await?, entry.expire_time) {
+        if let (Some(old), Some(expire)) = (self.store.get(&lease_id).await?, entry.expire_time) {
             let mut new = old.clone();
             new.expire_time = expire;
             new.last_renewal = Some(self.clock.now());
-            return self.leases.update_ops(&old, &new);
+            return self.store.update_ops(&old, &new);
         }
         Ok(Vec::new())
     }
@@ -791,16 +827,16 @@ impl crate::tokens::TokenHooks for Core {
         // Leases the token created go first; a failure keeps the token (and so the tree) so
         // the revocation can be retried.
         let prefix = format!("owner/{}/", entry.id_hash);
-        let mut pages = self.leases.view.pages(&prefix, 1024);
+        let mut pages = self.store.view.pages(&prefix, 1024);
         while let Some(page) = pages.next().await? {
             for key in page {
-                let Some(id) = self.leases.view.get(&key).await? else {
+                let Some(id) = self.store.view.get(&key).await? else {
                     continue;
                 };
                 let id = String::from_utf8_lossy(&id).into_owned();
-                match self.leases.get(&id).await? {
+                match self.store.get(&id).await? {
                     Some(lease) => Box::pin(self.revoke_lease_entry(lease, false)).await?,
-                    None => self.leases.view.delete(&key).await?,
+                    None => self.store.view.delete(&key).await?,
                 }
             }
         }
@@ -822,7 +858,7 @@ impl crate::tokens::TokenHooks for Core {
             return Ok(Vec::new());
         }
         let lease_id = token_lease_id(entry);
-        Ok(self.leases.view.absolute(vec![ViewOp::Delete {
+        Ok(self.store.view.absolute(vec![ViewOp::Delete {
             key: format!("id/{lease_id}"),
         }]))
     }

@@ -101,13 +101,13 @@ impl Metrics {
     }
 
     /// The same counters as JSON.
-    pub fn json(&self) -> Value {
+    pub fn json(&self, now: chrono::DateTime<chrono::Utc>) -> Value {
         let mut counters = Vec::new();
         for (i, op) in OPS.iter().enumerate() {
             for (j, c) in CLASSES.iter().enumerate() {
                 counters.push(json!({"Name": "coffer.requests", "Labels": {"operation": op.as_str(), "status": c}, "Count": self.requests[i][j].load(Ordering::Relaxed)}));
             }
         }
-        json!({"Counters": counters, "Gauges": [], "Samples": [], "Timestamp": chrono::Utc::now().to_rfc3339()})
+        json!({"Counters": counters, "Gauges": [], "Samples": [], "Timestamp": now.to_rfc3339()})
     }
 }

@@ -204,7 +204,8 @@ fn lease_id_of(ctx: &Ctx, input: &LeaseInput) -> Result<String> {
 async fn renew_lease(core: &Core, ctx: &Ctx, input: &LeaseInput) -> Result<Response> {
     let id = lease_id_of(ctx, input)?;
     let (lease, warning) = core
-        .lease_renew(&id, input.increment, &ctx.request.connection)
+        .leases
+        .renew(&id, input.increment, &ctx.request.connection)
         .await?;
     let ttl = Duration::from_secs(crate::leases::secs_until(
         lease.expire_time,
@@ -232,12 +233,13 @@ async fn revoke_lease(
     let id = lease_id_of(ctx, input)?;
     if input.sync == Some(false) {
         core.leases
+            .store
             .get(&id)
             .await?
             .ok_or_else(|| Error::bad("invalid lease"))?;
         let core = core.clone();
         tokio::spawn(async move {
-            if let Err(e) = core.lease_revoke(&id, force).await {
+            if let Err(e) = core.leases.revoke(&id, force).await {
                 tracing::warn!(error = %e, "asynchronous lease revocation failed; the lease stays and expiry retries it");
             }
         });
@@ -246,7 +248,7 @@ async fn revoke_lease(
         resp.warnings.push("revocation queued".into());
         return Ok(resp);
     }
-    core.lease_revoke(&id, force).await?;
+    core.leases.revoke(&id, force).await?;
     Ok(Response::empty())
 }
 
@@ -255,7 +257,7 @@ async fn revoke_prefix(core: &Arc<Core>, ctx: &Ctx, force: bool) -> Result<Respo
     if prefix.is_empty() {
         return Err(Error::bad("missing required field 'prefix'"));
     }
-    core.lease_revoke_prefix(&prefix, force).await?;
+    core.leases.revoke_prefix(&prefix, force).await?;
     Ok(Response::empty())
 }
 
@@ -507,7 +509,7 @@ async fn disable_mount(core: &Arc<Core>, path: &str, is_auth: bool) -> Result<Re
     } else {
         path.clone()
     };
-    core.lease_revoke_prefix(&lease_prefix, false).await?;
+    core.leases.revoke_prefix(&lease_prefix, false).await?;
     let entry = table.remove(pos);
     mounts::write_table(&core.barrier, table_path, &table).await?;
     core.router.load(&core.barrier, core.limits).await?;
@@ -969,11 +971,11 @@ pub fn backend(weak: Weak<Core>) -> Backend {
                 if prefix.contains("..") {
                     return Err(Error::bad("invalid prefix"));
                 }
-                Response::list(core.leases.view.list(&format!("id/{prefix}")).await?)
+                Response::list(core.leases.store.view.list(&format!("id/{prefix}")).await?)
             }))
             .typed(Operation::Update, "Look up a lease.", with_core!(|core, ctx, input: LeaseInput| {
                 let id = lease_id_of(&ctx, &input)?;
-                Ok(Response::data(core.lease_lookup(&id).await?))
+                Ok(Response::data(core.leases.lookup(&id).await?))
             }))
             .help("Look up a lease, or list lease ids under a prefix.", ""),
         PathSpec::new("leases/renew(?:/(?P<url_lease_id>.+))?")
@@ -1006,7 +1008,7 @@ pub fn backend(weak: Weak<Core>) -> Backend {
             .help("Revoke a lease (legacy path).", ""),
         PathSpec::new("leases/tidy")
             .op(Operation::Update, "Tidy the lease index.", with_core!(|core, ctx| {
-                let removed = core.lease_tidy().await?;
+                let removed = core.leases.tidy().await?;
                 Ok(Response::data(json!({"removed_entries": removed})).warn("tidy of the lease index finished"))
             }))
             .help("Remove index entries that point at missing leases, and leases of missing tokens.", ""),
@@ -1018,7 +1020,7 @@ pub fn backend(weak: Weak<Core>) -> Backend {
                     "all" | "" => false,
                     other => return Err(Error::bad(format!("invalid type \"{other}\": use irrevocable or all"))),
                 };
-                let (total, counts, _) = core.lease_counts(irrevocable).await?;
+                let (total, counts, _) = core.leases.counts(irrevocable).await?;
                 Ok(Response::data(json!({"lease_count": total, "counts": counts})))
             }))
             .help("Count leases, optionally only irrevocable ones.", ""),
@@ -1028,22 +1030,22 @@ pub fn backend(weak: Weak<Core>) -> Backend {
                     Some("irrevocable") => {}
                     _ => return Err(Error::bad("only type=irrevocable listing is supported; use LIST sys/leases/lookup/<prefix> for the rest")),
                 }
-                let (total, _, leases) = core.lease_counts(true).await?;
+                let (total, _, leases) = core.leases.counts(true).await?;
                 Ok(Response::data(json!({"lease_count": total, "leases": leases})))
             }))
             .help("List leases that failed to revoke.", ""),
         PathSpec::new("wrapping/unwrap")
             .unauthenticated()
-            .typed(Operation::Update, "Unwrap a wrapped response.", with_core!(|core, ctx, input: WrapTokenInput| core.unwrap(&wrapping_token(&ctx, &input)?).await))
+            .typed(Operation::Update, "Unwrap a wrapped response.", with_core!(|core, ctx, input: WrapTokenInput| core.wrapping.unwrap(&wrapping_token(&ctx, &input)?).await))
             .help("Return a wrapped response once; the wrapping token is revoked.", "Pass the wrapping token as the request token or as `token`."),
         PathSpec::new("wrapping/lookup")
             .unauthenticated()
-            .typed(Operation::Update, "Look up a wrapping token.", with_core!(|core, ctx, input: WrapTokenInput| core.wrap_lookup(&wrapping_token(&ctx, &input)?).await))
-            .op(Operation::Read, "Look up the request's wrapping token.", with_core!(|core, ctx| core.wrap_lookup(&wrapping_token(&ctx, &WrapTokenInput { token: None })?).await))
+            .typed(Operation::Update, "Look up a wrapping token.", with_core!(|core, ctx, input: WrapTokenInput| core.wrapping.wrap_lookup(&wrapping_token(&ctx, &input)?).await))
+            .op(Operation::Read, "Look up the request's wrapping token.", with_core!(|core, ctx| core.wrapping.wrap_lookup(&wrapping_token(&ctx, &WrapTokenInput { token: None })?).await))
             .help("Creation path, time and TTL of a wrapping token.", ""),
         PathSpec::new("wrapping/rewrap")
             .unauthenticated()
-            .typed(Operation::Update, "Rewrap a wrapped response.", with_core!(|core, ctx, input: WrapTokenInput| core.rewrap(&wrapping_token(&ctx, &input)?).await))
+            .typed(Operation::Update, "Rewrap a wrapped response.", with_core!(|core, ctx, input: WrapTokenInput| core.wrapping.rewrap(&wrapping_token(&ctx, &input)?).await))
             .help("Move a wrapped response to a new wrapping token.", ""),
         PathSpec::new("wrapping/wrap")
             .op(Operation::Update, "Wrap arbitrary data.", with_core!(|core, ctx| {
@@ -1154,7 +1156,7 @@ pub fn backend(weak: Weak<Core>) -> Backend {
                         raw: Some(RawBody { content_type: "text/plain; version=0.0.4".into(), body: core.metrics.prometheus().into_bytes() }),
                         ..Response::default()
                     }),
-                    None | Some("") | Some("json") => Ok(raw_json(core.metrics.json())),
+                    None | Some("") | Some("json") => Ok(raw_json(core.metrics.json(core.clock.now()))),
                     Some(other) => Err(Error::bad(format!("unsupported metrics format \"{other}\": use prometheus or json"))),
                 }
             }))

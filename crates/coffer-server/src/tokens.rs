@@ -87,11 +87,11 @@ impl TokenEntry {
 
     /// Whether the token may be used from `addr`: its own binding and every creator's.
     pub fn usable_from(&self, addr: Option<std::net::SocketAddr>) -> bool {
-        crate::core::cidr_allows(&self.bound_cidrs, addr)
+        cidr_allows(&self.bound_cidrs, addr)
             && self
                 .inherited_cidrs
                 .iter()
-                .all(|cidrs| crate::core::cidr_allows(cidrs, addr))
+                .all(|cidrs| cidr_allows(cidrs, addr))
     }
 
     /// Seconds left, 0 for non-expiring.
@@ -101,6 +101,23 @@ impl TokenEntry {
             .map(|t| ((t - now).num_milliseconds().max(0) as u64).div_ceil(1000))
             .unwrap_or(0)
     }
+}
+
+/// Whether a token bound to `cidrs` may be used from `addr` (unbound tokens: anywhere).
+pub fn cidr_allows(cidrs: &[String], addr: Option<std::net::SocketAddr>) -> bool {
+    if cidrs.is_empty() {
+        return true;
+    }
+    let Some(addr) = addr else { return false };
+    cidrs.iter().any(|c| {
+        let c = c.trim();
+        match c.parse::<ipnet::IpNet>() {
+            Ok(net) => net.contains(&addr.ip()),
+            Err(_) => c
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip == addr.ip()),
+        }
+    })
 }
 
 /// A token role (`auth/token/roles/:name`).

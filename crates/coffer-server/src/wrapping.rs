@@ -1,14 +1,14 @@
 //! Response wrapping: the pipeline can hand back, instead of a response, a single-use token
 //! whose cubbyhole holds that response. Unwrapping reads it once and revokes the token.
 
-use crate::barrier::BarrierView;
-use crate::core::Core;
-use crate::tokens::NewToken;
-use coffer_sdk::clock::format_time;
+use crate::barrier::{Barrier, BarrierView};
+use crate::tokens::{NewToken, TokenStore};
+use coffer_sdk::clock::{format_time, Clock};
 use coffer_sdk::logical::{RawBody, WrapInfo};
 use coffer_sdk::view::{get_json, to_json, View};
 use coffer_sdk::{Error, Response, Result};
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Token path that marks a token as a wrapping token.
@@ -25,7 +25,31 @@ struct WrapMeta {
     creation_ttl: u64,
 }
 
-impl Core {
+/// Response wrapping, owned by the core: it wraps responses for the pipeline and serves
+/// `sys/wrapping/*`.
+pub struct Wrapping {
+    barrier: Arc<Barrier>,
+    tokens: Arc<TokenStore>,
+    clock: Arc<dyn Clock>,
+    max_ttl: Duration,
+}
+
+impl Wrapping {
+    /// Wrapping over the token store's tokens and their cubbyholes; TTLs up to `max_ttl`.
+    pub fn new(
+        barrier: Arc<Barrier>,
+        tokens: Arc<TokenStore>,
+        clock: Arc<dyn Clock>,
+        max_ttl: Duration,
+    ) -> Wrapping {
+        Wrapping {
+            barrier,
+            tokens,
+            clock,
+            max_ttl,
+        }
+    }
+
     fn cubbyhole_of(&self, id_hash: &str) -> BarrierView {
         BarrierView::new(self.barrier.clone(), format!("cubbyhole/{id_hash}/"))
     }
@@ -41,7 +65,7 @@ impl Core {
         if ttl.is_zero() {
             return Err(Error::bad("wrap TTL must be greater than zero"));
         }
-        if ttl > self.limits.max_ttl {
+        if ttl > self.max_ttl {
             return Err(Error::bad(
                 "wrap TTL is longer than the system max lease TTL",
             ));

@@ -1,5 +1,5 @@
 //! Leases, response wrapping and cubbyhole through the pipeline. Time is moved with the
-//! `ManualClock`; expiry passes are run directly (`Core::expire_due`), never waited for.
+//! `ManualClock`; expiry passes are run directly (`LeaseManager::expire_due`), never waited for.
 
 mod common;
 use coffer_sdk::framework::{Ctx, SecretType};
@@ -223,12 +223,12 @@ async fn expired_leases_are_revoked_by_the_expiry_pass() {
     let h = harness().await;
     let (lease_id, user) = issue(&h, &h.root.clone()).await;
     assert_eq!(
-        h.core.expire_due(100).await.unwrap(),
+        h.core.leases.expire_due(100).await.unwrap(),
         0,
         "nothing is due yet"
     );
     h.clock.advance(Duration::from_secs(3601));
-    assert_eq!(h.core.expire_due(100).await.unwrap(), 1);
+    assert_eq!(h.core.leases.expire_due(100).await.unwrap(), 1);
     assert!(
         !engine_has(&h, &user).await,
         "the engine's revoke callback ran"
@@ -265,7 +265,7 @@ async fn a_failing_revocation_is_retried_then_listed_as_irrevocable_until_forced
         .await; // still there
     for _ in 0..10 {
         h.clock.advance(Duration::from_secs(3600));
-        h.core.expire_due(100).await.unwrap();
+        h.core.leases.expire_due(100).await.unwrap();
     }
     let count = h
         .ok(Read, "sys/leases/count", json!({"type": "irrevocable"}))
@@ -306,11 +306,11 @@ async fn a_revocation_that_recovers_succeeds_on_retry() {
     let (_, user) = issue(&h, &h.root.clone()).await;
     h.ok(Update, "db/fail-revoke", json!({})).await;
     h.clock.advance(Duration::from_secs(3601));
-    h.core.expire_due(100).await.unwrap();
+    h.core.leases.expire_due(100).await.unwrap();
     assert!(engine_has(&h, &user).await, "first attempt failed");
     h.ok(Delete, "db/fail-revoke", json!({})).await;
     h.clock.advance(Duration::from_secs(10));
-    h.core.expire_due(100).await.unwrap();
+    h.core.leases.expire_due(100).await.unwrap();
     assert!(!engine_has(&h, &user).await, "the retry revoked it");
 }
 
@@ -380,7 +380,7 @@ async fn tokens_have_leases_and_expire_in_the_background_pass() {
         .await;
     assert_eq!(resp.secret.unwrap().ttl.as_secs(), 1200);
     h.clock.advance(Duration::from_secs(1201));
-    h.core.expire_due(100).await.unwrap();
+    h.core.leases.expire_due(100).await.unwrap();
     // The expiry pass revoked the token itself, not just its lease.
     let entry = h.core.tokens.lookup_caller(&t).await.unwrap();
     assert!(entry.is_none());
@@ -407,7 +407,7 @@ async fn leases_survive_seal_and_unseal() {
     h.ok(Update, "sys/leases/lookup", json!({"lease_id": lease_id}))
         .await;
     h.clock.advance(Duration::from_secs(7201));
-    h.core.expire_due(100).await.unwrap();
+    h.core.leases.expire_due(100).await.unwrap();
     assert!(!engine_has(&h, &user).await);
 }
 
@@ -516,7 +516,7 @@ async fn rewrap_moves_the_response_and_expiry_destroys_it() {
         .is_err());
     let third = wrapped_read(&h, "secret/data/w", 60).await;
     h.clock.advance(Duration::from_secs(61));
-    h.core.expire_due(100).await.unwrap();
+    h.core.leases.expire_due(100).await.unwrap();
     assert!(
         h.call(Update, "sys/wrapping/unwrap", json!({"token": new}), "")
             .await
@@ -652,6 +652,7 @@ async fn stale_index_entries_never_stall_expiry() {
     h.clock.advance(Duration::from_secs(3601));
     for _ in 0..5 {
         h.core
+            .leases
             .expire_due(coffer_server::leases::EXPIRY_BATCH)
             .await
             .unwrap();
@@ -695,11 +696,11 @@ async fn a_revoked_tokens_index_entry_is_dropped_when_its_time_comes() {
         .len();
     assert_eq!(listed, 1);
     // Before its time the expiry pass does not look at it.
-    h.core.expire_due(100).await.unwrap();
+    h.core.leases.expire_due(100).await.unwrap();
     assert_eq!(index(&h).await, 2);
     // When its time comes, the pass drops it and touches nothing else.
     h.clock.advance(Duration::from_secs(601));
-    h.core.expire_due(100).await.unwrap();
+    h.core.leases.expire_due(100).await.unwrap();
     assert_eq!(index(&h).await, 1);
     assert!(h.core.tokens.lookup_caller(&kept).await.unwrap().is_some());
 
