@@ -279,6 +279,25 @@ fn listener(stanza: Stanza, warnings: &mut Vec<String>) -> Result<ListenerConfig
                     boolean(context, key, value, line)?.unwrap_or(false);
                 client_cert_line = Some(line);
             }
+            "http_read_header_timeout"
+            | "http_read_timeout"
+            | "http_write_timeout"
+            | "http_idle_timeout" => {
+                let field = match key {
+                    "http_read_header_timeout" => &mut config.http_read_header_timeout,
+                    "http_read_timeout" => &mut config.http_read_timeout,
+                    "http_write_timeout" => &mut config.http_write_timeout,
+                    _ => &mut config.http_idle_timeout,
+                };
+                if let Some(timeout) = duration(&format!("{context}: {key}"), value, line)? {
+                    *field = timeout;
+                }
+            }
+            "max_connections" => {
+                if let Some(max) = count(context, key, value, line)? {
+                    config.max_connections = max;
+                }
+            }
             _ => warnings.push(unsupported_in(context, &entry)),
         }
     }
@@ -436,6 +455,26 @@ fn boolean(
         },
         other => Err(type_error(context, key, "a boolean", other, line)),
     }
+}
+
+/// A non-negative whole number, given as a number or as its decimal text (as Vault reads
+/// integers); `null` means "not set".
+fn count(
+    context: &str,
+    key: &str,
+    value: &Value,
+    line: usize,
+) -> Result<Option<usize>, ConfigError> {
+    let parsed = match value {
+        Value::Null => return Ok(None),
+        Value::Number(n) => n.as_u64(),
+        Value::String(s) => s.trim().parse::<u64>().ok(),
+        _ => None,
+    };
+    parsed
+        .and_then(|n| usize::try_from(n).ok())
+        .map(Some)
+        .ok_or_else(|| type_error(context, key, "a non-negative whole number", value, line))
 }
 
 fn duration(key: &str, value: &Value, line: usize) -> Result<Option<Duration>, ConfigError> {

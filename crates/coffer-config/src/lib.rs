@@ -11,6 +11,7 @@
 //! listener "tcp" {
 //!   address     = "127.0.0.1:8200"
 //!   tls_disable = true
+//!   http_idle_timeout = "5m"
 //! }
 //!
 //! default_lease_ttl = "768h"
@@ -42,6 +43,18 @@ pub use error::ConfigError;
 
 /// The listener address Vault uses when `address` is not given.
 pub const DEFAULT_LISTENER_ADDRESS: &str = "127.0.0.1:8200";
+
+/// `http_read_header_timeout` when not given (Vault's).
+pub const DEFAULT_HTTP_READ_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// `http_read_timeout` when not given (Vault's).
+pub const DEFAULT_HTTP_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// `http_write_timeout` when not given: zero, no limit (Vault's).
+pub const DEFAULT_HTTP_WRITE_TIMEOUT: Duration = Duration::ZERO;
+/// `http_idle_timeout` when not given (Vault's).
+pub const DEFAULT_HTTP_IDLE_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+/// `max_connections` when not given. Vault sets no limit; Coffer caps each listener so that
+/// a flood of connections runs into a bound before it runs into the process's file limit.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
 
 /// Everything `coffer server` needs from its configuration file.
 #[derive(Debug, Clone, PartialEq)]
@@ -96,6 +109,22 @@ pub struct ListenerConfig {
     pub tls_client_ca_file: Option<PathBuf>,
     /// Refuse TLS clients that do not present a certificate signed by a trusted CA.
     pub tls_require_and_verify_client_cert: bool,
+    /// `http_read_header_timeout`: how long a client has to send a request's headers, counted
+    /// from the connection's accept for its first request (TLS handshake included) and from the
+    /// first byte for later ones. Zero: no limit.
+    pub http_read_header_timeout: Duration,
+    /// `http_read_timeout`: how long a client has to send a request's body once its headers are
+    /// in. Zero: no limit.
+    pub http_read_timeout: Duration,
+    /// `http_write_timeout`: how long the server has, from a request's arrival, to write its
+    /// response. Zero: no limit.
+    pub http_write_timeout: Duration,
+    /// `http_idle_timeout`: how long a kept-alive connection may wait for its next request.
+    /// Zero: no limit.
+    pub http_idle_timeout: Duration,
+    /// `max_connections`: how many connections the listener keeps open at once; further
+    /// clients wait to be accepted until one closes. Zero: no limit.
+    pub max_connections: usize,
 }
 
 impl Default for ListenerConfig {
@@ -107,6 +136,11 @@ impl Default for ListenerConfig {
             tls_key_file: None,
             tls_client_ca_file: None,
             tls_require_and_verify_client_cert: false,
+            http_read_header_timeout: DEFAULT_HTTP_READ_HEADER_TIMEOUT,
+            http_read_timeout: DEFAULT_HTTP_READ_TIMEOUT,
+            http_write_timeout: DEFAULT_HTTP_WRITE_TIMEOUT,
+            http_idle_timeout: DEFAULT_HTTP_IDLE_TIMEOUT,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
         }
     }
 }

@@ -81,6 +81,7 @@ fn expected_vault_style() -> ServerConfig {
             tls_key_file: Some("/etc/vault/tls/server.key".into()),
             tls_client_ca_file: Some("/etc/vault/tls/ca.crt".into()),
             tls_require_and_verify_client_cert: true,
+            ..Default::default()
         }],
         api_addr: Some("https://vault.example.com:8200".into()),
         cluster_addr: Some("https://10.0.0.5:8201".into()),
@@ -693,4 +694,68 @@ fn storage_stanza_without_a_type_label_is_refused() {
     let err = hcl_error("ui = true\nstorage {\n  path = \"/data\"\n}\n");
     assert_eq!(err.line(), Some(2));
     assert!(err.to_string().contains("exactly one type label"), "{err}");
+}
+
+// ----- listener limits -----------------------------------------------------------------------
+
+#[test]
+fn listener_timeouts_and_connection_cap_default_to_vaults_values() {
+    let config = hcl("storage \"inmem\" {}\nlistener \"tcp\" { tls_disable = true }\n");
+    let listener = &config.listeners[0];
+    assert_eq!(listener.http_read_header_timeout, Duration::from_secs(10));
+    assert_eq!(listener.http_read_timeout, Duration::from_secs(30));
+    assert_eq!(listener.http_write_timeout, Duration::ZERO);
+    assert_eq!(listener.http_idle_timeout, Duration::from_secs(300));
+    assert_eq!(listener.max_connections, DEFAULT_MAX_CONNECTIONS);
+}
+
+#[test]
+fn listener_timeouts_take_go_durations_or_seconds_and_the_cap_a_count() {
+    let config = hcl(r#"storage "inmem" {}
+listener "tcp" {
+  tls_disable              = true
+  http_read_header_timeout = "1500ms"
+  http_read_timeout        = 45
+  http_write_timeout       = "1m30s"
+  http_idle_timeout        = "0"
+  max_connections          = "64"
+}
+"#);
+    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+    let listener = &config.listeners[0];
+    assert_eq!(
+        listener.http_read_header_timeout,
+        Duration::from_millis(1500)
+    );
+    assert_eq!(listener.http_read_timeout, Duration::from_secs(45));
+    assert_eq!(listener.http_write_timeout, Duration::from_secs(90));
+    assert_eq!(listener.http_idle_timeout, Duration::ZERO);
+    assert_eq!(listener.max_connections, 64);
+
+    let json = parse_config(
+        r#"{"storage": {"inmem": {}}, "listener": {"tcp": {"tls_disable": true, "http_idle_timeout": "5m", "max_connections": 0}}}"#,
+        ConfigFormat::Json,
+    )
+    .unwrap();
+    assert_eq!(
+        json.listeners[0].http_idle_timeout,
+        Duration::from_secs(300)
+    );
+    assert_eq!(json.listeners[0].max_connections, 0);
+}
+
+#[test]
+fn bad_listener_timeouts_and_caps_are_refused_with_their_line() {
+    let err = hcl_error(
+        "storage \"inmem\" {}\nlistener \"tcp\" {\n  tls_disable = true\n  http_idle_timeout = \"5 minutes\"\n}\n",
+    );
+    assert_eq!(err.line(), Some(4));
+    assert!(err.to_string().contains("http_idle_timeout"), "{err}");
+    for bad in ["-1", "\"many\"", "1.5", "true"] {
+        let err = hcl_error(&format!(
+            "storage \"inmem\" {{}}\nlistener \"tcp\" {{\n  tls_disable = true\n  max_connections = {bad}\n}}\n"
+        ));
+        assert_eq!(err.line(), Some(4), "{bad}");
+        assert!(err.to_string().contains("max_connections"), "{err}");
+    }
 }
