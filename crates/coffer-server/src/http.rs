@@ -2,15 +2,18 @@
 //! answers into Vault's JSON envelope. This is the only place an error becomes an HTTP status.
 
 use crate::core::Core;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use coffer_sdk::logical::Connection;
 use coffer_sdk::{Error, Operation, Request, Response};
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Incoming;
-use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
-use hyper::{Method, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Body as _, Incoming};
+use hyper::header::{HeaderValue, CACHE_CONTROL, CONNECTION, CONTENT_TYPE, EXPECT};
+use hyper::http::request::Parts;
+use hyper::{Method, StatusCode, Version};
 use serde_json::{Map, Value};
 use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
 
 /// Largest accepted request body (Vault's default).
 pub const MAX_REQUEST_SIZE: usize = 32 * 1024 * 1024;
@@ -53,8 +56,8 @@ fn render(resp: Response, request_id: &str, head: bool) -> HttpResponse {
     json_response(resp.status.unwrap_or(200), body)
 }
 
-fn header<'a>(req: &'a hyper::Request<Incoming>, name: &str) -> Option<&'a str> {
-    req.headers().get(name).and_then(|v| v.to_str().ok())
+fn header<'a>(req: &'a Parts, name: &str) -> Option<&'a str> {
+    req.headers.get(name).and_then(|v| v.to_str().ok())
 }
 
 fn query_map(query: Option<&str>) -> Map<String, Value> {
@@ -118,41 +121,174 @@ fn decode_path(raw: &str) -> Result<String, Error> {
     String::from_utf8(bytes).map_err(|_| Error::bad("request path is not valid UTF-8"))
 }
 
+/// How an HTTP connection treats request bodies (from its listener's configuration).
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// How long a client has to send a request's body once its headers are in.
+    pub read_timeout: Option<Duration>,
+}
+
+/// The most of a request body the server reads and discards when it answers without needing
+/// the body (a refused token, an unknown path, a method the path does not take). Reading it
+/// leaves the connection at the start of the next request, so it stays usable; a longer unread
+/// body is answered with `Connection: close` instead.
+pub const DRAIN_LIMIT: usize = 64 * 1024;
+
+/// How long draining waits for a body when the listener sets no read timeout.
+const DRAIN_WAIT: Duration = Duration::from_secs(10);
+
+/// A request's body, read at most once, with the listener's read deadline.
+struct Body {
+    incoming: Incoming,
+    /// Every byte of the body has been read.
+    done: bool,
+    /// Some of it has been read (or asked for).
+    started: bool,
+    deadline: Option<Instant>,
+    timed_out: bool,
+}
+
+impl Body {
+    fn new(incoming: Incoming, options: &Options) -> Body {
+        Body {
+            done: incoming.is_end_stream(),
+            incoming,
+            started: false,
+            deadline: options.read_timeout.map(|t| Instant::now() + t),
+            timed_out: false,
+        }
+    }
+
+    /// The next chunk of data; `Ok(None)` at the end.
+    async fn next(&mut self, deadline: Option<Instant>) -> Result<Option<Bytes>, Error> {
+        while !self.done {
+            self.started = true;
+            let frame = match deadline {
+                Some(deadline) => {
+                    match tokio::time::timeout_at(deadline, self.incoming.frame()).await {
+                        Ok(frame) => frame,
+                        Err(_) => {
+                            self.timed_out = true;
+                            return Err(Error::bad("timed out reading the request body"));
+                        }
+                    }
+                }
+                None => self.incoming.frame().await,
+            };
+            match frame {
+                None => self.done = true,
+                Some(Err(_)) => return Err(Error::bad("failed to read request body")),
+                Some(Ok(frame)) => {
+                    if self.incoming.is_end_stream() {
+                        self.done = true;
+                    }
+                    if let Ok(data) = frame.into_data() {
+                        return Ok(Some(data));
+                    }
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// The whole body, refused past `limit` bytes.
+    async fn read_all(&mut self, limit: usize) -> Result<Bytes, Error> {
+        let mut out = BytesMut::new();
+        while let Some(chunk) = self.next(self.deadline).await? {
+            if out.len() + chunk.len() > limit {
+                return Err(Error::TooLarge);
+            }
+            out.extend_from_slice(&chunk);
+        }
+        Ok(out.freeze())
+    }
+
+    /// Read and discard what is left of the body, up to [`DRAIN_LIMIT`] bytes. True when the
+    /// whole body has been read and the connection can carry another request.
+    async fn drain(&mut self, expects_continue: bool) -> bool {
+        if self.done {
+            return true;
+        }
+        if self.timed_out || (expects_continue && !self.started) {
+            // A client waiting for `100 Continue` has not sent the body; asking for it only
+            // to throw it away costs a round trip.
+            return false;
+        }
+        let deadline = self.deadline.unwrap_or_else(|| Instant::now() + DRAIN_WAIT);
+        let mut drained = 0usize;
+        loop {
+            match self.next(Some(deadline)).await {
+                Ok(None) => return true,
+                Ok(Some(chunk)) => {
+                    drained += chunk.len();
+                    if drained > DRAIN_LIMIT && !self.done {
+                        return false;
+                    }
+                }
+                Err(_) => return false,
+            }
+        }
+    }
+}
+
 /// Serve one HTTP request.
 pub async fn handle(
     core: Arc<Core>,
     conn: Arc<Connection>,
+    options: Arc<Options>,
     req: hyper::Request<Incoming>,
 ) -> Result<HttpResponse, std::convert::Infallible> {
     let request_id = uuid::Uuid::new_v4().to_string();
-    let head = req.method() == Method::HEAD;
-    Ok(match handle_inner(&core, &conn, req, &request_id).await {
-        Ok(resp) => render(resp, &request_id, head),
-        Err(err) => error_response(&err),
-    })
+    let (parts, incoming) = req.into_parts();
+    let head = parts.method == Method::HEAD;
+    let mut body = Body::new(incoming, &options);
+    let answer = handle_inner(&core, &conn, &parts, &mut body, &request_id).await;
+    let mut response = if body.timed_out {
+        let mut response = error_response(&Error::bad("timed out reading the request body"));
+        *response.status_mut() = StatusCode::REQUEST_TIMEOUT;
+        response
+    } else {
+        match answer {
+            Ok(resp) => render(resp, &request_id, head),
+            Err(err) => error_response(&err),
+        }
+    };
+    // Whatever the answer, the connection must be left at the start of the next request, or
+    // closed with the client told so; never closed under a kept-alive client's next request.
+    let expects_continue = parts
+        .headers
+        .get(EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    if !body.drain(expects_continue).await && parts.version <= Version::HTTP_11 {
+        response
+            .headers_mut()
+            .insert(CONNECTION, HeaderValue::from_static("close"));
+    }
+    Ok(response)
 }
 
 async fn handle_inner(
     core: &Core,
     conn: &Connection,
-    req: hyper::Request<Incoming>,
+    req: &Parts,
+    body: &mut Body,
     request_id: &str,
 ) -> Result<Response, Error> {
-    let raw_path = req.uri().path();
+    let raw_path = req.uri.path();
     let Some(rest) = raw_path.strip_prefix("/v1/") else {
         return Err(Error::UnsupportedPath(
             raw_path.trim_start_matches('/').to_string(),
         ));
     };
     let mut path = decode_path(rest)?;
-    let mut query = query_map(req.uri().query());
-    if let Some(ns) = header(&req, "x-vault-namespace") {
+    let mut query = query_map(req.uri.query());
+    if let Some(ns) = header(req, "x-vault-namespace") {
         let ns = ns.trim().trim_matches('/');
         if !ns.is_empty() && ns != "root" {
             return Err(Error::bad(format!("namespaces are not enabled on this Coffer server (X-Vault-Namespace \"{ns}\"); send requests without the header")));
         }
     }
-    let wrap_ttl = match header(&req, "x-vault-wrap-ttl")
+    let wrap_ttl = match header(req, "x-vault-wrap-ttl")
         .map(str::trim)
         .filter(|v| !v.is_empty())
     {
@@ -166,7 +302,7 @@ async fn handle_inner(
         .get("list")
         .and_then(Value::as_str)
         .is_some_and(|v| v == "true" || v == "1");
-    let operation = match req.method().as_str() {
+    let operation = match req.method.as_str() {
         "GET" | "HEAD" if list_param => Operation::List,
         "GET" | "HEAD" => Operation::Read,
         "LIST" => Operation::List,
@@ -181,15 +317,15 @@ async fn handle_inner(
             path.push('/');
         }
     }
-    let token = header(&req, "x-vault-token")
+    let token = header(req, "x-vault-token")
         .map(str::to_string)
         .or_else(|| {
-            header(&req, "authorization")
+            header(req, "authorization")
                 .and_then(|v| v.strip_prefix("Bearer ").map(|t| t.trim().to_string()))
         })
         .filter(|t| !t.is_empty());
     if operation == Operation::Patch {
-        let ct = header(&req, "content-type").unwrap_or("");
+        let ct = header(req, "content-type").unwrap_or("");
         if !ct.starts_with("application/merge-patch+json") {
             return Err(Error::bad(format!(
                 "PATCH requires Content-Type application/merge-patch+json, got \"{ct}\""
@@ -197,19 +333,7 @@ async fn handle_inner(
         }
     }
     let data = if operation.writes() {
-        let body = Limited::new(req.into_body(), MAX_REQUEST_SIZE)
-            .collect()
-            .await
-            .map_err(|e| {
-                if e.downcast_ref::<http_body_util::LengthLimitError>()
-                    .is_some()
-                {
-                    Error::TooLarge
-                } else {
-                    Error::bad("failed to read request body")
-                }
-            })?
-            .to_bytes();
+        let body = body.read_all(MAX_REQUEST_SIZE).await?;
         if body.iter().all(u8::is_ascii_whitespace) {
             Map::new()
         } else {

@@ -7,6 +7,7 @@ pub mod envelope;
 pub mod http;
 pub mod identity;
 pub mod leases;
+pub mod listener;
 pub mod metrics;
 pub mod mounts;
 pub mod openapi;

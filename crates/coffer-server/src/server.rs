@@ -2,6 +2,7 @@
 //! config file, and serves until interrupted.
 
 use crate::core::Core;
+use crate::listener::{Limits, TimedIo, Watch};
 use crate::mounts::LeaseLimits;
 use clap::Parser;
 use coffer_config::{ListenerConfig, ServerConfig, StorageConfig};
@@ -16,6 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 
 /// Vault's default and maximum lease TTL: 768h (32 days).
@@ -187,7 +189,7 @@ async fn run_dev(args: ServerArgs) -> Result<(), String> {
     println!("Development mode should NOT be used in production installations!\n");
     use std::io::Write;
     let _ = std::io::stdout().flush();
-    let server = tokio::spawn(serve(bound.0, bound.1, core));
+    let server = tokio::spawn(serve(bound.0, bound.1, core, Limits::of(&listener)));
     wait_for_shutdown().await;
     server.abort();
     Ok(())
@@ -221,7 +223,12 @@ async fn run_config(config: ServerConfig) -> Result<(), String> {
             "                Listener: tcp (addr: \"{addr}\", tls: \"{}\")",
             if tls.is_some() { "enabled" } else { "disabled" }
         );
-        tasks.push(tokio::spawn(serve(tcp, tls, core.clone())));
+        tasks.push(tokio::spawn(serve(
+            tcp,
+            tls,
+            core.clone(),
+            Limits::of(listener),
+        )));
     }
     let status = core.seal_status().await.map_err(|e| e.to_string())?;
     println!("                 Storage: {storage_kind}");
@@ -388,9 +395,31 @@ pub async fn bind(listener: &ListenerConfig) -> Result<(TcpListener, Option<TlsA
     Ok((tcp, tls))
 }
 
-/// Accept connections forever.
-pub async fn serve(listener: TcpListener, tls: Option<TlsAcceptor>, core: Arc<Core>) {
+/// Accept connections forever, at most `limits.max_connections` open at once: when that many
+/// are open, the next client waits in the kernel's accept queue until one closes.
+pub async fn serve(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    core: Arc<Core>,
+    limits: Limits,
+) {
+    let slots = limits
+        .max_connections
+        .map(|max| Arc::new(Semaphore::new(max.min(Semaphore::MAX_PERMITS))));
+    let options = Arc::new(crate::http::Options {
+        read_timeout: limits.read,
+    });
     loop {
+        let slot = match &slots {
+            Some(slots) => Some(
+                slots
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .expect("the semaphore is never closed"),
+            ),
+            None => None,
+        };
         let (stream, addr) = match listener.accept().await {
             Ok(x) => x,
             Err(e) => {
@@ -399,45 +428,52 @@ pub async fn serve(listener: TcpListener, tls: Option<TlsAcceptor>, core: Arc<Co
                 continue;
             }
         };
+        let accepted = tokio::time::Instant::now();
         let _ = stream.set_nodelay(true);
         let core = core.clone();
         let tls = tls.clone();
+        let options = options.clone();
         tokio::spawn(async move {
+            let _slot = slot;
+            let mut conn = Connection {
+                remote_addr: Some(addr),
+                peer_certificates: Vec::new(),
+            };
             match tls {
                 None => {
-                    serve_io(
-                        stream,
-                        core,
-                        Connection {
-                            remote_addr: Some(addr),
-                            peer_certificates: Vec::new(),
-                        },
-                        false,
-                    )
-                    .await
+                    let watch = Watch::new(limits, accepted, false);
+                    serve_io(stream, core, conn, options, watch).await
                 }
-                Some(acceptor) => match acceptor.accept(stream).await {
-                    Ok(tls_stream) => {
-                        let certs = tls_stream
-                            .get_ref()
-                            .1
-                            .peer_certificates()
-                            .map(|c| c.iter().map(|d| d.to_vec()).collect())
-                            .unwrap_or_default();
-                        let h2 = tls_stream.get_ref().1.alpn_protocol() == Some(b"h2");
-                        serve_io(
-                            tls_stream,
-                            core,
-                            Connection {
-                                remote_addr: Some(addr),
-                                peer_certificates: certs,
-                            },
-                            h2,
-                        )
-                        .await
+                Some(acceptor) => {
+                    // The handshake counts against the first request's header timeout.
+                    let handshake = acceptor.accept(stream);
+                    let handshake = match limits.header {
+                        Some(limit) => {
+                            match tokio::time::timeout_at(accepted + limit, handshake).await {
+                                Ok(done) => done,
+                                Err(_) => {
+                                    tracing::debug!(%addr, "TLS handshake timed out");
+                                    return;
+                                }
+                            }
+                        }
+                        None => handshake.await,
+                    };
+                    match handshake {
+                        Ok(tls_stream) => {
+                            conn.peer_certificates = tls_stream
+                                .get_ref()
+                                .1
+                                .peer_certificates()
+                                .map(|c| c.iter().map(|d| d.to_vec()).collect())
+                                .unwrap_or_default();
+                            let h2 = tls_stream.get_ref().1.alpn_protocol() == Some(b"h2");
+                            let watch = Watch::new(limits, accepted, h2);
+                            serve_io(tls_stream, core, conn, options, watch).await
+                        }
+                        Err(e) => tracing::debug!(error = %e, "TLS handshake failed"),
                     }
-                    Err(e) => tracing::debug!(error = %e, "TLS handshake failed"),
-                },
+                }
             }
         });
     }
@@ -449,12 +485,30 @@ async fn serve_io<I: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
     io: I,
     core: Arc<Core>,
     conn: Connection,
-    h2: bool,
+    options: Arc<crate::http::Options>,
+    watch: Arc<Watch>,
 ) {
+    let h2 = watch.is_h2();
     let conn = Arc::new(conn);
-    let service =
-        hyper::service::service_fn(move |req| crate::http::handle(core.clone(), conn.clone(), req));
-    let io = TokioIo::new(io);
+    let requests = watch.clone();
+    let service = hyper::service::service_fn(move |req| {
+        let busy = requests.request_started();
+        let answer = crate::http::handle(core.clone(), conn.clone(), options.clone(), req);
+        async move {
+            let answer = answer.await;
+            drop(busy);
+            // The connection may now be idle. hyper writes the answer and then waits without
+            // touching the socket again, so ask for one more poll of the connection's task:
+            // its next read arms the idle limit.
+            std::future::poll_fn(|cx| {
+                cx.waker().wake_by_ref();
+                std::task::Poll::Ready(())
+            })
+            .await;
+            answer
+        }
+    });
+    let io = TokioIo::new(TimedIo::new(io, watch));
     let served = if h2 {
         hyper::server::conn::http2::Builder::new(TokioExecutor::new())
             .serve_connection(io, service)
