@@ -21,7 +21,6 @@
 use coffer_fuzz::{assert_client_error, block_on, body_data, operation_named, tick_length};
 use coffer_sdk::clock::ManualClock;
 use coffer_sdk::{Operation, Request};
-use coffer_server::core::Core;
 use coffer_server::mounts::LeaseLimits;
 use coffer_storage::MemoryStorage;
 use libfuzzer_sys::fuzz_target;
@@ -58,10 +57,11 @@ fuzz_target!(|data: &[u8]| {
             default_ttl: Duration::from_secs(768 * 3600),
             max_ttl: Duration::from_secs(768 * 3600),
         };
-        let core = Core::new(
+        let core = coffer_server::host::build_core(
             Arc::new(MemoryStorage::new()),
             Arc::new(clock.clone()),
             limits,
+            Arc::new(coffer_fuzz::catalog()),
         );
         let init = core.init(1, 1).await.expect("init");
         core.unseal(Some(init.keys[0].clone()), false)

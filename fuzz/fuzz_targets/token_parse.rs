@@ -24,7 +24,7 @@ fn dev_core() -> &'static DevCore {
     static CORE: OnceLock<DevCore> = OnceLock::new();
     CORE.get_or_init(|| {
         let (core, _unseal_key, root_token) =
-            block_on(coffer_server::server::dev_core(None)).expect("dev core");
+            block_on(coffer_server::server::dev_core(None, Arc::new(coffer_fuzz::catalog()))).expect("dev core");
         let root_accessor = core
             .tokens
             .accessor_of(&root_token)

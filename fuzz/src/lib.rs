@@ -90,46 +90,33 @@ impl MountedEngine {
         }
     }
 
-    /// A context for `request` with the route's captures, as the pipeline builds it.
-    fn ctx(&self, request: Request, params: &std::collections::HashMap<String, String>) -> Ctx {
-        Ctx {
-            request,
-            view: self.view.clone(),
-            clock: Arc::new(self.clock.clone()),
-            mount: std::sync::Arc::new(self.info.clone()),
-            params: params.clone(),
-        }
-    }
-
-    /// Runs one request the way `Core::handle` does after authentication: route the
-    /// mount-relative `path`, turn an update into a create when the existence check says the
-    /// target is missing, pick the operation's handler and call it.
+    /// Runs one request through the SDK's dispatch, as the pipeline does after
+    /// authentication: route, create/update resolution, handler.
     pub async fn call(
         &self,
         operation: Operation,
         path: &str,
         data: Map<String, Value>,
     ) -> Result<Response> {
-        let route = self
-            .backend
-            .route(path)
-            .ok_or_else(|| Error::UnsupportedPath(path.to_string()))?;
         let mut request = Request::new(operation, path);
         request.mount_point = self.info.path.clone();
         request.data = data;
-        if request.operation == Operation::Update {
-            if let Some(exists) = &route.spec.existence_check {
-                if !exists(self.ctx(request.clone(), &route.params)).await? {
-                    request.operation = Operation::Create;
-                }
-            }
-        }
-        let spec = route
-            .spec
-            .handler_for(request.operation)
-            .ok_or(Error::UnsupportedOperation)?;
-        (spec.handler)(self.ctx(request, &route.params)).await
+        let ctx = Ctx::new(
+            request,
+            self.view.clone(),
+            Arc::new(self.clock.clone()),
+            Arc::new(self.info.clone()),
+        );
+        self.backend.dispatch(ctx).await
     }
+}
+
+/// Every engine kind of the real binary.
+pub fn catalog() -> coffer_sdk::catalog::Catalog {
+    let mut catalog = coffer_sdk::catalog::Catalog::new();
+    coffer_kv::register(&mut catalog);
+    coffer_auth::register(&mut catalog);
+    catalog
 }
 
 /// Mount metadata for an engine of type `kind` at `path`, with `options`.

@@ -21,7 +21,42 @@ mod locks;
 mod token;
 pub mod userpass;
 
+use coffer_sdk::catalog::{Catalog, EngineClass};
 use coffer_sdk::{Backend, MountInfo, Result};
+
+/// Add every auth method to a server's catalog.
+pub fn register(catalog: &mut Catalog) {
+    catalog.register(
+        EngineClass::Auth,
+        "userpass",
+        "usernames and passwords",
+        userpass::backend,
+    );
+    catalog.register(
+        EngineClass::Auth,
+        "approle",
+        "machine logins with a role id and a secret id",
+        |_| Ok(approle::backend()),
+    );
+    catalog.register(
+        EngineClass::Auth,
+        "cert",
+        "TLS client certificates (machine identity)",
+        |_| Ok(cert::backend()),
+    );
+    catalog.register(
+        EngineClass::Auth,
+        "jwt",
+        "JWTs verified against an issuer's keys",
+        |_| Ok(jwt::backend("jwt")),
+    );
+    catalog.register(
+        EngineClass::Auth,
+        "oidc",
+        "OIDC discovery and JWT logins",
+        |_| Ok(jwt::backend("oidc")),
+    );
+}
 
 /// Auth method types that can be enabled with `sys/auth`.
 pub const AUTH_TYPES: &[&str] = &["approle", "cert", "jwt", "oidc", "userpass"];

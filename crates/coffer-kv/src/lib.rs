@@ -19,7 +19,37 @@ mod store;
 pub mod v1;
 pub mod v2;
 
+use coffer_sdk::catalog::{Catalog, EngineClass};
 use coffer_sdk::{Backend, MountInfo, Result};
+
+/// Add the KV engine to a server's catalog: `kv` (version by the `version` option), `kv-v2`,
+/// Vault's old name `generic`, and the built-in per-token `cubbyhole`.
+pub fn register(catalog: &mut Catalog) {
+    catalog.register(
+        EngineClass::Secrets,
+        "kv",
+        "key/value secret storage, versioned with version=2",
+        backend,
+    );
+    catalog.register(
+        EngineClass::Secrets,
+        "kv-v2",
+        "versioned key/value secret storage",
+        |_| Ok(v2::backend()),
+    );
+    catalog.register(
+        EngineClass::Secrets,
+        "generic",
+        "key/value secret storage (Vault's former name for kv)",
+        backend,
+    );
+    catalog.register_builtin(
+        EngineClass::Secrets,
+        "cubbyhole",
+        "per-token private secret storage",
+        |_| Ok(v1::backend()),
+    );
+}
 
 /// Build the engine for one mount: `mount.options["version"] == "2"` selects KV v2, anything
 /// else KV v1 (Vault's default for `kv`; the server mounts `secret/` as v2 explicitly).

@@ -59,6 +59,7 @@ async fn first_write_is_create_and_later_ones_update() {
         clock: std::sync::Arc::new(kv.clock.clone()),
         mount: std::sync::Arc::new(kv.info.clone()),
         params: route.params.clone(),
+        rollback_log: None,
     };
     assert!(!check(ctx(&kv)).await.unwrap());
     kv.write("a", json!({"k": "v"})).await.unwrap();

@@ -174,6 +174,7 @@ async fn first_data_write_is_create_then_update() {
         clock: std::sync::Arc::new(kv.clock.clone()),
         mount: std::sync::Arc::new(kv.info.clone()),
         params: route.params.clone(),
+        rollback_log: None,
     };
     assert!(!check(ctx()).await.unwrap());
     put(&kv, "x", json!({"k": 1})).await;

@@ -51,12 +51,48 @@ pub struct Ctx {
     /// Shared with every request to the mount (not copied per request).
     pub mount: Arc<MountInfo>,
     pub params: HashMap<String, String>,
+    /// Where this request records rollback entries (see [`crate::engine`]); `None` where the
+    /// host keeps no log (engine unit tests).
+    pub rollback_log: Option<Arc<dyn crate::engine::RollbackLog>>,
 }
 
 impl Ctx {
+    /// A context for `request` on a mount; path captures are filled in by routing.
+    pub fn new(
+        request: Request,
+        view: Arc<dyn View>,
+        clock: Arc<dyn Clock>,
+        mount: Arc<MountInfo>,
+    ) -> Ctx {
+        Ctx {
+            request,
+            view,
+            clock,
+            mount,
+            params: HashMap::new(),
+            rollback_log: None,
+        }
+    }
+
     /// A named capture of the path pattern ("" when absent).
     pub fn param(&self, name: &str) -> &str {
         self.params.get(name).map(String::as_str).unwrap_or("")
+    }
+
+    /// The request's rollback log: record an entry before an external side effect.
+    pub fn rollback(&self) -> Result<&dyn crate::engine::RollbackLog> {
+        self.rollback_log
+            .as_deref()
+            .ok_or_else(|| Error::Internal("this host keeps no rollback log".into()))
+    }
+
+    /// What lifecycle hooks see of this context.
+    pub fn mount_ctx(&self) -> crate::engine::MountCtx {
+        crate::engine::MountCtx {
+            view: self.view.clone(),
+            clock: self.clock.clone(),
+            mount: self.mount.clone(),
+        }
     }
 }
 
@@ -439,10 +475,30 @@ pub struct Route<'a> {
     pub params: HashMap<String, String>,
 }
 
+impl<'a> Route<'a> {
+    /// Hand the captures to `ctx`, turn an update of something that does not exist yet into a
+    /// create (Vault's rule, by the path's existence check), and pick the operation's handler.
+    pub async fn resolve(&self, ctx: &mut Ctx) -> Result<&'a OperationSpec> {
+        ctx.params = self.params.clone();
+        if ctx.request.operation == Operation::Update {
+            if let Some(check) = &self.spec.existence_check {
+                if !check(ctx.clone()).await? {
+                    ctx.request.operation = Operation::Create;
+                }
+            }
+        }
+        self.spec
+            .handler_for(ctx.request.operation)
+            .ok_or(Error::UnsupportedOperation)
+    }
+}
+
 /// An engine: its type name, help, and path declarations, compiled for routing.
 pub struct Backend {
     pub kind: &'static str,
     pub help: &'static str,
+    /// Hooks, rollback and jobs the host runs around the paths.
+    pub lifecycle: crate::engine::Lifecycle,
     secret_types: Vec<SecretType>,
     login_renewal: Option<LoginRenewFn>,
     paths: Vec<PathSpec>,
@@ -502,6 +558,7 @@ impl Backend {
         Backend {
             kind,
             help,
+            lifecycle: crate::engine::Lifecycle::default(),
             secret_types: Vec::new(),
             login_renewal: None,
             paths,
@@ -538,6 +595,17 @@ impl Backend {
     /// Every declared path.
     pub fn paths(&self) -> &[PathSpec] {
         &self.paths
+    }
+
+    /// The whole of dispatch for a host without a pipeline (test harnesses, fuzz targets):
+    /// route `ctx.request.path`, resolve create/update, run the handler. The pipeline runs the
+    /// same steps ([`Backend::route`], [`Route::resolve`]) with its checks between them.
+    pub async fn dispatch(&self, mut ctx: Ctx) -> Result<Response> {
+        let route = self
+            .route(&ctx.request.path)
+            .ok_or_else(|| Error::UnsupportedPath(ctx.request.path.clone()))?;
+        let handler = route.resolve(&mut ctx).await?.handler.clone();
+        handler(ctx).await
     }
 
     /// Find the first declared path that matches `path` (relative to the mount).

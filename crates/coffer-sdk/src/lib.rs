@@ -4,13 +4,16 @@
 //! Invariant: nothing here does authentication, policy or audit. An engine built on this
 //! crate cannot check policy or write audit records itself; the pipeline does that, once.
 
+pub mod catalog;
 pub mod clock;
 pub mod duration;
+pub mod engine;
 pub mod error;
 pub mod framework;
 pub mod logical;
 pub mod view;
 
+pub use engine::{Engine, MountCtx, RollbackEntry};
 pub use error::{Error, Result};
 pub use framework::{Backend, Ctx, MountInfo, PathSpec};
 pub use logical::{Operation, Request, Response};

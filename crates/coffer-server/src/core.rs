@@ -4,9 +4,11 @@
 //! [`coffer_sdk::Request`] and calls [`Core::handle`]. That one function does, in order:
 //! path validation → route to mount and path declaration → seal check → create/update
 //! resolution (existence check) → token lookup → ACL check (capability, sudo, parameters) →
-//! engine handler → lease registration (issue 3) → audit (later) → response. Engines never
+//! audit request hook → engine handler (with its rollback log) → lease registration → token
+//! minting for logins → response wrapping → audit response hook → response. Engines never
 //! see tokens (except the built-in token store) and never check policy.
 
+use crate::audit::{AuditHook, AuditOutcome, AuditRequest};
 use crate::barrier::{Barrier, BarrierView};
 use crate::metrics::Metrics;
 use crate::mounts::{LeaseLimits, Mounted, Router};
@@ -102,7 +104,19 @@ pub struct Core {
     pub leases: Arc<crate::leases::LeaseManager>,
     pub identity: Arc<crate::identity::Identity>,
     pub wrapping: crate::wrapping::Wrapping,
+    pub rollbacks: Arc<crate::rollback::Rollbacks>,
+    pub scheduler: crate::scheduler::Scheduler,
+    /// Audit hook points (see [`crate::audit`]); empty until a device is enabled.
+    audit: parking_lot::RwLock<Arc<Vec<Arc<dyn AuditHook>>>>,
     seal: tokio::sync::Mutex<SealProgress>,
+}
+
+/// The same outcome, borrowed again for the next hook.
+fn outcome_ref<'a>(outcome: &AuditOutcome<'a>) -> AuditOutcome<'a> {
+    match outcome {
+        AuditOutcome::Response(r) => AuditOutcome::Response(r),
+        AuditOutcome::Error(e) => AuditOutcome::Error(e),
+    }
 }
 
 fn capability_for(op: Operation) -> Capabilities {
@@ -139,8 +153,14 @@ pub fn validate_request_path(path: &str) -> Result<()> {
 }
 
 impl Core {
-    /// A core over `storage`. Call [`Core::unseal`] (or [`Core::init`]) before serving secrets.
-    pub fn new(storage: Arc<dyn Storage>, clock: Arc<dyn Clock>, limits: LeaseLimits) -> Arc<Core> {
+    /// The core's parts over `storage`, with no mounts at all: [`crate::host::build_core`]
+    /// adds the built-in ones (`sys/`, `auth/token/`, `identity/`, `cubbyhole/`).
+    pub(crate) fn bare(
+        storage: Arc<dyn Storage>,
+        clock: Arc<dyn Clock>,
+        limits: LeaseLimits,
+        catalog: Arc<coffer_sdk::catalog::Catalog>,
+    ) -> Arc<Core> {
         let barrier = Arc::new(Barrier::new(storage));
         let tokens = Arc::new(TokenStore::new(barrier.clone(), clock.clone(), limits));
         let policies = Arc::new(PolicyStore::new(barrier.clone()));
@@ -148,7 +168,7 @@ impl Core {
             BarrierView::new(barrier.clone(), "sys/identity/"),
             clock.clone(),
         ));
-        let router = Arc::new(Router::new());
+        let router = Arc::new(Router::new(catalog));
         let leases = Arc::new(crate::leases::LeaseManager::new(
             barrier.clone(),
             clock.clone(),
@@ -158,7 +178,18 @@ impl Core {
         ));
         let hooks: std::sync::Weak<dyn crate::tokens::TokenHooks> = Arc::downgrade(&leases) as _;
         tokens.set_hooks(hooks);
-        let core = Arc::new(Core {
+        let rollbacks = Arc::new(crate::rollback::Rollbacks::new(
+            barrier.clone(),
+            clock.clone(),
+        ));
+        let scheduler = crate::scheduler::Scheduler::new(
+            barrier.clone(),
+            clock.clone(),
+            router.clone(),
+            leases.clone(),
+            rollbacks.clone(),
+        );
+        Arc::new(Core {
             clock: clock.clone(),
             barrier: barrier.clone(),
             router,
@@ -167,101 +198,78 @@ impl Core {
             limits,
             metrics: Metrics::default(),
             leases,
-            wrapping: crate::wrapping::Wrapping::new(
-                barrier.clone(),
-                tokens.clone(),
-                clock.clone(),
-                limits.max_ttl,
-            ),
-            identity: identity.clone(),
+            wrapping: crate::wrapping::Wrapping::new(barrier, tokens, clock, limits.max_ttl),
+            identity,
+            rollbacks,
+            scheduler,
+            audit: parking_lot::RwLock::new(Arc::new(Vec::new())),
             seal: tokio::sync::Mutex::new(SealProgress::default()),
-        });
-        let info = |path: &str, kind: &str| coffer_sdk::MountInfo {
-            path: path.into(),
-            kind: kind.into(),
-            uuid: kind.into(),
-            options: Default::default(),
-            default_lease_ttl: limits.default_ttl,
-            max_lease_ttl: limits.max_ttl,
-        };
-        let builtin_entry = |path: &str, kind: &str, description: &str| crate::mounts::MountEntry {
-            path: path.into(),
-            kind: kind.into(),
-            description: description.into(),
-            uuid: kind.into(),
-            accessor: format!("{kind}_builtin"),
-            config: Default::default(),
-            options: Default::default(),
-            local: false,
-            seal_wrap: false,
-        };
-        core.router.add_builtin(Mounted {
-            route_path: "sys/".into(),
-            entry: builtin_entry(
-                "sys/",
-                "system",
-                "system endpoints used for control, policy and debugging",
-            ),
-            is_auth: false,
-            backend: Arc::new(crate::sys::backend(Arc::downgrade(&core))),
-            view: Arc::new(BarrierView::new(barrier.clone(), "sys/state/")),
-            info: Arc::new(info("sys/", "system")),
-        });
-        core.router.add_builtin(Mounted {
-            route_path: "auth/token/".into(),
-            entry: builtin_entry("token/", "token", "token based credentials"),
-            is_auth: true,
-            backend: Arc::new(crate::tokens::backend(&tokens)),
-            view: Arc::new(BarrierView::new(barrier.clone(), "sys/token/")),
-            info: Arc::new(info("auth/token/", "token")),
-        });
-        core.router.add_builtin(Mounted {
-            route_path: "identity/".into(),
-            entry: builtin_entry("identity/", "identity", "identity store"),
-            is_auth: false,
-            backend: Arc::new(crate::identity::backend(&identity)),
-            view: Arc::new(BarrierView::new(barrier.clone(), "sys/identity/")),
-            info: Arc::new(info("identity/", "identity")),
-        });
-        // Each token's cubbyhole is its own view (`cubbyhole/<token hash>/`), chosen per request
-        // by the pipeline; this one is never used directly.
-        core.router.add_builtin(Mounted {
-            route_path: "cubbyhole/".into(),
-            entry: builtin_entry(
-                "cubbyhole/",
-                "cubbyhole",
-                "per-token private secret storage",
-            ),
-            is_auth: false,
-            backend: Arc::new(coffer_kv::v1::backend()),
-            view: Arc::new(BarrierView::new(barrier, "cubbyhole/-/")),
-            info: Arc::new(info("cubbyhole/", "cubbyhole")),
-        });
-        core
+        })
     }
 
-    /// Start the background expiry of leases (runs while unsealed; ends with the core).
-    pub fn start_expiry(self: &Arc<Self>) {
+    /// Attach an audit hook: it sees every request from now on.
+    pub fn add_audit_hook(&self, hook: Arc<dyn AuditHook>) {
+        let mut hooks = self.audit.write();
+        let mut list = (**hooks).clone();
+        list.push(hook);
+        *hooks = Arc::new(list);
+    }
+
+    /// Run background work (lease expiry, rollbacks, engine jobs) on a short tick while the
+    /// core lives; the scheduler itself skips ticks while sealed or standby.
+    pub fn start_background(self: &Arc<Self>) {
         let weak = Arc::downgrade(self);
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                 let Some(core) = weak.upgrade() else { break };
-                if core.barrier.is_sealed() {
-                    continue;
-                }
-                // A full page means more are due: go again at once instead of waiting a tick.
-                loop {
-                    match core.leases.expire_due(crate::leases::EXPIRY_BATCH).await {
-                        Ok(n) if n >= crate::leases::EXPIRY_BATCH => continue,
-                        Ok(n) if n > 0 => tracing::debug!(count = n, "expired leases"),
-                        Ok(_) => {}
-                        Err(e) => tracing::warn!(error = %e, "lease expiry pass failed"),
+                match core.scheduler.run_due().await {
+                    Ok(report) if report.leases_expired > 0 || !report.jobs_run.is_empty() => {
+                        tracing::debug!(leases = report.leases_expired, jobs = ?report.jobs_run, "background pass")
                     }
-                    break;
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "background pass failed"),
                 }
             }
         });
+    }
+
+    /// Reload the mount tables into the router, then `init` every engine built new and
+    /// `cleanup` every engine no longer serving.
+    pub async fn reload_mounts(&self) -> Result<()> {
+        let changes = self.router.load(&self.barrier, self.limits).await?;
+        for mounted in &changes.removed {
+            self.run_hook(mounted, "cleanup").await;
+        }
+        for mounted in &changes.added {
+            self.run_hook(mounted, "init").await;
+        }
+        Ok(())
+    }
+
+    /// Run a mount's `init` or `cleanup` hook, if it has one; a failure is logged (the mount
+    /// keeps serving: its requests report their own errors).
+    async fn run_hook(&self, mounted: &Mounted, which: &str) {
+        let hook = match which {
+            "init" => mounted.backend.lifecycle.init.clone(),
+            _ => mounted.backend.lifecycle.cleanup.clone(),
+        };
+        let Some(hook) = hook else { return };
+        let ctx = coffer_sdk::engine::MountCtx {
+            view: mounted.view.clone(),
+            clock: self.clock.clone(),
+            mount: mounted.info.clone(),
+        };
+        if let Err(e) = hook(ctx).await {
+            tracing::warn!(mount = %mounted.route_path, hook = which, error = %e, "engine hook failed");
+        }
+    }
+
+    /// Stop every engine (their `cleanup`), for a clean process exit.
+    pub async fn shutdown(&self) {
+        for mounted in self.router.table().all().iter() {
+            self.run_hook(mounted, "cleanup").await;
+        }
     }
 
     // ----- seal lifecycle -------------------------------------------------------------------
@@ -303,7 +311,7 @@ impl Core {
             )
             .await
             .map_err(|_| Error::Internal("storage failure".into()))?;
-        self.pre_seal();
+        self.pre_seal().await;
         Ok(InitResult { keys, root_token })
     }
 
@@ -368,7 +376,7 @@ impl Core {
                     let unseal_key = shamir::combine(&parts)?;
                     self.barrier.unseal(&unseal_key).await?;
                     if let Err(e) = self.post_unseal().await {
-                        self.pre_seal();
+                        self.pre_seal().await;
                         return Err(e);
                     }
                     tracing::info!("unsealed");
@@ -382,12 +390,18 @@ impl Core {
     async fn post_unseal(&self) -> Result<()> {
         self.tokens.load().await?;
         self.policies.ensure_default().await?;
-        self.router.load(&self.barrier, self.limits).await?;
+        self.reload_mounts().await?;
+        // Whatever requests a crash interrupted left behind is undone now, not a tick later.
+        if let Err(e) = self.rollbacks.pass(&self.router, None).await {
+            tracing::warn!(error = %e, "rollback pass after unseal failed; the scheduler retries");
+        }
         Ok(())
     }
 
-    fn pre_seal(&self) {
-        self.router.clear();
+    async fn pre_seal(&self) {
+        for mounted in self.router.clear() {
+            self.run_hook(&mounted, "cleanup").await;
+        }
         self.identity.invalidate();
         self.tokens.unload();
         self.policies.clear_caches();
@@ -399,7 +413,7 @@ impl Core {
         let mut progress = self.seal.lock().await;
         progress.parts.clear();
         progress.rekey = None;
-        self.pre_seal();
+        self.pre_seal().await;
         tracing::info!("sealed");
         Ok(())
     }
@@ -512,7 +526,29 @@ impl Core {
     pub async fn handle(&self, req: Request, token: Option<&str>) -> Result<Response> {
         let started = Instant::now();
         let operation = req.operation;
-        let result = self.handle_inner(req, token).await;
+        let hooks = self.audit.read().clone();
+        let mut audit = (!hooks.is_empty()).then(|| AuditRequest {
+            id: req.id.clone(),
+            operation: req.operation,
+            path: req.path.clone(),
+            mount_point: String::new(),
+            mount_type: String::new(),
+            accessor: None,
+            policies: Vec::new(),
+            remote_addr: req.connection.remote_addr,
+            data: req.data.clone(),
+            wrap_ttl: req.wrap_ttl,
+        });
+        let result = self.handle_inner(req, token, &hooks, audit.as_mut()).await;
+        if let Some(audit) = &audit {
+            let outcome = match &result {
+                Ok(response) => AuditOutcome::Response(response),
+                Err(e) => AuditOutcome::Error(e),
+            };
+            for hook in hooks.iter() {
+                hook.response(audit, outcome_ref(&outcome)).await;
+            }
+        }
         self.metrics.record(
             operation,
             result
@@ -523,7 +559,13 @@ impl Core {
         result
     }
 
-    async fn handle_inner(&self, mut req: Request, token: Option<&str>) -> Result<Response> {
+    async fn handle_inner(
+        &self,
+        mut req: Request,
+        token: Option<&str>,
+        hooks: &[Arc<dyn AuditHook>],
+        mut audit: Option<&mut AuditRequest>,
+    ) -> Result<Response> {
         validate_request_path(&req.path)?;
         let table = self.router.table();
         let sealed = self.barrier.is_sealed();
@@ -573,6 +615,10 @@ impl Core {
         req.path = rel.clone();
         if let (Some(e), Some(token)) = (&entry, token) {
             let caller = self.tokens.caller(token, e)?;
+            if let Some(audit) = audit.as_deref_mut() {
+                audit.accessor = Some(caller.accessor.clone());
+                audit.policies = e.policies.clone();
+            }
             // Only the built-in token store and sys/ may see the token itself.
             req.caller = Some(
                 if mounted.route_path == "auth/token/" || mounted.route_path == "sys/" {
@@ -585,6 +631,10 @@ impl Core {
                 },
             );
         }
+        if let Some(audit) = audit.as_deref_mut() {
+            audit.mount_point = mounted.route_path.clone();
+            audit.mount_type = mounted.entry.kind.clone();
+        }
         let view: Arc<dyn coffer_sdk::View> = match (&entry, mounted.entry.kind.as_str()) {
             (Some(e), "cubbyhole") => Arc::new(BarrierView::new(
                 self.barrier.clone(),
@@ -593,25 +643,9 @@ impl Core {
             (None, "cubbyhole") => return Err(Error::PermissionDenied),
             _ => mounted.view.clone(),
         };
-        let mut ctx = Ctx {
-            request: req,
-            view,
-            clock: self.clock.clone(),
-            mount: mounted.info.clone(),
-            params: route.params,
-        };
-
-        // POST/PUT are creates when the target does not exist yet.
-        if ctx.request.operation == Operation::Update {
-            if let Some(check) = &spec.existence_check {
-                if !check(ctx.clone()).await? {
-                    ctx.request.operation = Operation::Create;
-                }
-            }
-        }
-        let op_spec = spec
-            .handler_for(ctx.request.operation)
-            .ok_or(Error::UnsupportedOperation)?;
+        let mut ctx = Ctx::new(req, view, self.clock.clone(), mounted.info.clone());
+        // Captures, and POST/PUT as a create when the target does not exist yet.
+        let op_spec = route.resolve(&mut ctx).await?;
 
         let mut exhausted_token = None;
         if let (Some(entry), false) = (&entry, spec.unauthenticated) {
@@ -654,7 +688,26 @@ impl Core {
             }
         }
 
+        // The request as it will be logged: a device that cannot record it refuses it.
+        if let Some(audit) = audit.as_deref_mut() {
+            audit.operation = ctx.request.operation;
+            for hook in hooks {
+                hook.request(audit).await?;
+            }
+        }
+        let rollback_log = mounted
+            .backend
+            .lifecycle
+            .rollback
+            .is_some()
+            .then(|| self.rollbacks.request_log(mounted));
+        ctx.rollback_log = rollback_log
+            .clone()
+            .map(|log| log as Arc<dyn coffer_sdk::engine::RollbackLog>);
         let result = (op_spec.handler)(ctx).await;
+        if let Some(log) = rollback_log {
+            log.finish(result.is_ok()).await;
+        }
         if let Some(id_hash) = exhausted_token {
             self.tokens.revoke_tree(&id_hash).await?;
         }
@@ -696,7 +749,6 @@ impl Core {
                     .await?;
             }
         }
-        // Audit (capability 7) hooks in here, once, for every engine.
         Ok(response)
     }
 

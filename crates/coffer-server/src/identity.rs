@@ -11,7 +11,7 @@ use crate::barrier::BarrierView;
 use coffer_sdk::clock::{format_time, Clock};
 use coffer_sdk::framework::de;
 use coffer_sdk::view::{get_json, to_json, View, ViewOp};
-use coffer_sdk::{Backend, Ctx, Error, Operation, PathSpec, Response, Result};
+use coffer_sdk::{Backend, Engine, Error, Operation, Response, Result};
 use parking_lot::RwLock;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -891,31 +891,16 @@ fn group_json(g: &Group) -> Value {
     })
 }
 
-fn ident(w: &std::sync::Weak<Identity>) -> Result<Arc<Identity>> {
-    w.upgrade()
-        .ok_or_else(|| Error::Unavailable("server is shutting down".into()))
-}
-
 /// The declaration of `identity/`.
 pub fn backend(identity: &Arc<Identity>) -> Backend {
-    let w = Arc::downgrade(identity);
-    macro_rules! with_id {
-        (|$id:ident, $ctx:ident $(, $input:ident : $ty:ty)?| $body:expr) => {{
-            let w = w.clone();
-            move |$ctx: Ctx $(, $input: $ty)?| {
-                let w = w.clone();
-                async move {
-                    let $id = ident(&w)?;
-                    #[allow(unused_variables)]
-                    let $ctx = $ctx;
-                    $body
-                }
-            }
-        }};
-    }
+    let e = Engine::new(
+        "identity",
+        "Entities, aliases, groups and dynamic groups.",
+        identity.clone(),
+    );
     let paths = vec![
-        PathSpec::new("entity/?")
-            .typed_ops(&[Operation::Update, Operation::Create], "Create or update an entity.", with_id!(|id, ctx, input: EntityInput| {
+        e.path("entity/?")
+            .typed_ops(&[Operation::Update, Operation::Create], "Create or update an entity.", |id, ctx, input: EntityInput| async move { {
                 let existing = match (&input.id, &input.name) {
                     (Some(i), _) if !i.is_empty() => Some(id.entity(i).await?.ok_or_else(|| Error::bad(format!("entity \"{i}\" does not exist")))?),
                     (_, Some(n)) if !n.is_empty() => id.entity_by_name(n).await?,
@@ -923,44 +908,44 @@ pub fn backend(identity: &Arc<Identity>) -> Backend {
                 };
                 let data = ctx.request.data.clone();
                 upsert_entity(&id, existing, input, &data).await
-            }))
+            } })
             .help("Create or update an entity (a person or machine).", ""),
-        PathSpec::new("entity/id/?")
-            .op(Operation::List, "List entity ids.", with_id!(|id, ctx| Response::list(id.view.list("entity/id/").await?)))
+        e.path("entity/id/?")
+            .op(Operation::List, "List entity ids.", |id, _ctx| async move { Response::list(id.view.list("entity/id/").await?) })
             .help("List entities by id.", ""),
-        PathSpec::new("entity/id/(?P<id>[^/]+)")
-            .op(Operation::Read, "Read an entity.", with_id!(|id, ctx| {
+        e.path("entity/id/(?P<id>[^/]+)")
+            .op(Operation::Read, "Read an entity.", |id, ctx| async move { {
                 let e = id.entity(ctx.param("id")).await?.ok_or(Error::NotFound)?;
                 Ok(Response::data(id.entity_json(&e).await?))
-            }))
-            .typed_ops(&[Operation::Update, Operation::Create], "Update an entity.", with_id!(|id, ctx, input: EntityInput| {
+            } })
+            .typed_ops(&[Operation::Update, Operation::Create], "Update an entity.", |id, ctx, input: EntityInput| async move { {
                 let e = id.entity(ctx.param("id")).await?.ok_or_else(|| Error::bad("entity does not exist"))?;
                 let data = ctx.request.data.clone();
                 upsert_entity(&id, Some(e), input, &data).await
-            }))
-            .op(Operation::Delete, "Delete an entity.", with_id!(|id, ctx| {
+            } })
+            .op(Operation::Delete, "Delete an entity.", |id, ctx| async move { {
                 if let Some(e) = id.entity(ctx.param("id")).await? {
                     id.delete_entity(&e).await?;
                 }
                 Ok(Response::empty())
-            }))
+            } })
             .help("Read, update or delete an entity by id.", ""),
-        PathSpec::new("entity/name/?")
-            .op(Operation::List, "List entity names.", with_id!(|id, ctx| {
+        e.path("entity/name/?")
+            .op(Operation::List, "List entity names.", |id, _ctx| async move { {
                 let mut names = Vec::new();
                 for i in id.view.list("entity/id/").await? {
                     if let Some(e) = id.entity(&i).await? { names.push(e.name); }
                 }
                 names.sort();
                 Response::list(names)
-            }))
+            } })
             .help("List entities by name.", ""),
-        PathSpec::new("entity/name/(?P<name>[^/]+)")
-            .op(Operation::Read, "Read an entity by name.", with_id!(|id, ctx| {
+        e.path("entity/name/(?P<name>[^/]+)")
+            .op(Operation::Read, "Read an entity by name.", |id, ctx| async move { {
                 let e = id.entity_by_name(ctx.param("name")).await?.ok_or(Error::NotFound)?;
                 Ok(Response::data(id.entity_json(&e).await?))
-            }))
-            .typed_ops(&[Operation::Update, Operation::Create], "Create or update an entity by name.", with_id!(|id, ctx, input: EntityInput| {
+            } })
+            .typed_ops(&[Operation::Update, Operation::Create], "Create or update an entity by name.", |id, ctx, input: EntityInput| async move { {
                 let mut input = input;
                 let name = ctx.param("name").to_string();
                 validate_name("entity", &name)?;
@@ -968,16 +953,16 @@ pub fn backend(identity: &Arc<Identity>) -> Backend {
                 let existing = id.entity_by_name(&name).await?;
                 let data = ctx.request.data.clone();
                 upsert_entity(&id, existing, input, &data).await
-            }))
-            .op(Operation::Delete, "Delete an entity by name.", with_id!(|id, ctx| {
+            } })
+            .op(Operation::Delete, "Delete an entity by name.", |id, ctx| async move { {
                 if let Some(e) = id.entity_by_name(ctx.param("name")).await? {
                     id.delete_entity(&e).await?;
                 }
                 Ok(Response::empty())
-            }))
+            } })
             .help("Read, create, update or delete an entity by name.", ""),
-        PathSpec::new("entity-alias/?")
-            .typed_ops(&[Operation::Update, Operation::Create], "Create an entity alias.", with_id!(|id, ctx, input: AliasInput| {
+        e.path("entity-alias/?")
+            .typed_ops(&[Operation::Update, Operation::Create], "Create an entity alias.", |id, _ctx, input: AliasInput| async move { {
                 let name = input.name.clone().filter(|n| !n.is_empty()).ok_or_else(|| Error::bad("missing required field 'name'"))?;
                 let canonical = input.canonical_id.clone().filter(|n| !n.is_empty()).ok_or_else(|| Error::bad("missing required field 'canonical_id'"))?;
                 let accessor = input.mount_accessor.clone().filter(|n| !n.is_empty()).ok_or_else(|| Error::bad("missing required field 'mount_accessor'"))?;
@@ -1007,23 +992,23 @@ pub fn backend(identity: &Arc<Identity>) -> Backend {
                 };
                 id.save_alias(&alias).await?;
                 Ok(Response::data(json!({"id": alias.id, "canonical_id": alias.canonical_id})))
-            }))
+            } })
             .help("Create an entity alias (one per auth mount).", ""),
-        PathSpec::new("entity-alias/id/?")
-            .op(Operation::List, "List aliases.", with_id!(|id, ctx| Response::list(id.view.list("alias/id/").await?)))
+        e.path("entity-alias/id/?")
+            .op(Operation::List, "List aliases.", |id, _ctx| async move { Response::list(id.view.list("alias/id/").await?) })
             .help("List entity aliases.", ""),
-        PathSpec::new("entity-alias/id/(?P<id>[^/]+)")
-            .op(Operation::Read, "Read an alias.", with_id!(|id, ctx| {
+        e.path("entity-alias/id/(?P<id>[^/]+)")
+            .op(Operation::Read, "Read an alias.", |id, ctx| async move { {
                 let a = id.alias(ctx.param("id")).await?.ok_or(Error::NotFound)?;
                 Ok(Response::data(serde_json::to_value(&a).map_err(|e| Error::Internal(e.to_string()))?))
-            }))
-            .op(Operation::Delete, "Delete an alias.", with_id!(|id, ctx| {
+            } })
+            .op(Operation::Delete, "Delete an alias.", |id, ctx| async move { {
                 if let Some(a) = id.alias(ctx.param("id")).await? { id.delete_alias(&a).await?; }
                 Ok(Response::empty())
-            }))
+            } })
             .help("Read or delete an entity alias.", ""),
-        PathSpec::new("group/?")
-            .typed_ops(&[Operation::Update, Operation::Create], "Create or update a group.", with_id!(|id, ctx, input: GroupInput| {
+        e.path("group/?")
+            .typed_ops(&[Operation::Update, Operation::Create], "Create or update a group.", |id, ctx, input: GroupInput| async move { {
                 let existing = match (&input.id, &input.name) {
                     (Some(i), _) if !i.is_empty() => Some(id.group(i).await?.ok_or_else(|| Error::bad(format!("group \"{i}\" does not exist")))?),
                     (_, Some(n)) if !n.is_empty() => id.group_by_name(n).await?,
@@ -1031,41 +1016,41 @@ pub fn backend(identity: &Arc<Identity>) -> Backend {
                 };
                 let data = ctx.request.data.clone();
                 upsert_group(&id, existing, input, &data).await
-            }))
+            } })
             .help("Create or update a group: internal (explicit members) or dynamic (members by rule).", "Dynamic groups take a rule such as any {instance.compartment.id = 'prod', instance.id = 'i-1'} or all {...}."),
-        PathSpec::new("group/id/?")
-            .op(Operation::List, "List group ids.", with_id!(|id, ctx| Response::list(id.view.list("group/id/").await?)))
+        e.path("group/id/?")
+            .op(Operation::List, "List group ids.", |id, _ctx| async move { Response::list(id.view.list("group/id/").await?) })
             .help("List groups by id.", ""),
-        PathSpec::new("group/id/(?P<id>[^/]+)")
-            .op(Operation::Read, "Read a group.", with_id!(|id, ctx| {
+        e.path("group/id/(?P<id>[^/]+)")
+            .op(Operation::Read, "Read a group.", |id, ctx| async move { {
                 let g = id.group(ctx.param("id")).await?.ok_or(Error::NotFound)?;
                 Ok(Response::data(group_json(&g)))
-            }))
-            .typed_ops(&[Operation::Update, Operation::Create], "Update a group.", with_id!(|id, ctx, input: GroupInput| {
+            } })
+            .typed_ops(&[Operation::Update, Operation::Create], "Update a group.", |id, ctx, input: GroupInput| async move { {
                 let g = id.group(ctx.param("id")).await?.ok_or_else(|| Error::bad("group does not exist"))?;
                 let data = ctx.request.data.clone();
                 upsert_group(&id, Some(g), input, &data).await
-            }))
-            .op(Operation::Delete, "Delete a group.", with_id!(|id, ctx| {
+            } })
+            .op(Operation::Delete, "Delete a group.", |id, ctx| async move { {
                 if let Some(g) = id.group(ctx.param("id")).await? {
                     id.delete_group(&g).await?;
                 }
                 Ok(Response::empty())
-            }))
+            } })
             .help("Read, update or delete a group by id.", ""),
-        PathSpec::new("group/name/?")
-            .op(Operation::List, "List group names.", with_id!(|id, ctx| {
+        e.path("group/name/?")
+            .op(Operation::List, "List group names.", |id, _ctx| async move { {
                 let mut names: Vec<String> = id.all_groups().await?.iter().map(|g| g.name.clone()).collect();
                 names.sort();
                 Response::list(names)
-            }))
+            } })
             .help("List groups by name.", ""),
-        PathSpec::new("group/name/(?P<name>[^/]+)")
-            .op(Operation::Read, "Read a group by name.", with_id!(|id, ctx| {
+        e.path("group/name/(?P<name>[^/]+)")
+            .op(Operation::Read, "Read a group by name.", |id, ctx| async move { {
                 let g = id.group_by_name(ctx.param("name")).await?.ok_or(Error::NotFound)?;
                 Ok(Response::data(group_json(&g)))
-            }))
-            .typed_ops(&[Operation::Update, Operation::Create], "Create or update a group by name.", with_id!(|id, ctx, input: GroupInput| {
+            } })
+            .typed_ops(&[Operation::Update, Operation::Create], "Create or update a group by name.", |id, ctx, input: GroupInput| async move { {
                 let mut input = input;
                 let name = ctx.param("name").to_string();
                 validate_name("group", &name)?;
@@ -1073,16 +1058,16 @@ pub fn backend(identity: &Arc<Identity>) -> Backend {
                 let existing = id.group_by_name(&name).await?;
                 let data = ctx.request.data.clone();
                 upsert_group(&id, existing, input, &data).await
-            }))
-            .op(Operation::Delete, "Delete a group by name.", with_id!(|id, ctx| {
+            } })
+            .op(Operation::Delete, "Delete a group by name.", |id, ctx| async move { {
                 if let Some(g) = id.group_by_name(ctx.param("name")).await? {
                     id.delete_group(&g).await?;
                 }
                 Ok(Response::empty())
-            }))
+            } })
             .help("Read, create, update or delete a group by name.", ""),
-        PathSpec::new("lookup/entity")
-            .typed(Operation::Update, "Find an entity.", with_id!(|id, ctx, input: LookupInput| {
+        e.path("lookup/entity")
+            .typed(Operation::Update, "Find an entity.", |id, _ctx, input: LookupInput| async move { {
                 let e = if let Some(i) = input.id.filter(|s| !s.is_empty()) {
                     id.entity(&i).await?
                 } else if let Some(n) = input.name.filter(|s| !s.is_empty()) {
@@ -1098,10 +1083,10 @@ pub fn backend(identity: &Arc<Identity>) -> Backend {
                     Some(e) => Ok(Response::data(id.entity_json(&e).await?)),
                     None => Ok(Response::empty()),
                 }
-            }))
+            } })
             .help("Look up an entity by id, name or alias.", ""),
-        PathSpec::new("lookup/group")
-            .typed(Operation::Update, "Find a group.", with_id!(|id, ctx, input: LookupInput| {
+        e.path("lookup/group")
+            .typed(Operation::Update, "Find a group.", |id, _ctx, input: LookupInput| async move { {
                 let g = if let Some(i) = input.id.filter(|s| !s.is_empty()) {
                     id.group(&i).await?
                 } else if let Some(n) = input.name.filter(|s| !s.is_empty()) {
@@ -1110,14 +1095,10 @@ pub fn backend(identity: &Arc<Identity>) -> Backend {
                     return Err(Error::bad("one of id or name is required"));
                 };
                 Ok(g.map(|g| Response::data(group_json(&g))).unwrap_or_default())
-            }))
+            } })
             .help("Look up a group by id or name.", ""),
     ];
-    Backend::new(
-        "identity",
-        "Entities, aliases, groups and dynamic groups.",
-        paths,
-    )
+    e.paths(paths).build()
 }
 
 #[cfg(test)]

@@ -423,6 +423,7 @@ impl LeaseManager {
             clock: self.clock.clone(),
             mount: mounted.info.clone(),
             params: Default::default(),
+            rollback_log: None,
         };
         Ok((ctx, mounted.backend.clone()))
     }
@@ -447,11 +448,15 @@ impl LeaseManager {
                 secret_type,
                 internal,
             } => match self.lease_ctx(&lease) {
-                // The issuing mount is gone: there is nothing left to call.
-                Err(_) => Ok(()),
+                // The issuing mount is gone, so nothing can revoke the secret: that is a
+                // failure (retried, then listed as irrevocable with this reason), never a
+                // silent success. `revoke-force` removes such a lease.
+                Err(e) => Err(e),
                 Ok((ctx, backend)) => match backend.secret_type(secret_type) {
                     Some(t) => (t.revoke)(ctx, internal.clone()).await,
-                    None => Ok(()),
+                    None => Err(Error::Internal(format!(
+                        "the engine declares no secret type {secret_type:?} to revoke"
+                    ))),
                 },
             },
         };
@@ -494,10 +499,13 @@ impl LeaseManager {
         }
         // Revocations stay REVOKE_CONCURRENCY deep across page boundaries (no barrier per page).
         let mut run = BulkRevocation::new(self, force);
-        let mut pages = self.store.view.pages(format!("id/{prefix}"), 1024);
-        while let Some(page) = pages.next().await? {
-            for key in page {
-                run.start(key["id/".len()..].to_string()).await?;
+        for (id_prefix, only_mount) in self.prefixes_for(prefix) {
+            let mut pages = self.store.view.pages(format!("id/{id_prefix}"), 1024);
+            while let Some(page) = pages.next().await? {
+                for key in page {
+                    run.start(key["id/".len()..].to_string(), only_mount.clone())
+                        .await?;
+                }
             }
         }
         let outcome = run.finish().await?;
@@ -510,12 +518,73 @@ impl LeaseManager {
         Ok(outcome.revoked)
     }
 
-    /// Revoke the lease `id` if it still exists (another revocation may have got there first).
-    async fn revoke_lease_by_id(&self, id: &str, force: bool) -> Result<()> {
-        match self.store.get(id).await? {
-            Some(lease) => self.revoke_lease_entry(lease, force).await,
-            None => Ok(()),
+    /// The lease-id prefixes a revocation of `prefix` covers, each with the mount (uuid) its
+    /// leases must belong to. Lease ids keep the path their mount had when they were issued,
+    /// so a mount moved by `sys/remount` is also looked for under its former paths; and a
+    /// prefix inside a mount means that mount's leases only, not those of a mount that used
+    /// to live at the same path.
+    fn prefixes_for(&self, prefix: &str) -> Vec<(String, Option<String>)> {
+        let table = self.router.table();
+        let mut out = Vec::new();
+        let within = table
+            .all()
+            .iter()
+            .find(|m| prefix.starts_with(m.route_path.as_str()));
+        out.push((prefix.to_string(), within.map(|m| m.entry.uuid.clone())));
+        for mounted in table.all().iter() {
+            let former_root = |former: &str| {
+                if mounted.is_auth {
+                    format!("auth/{former}")
+                } else {
+                    former.to_string()
+                }
+            };
+            for former in &mounted.entry.former_paths {
+                let former = former_root(former);
+                let covered = if let Some(rest) = prefix.strip_prefix(mounted.route_path.as_str()) {
+                    Some(format!("{former}{rest}"))
+                } else if mounted.route_path.starts_with(prefix) {
+                    Some(former)
+                } else {
+                    None
+                };
+                if let Some(p) = covered {
+                    out.push((p, Some(mounted.entry.uuid.clone())));
+                }
+            }
         }
+        out
+    }
+
+    /// The mount a lease belongs to: a secret's issuing mount, or the auth mount whose login
+    /// created a token (`token` for tokens of the token store).
+    async fn mount_of(&self, lease: &LeaseEntry) -> Result<String> {
+        Ok(match &lease.kind {
+            LeaseKind::Secret { .. } => lease.mount_uuid.clone(),
+            LeaseKind::Token { id_hash } => match self.tokens.lookup_by_hash(id_hash).await? {
+                Some(token) => token.auth_mount.clone().unwrap_or_else(|| "token".into()),
+                None => lease.mount_uuid.clone(),
+            },
+        })
+    }
+
+    /// Revoke the lease `id` if it still exists (another revocation may have got there first).
+    /// With `only_mount`, a lease of another mount is left alone.
+    async fn revoke_lease_by_id(
+        &self,
+        id: &str,
+        force: bool,
+        only_mount: Option<&str>,
+    ) -> Result<()> {
+        let Some(lease) = self.store.get(id).await? else {
+            return Ok(());
+        };
+        if let Some(mount) = only_mount {
+            if self.mount_of(&lease).await? != mount {
+                return Ok(());
+            }
+        }
+        self.revoke_lease_entry(lease, force).await
     }
 
     /// Revoke, at most `limit`, leases whose expiry has passed. Returns how many were attempted.
@@ -555,7 +624,7 @@ impl LeaseManager {
         self.store.view.batch(stale).await?;
         let mut run = BulkRevocation::new(self, false);
         for id in ids {
-            run.start(id).await?;
+            run.start(id, None).await?;
         }
         match run.finish().await {
             Ok(outcome) => {
@@ -672,7 +741,7 @@ impl BulkRevocation {
     }
 
     /// Start revoking lease `id`, once there is room in flight.
-    async fn start(&mut self, id: String) -> Result<()> {
+    async fn start(&mut self, id: String, only_mount: Option<String>) -> Result<()> {
         self.started += 1;
         if self.started.is_multiple_of(REVOKES_PER_SYNC) {
             self.manager.barrier.sync().await?;
@@ -682,7 +751,9 @@ impl BulkRevocation {
         }
         let (manager, force) = (self.manager.clone(), self.force);
         self.in_flight.spawn(with_unsynced_writes(async move {
-            let result = manager.revoke_lease_by_id(&id, force).await;
+            let result = manager
+                .revoke_lease_by_id(&id, force, only_mount.as_deref())
+                .await;
             (id, result)
         }));
         Ok(())
@@ -732,7 +803,8 @@ impl crate::tokens::TokenHooks for LeaseManager {
         };
         let lease = LeaseEntry {
             lease_id,
-            mount_uuid: "token".into(),
+            // A login token belongs to its auth mount (revoking that mount revokes it).
+            mount_uuid: entry.auth_mount.clone().unwrap_or_else(|| "token".into()),
             path: entry.path.clone(),
             kind: LeaseKind::Token {
                 id_hash: entry.id_hash.clone(),
@@ -810,6 +882,7 @@ impl crate::tokens::TokenHooks for LeaseManager {
             clock: self.clock.clone(),
             mount: mounted.info.clone(),
             params: Default::default(),
+            rollback_log: None,
         };
         check(
             ctx,

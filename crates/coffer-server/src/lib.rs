@@ -1,9 +1,11 @@
 //! Coffer's server: the storage barrier, seal, mounts, token store, policy store, the request
 //! pipeline ([`core::Core::handle`]) and the Vault HTTP dialect in front of it.
 
+pub mod audit;
 pub mod barrier;
 pub mod core;
 pub mod envelope;
+pub mod host;
 pub mod http;
 pub mod identity;
 pub mod leases;
@@ -12,6 +14,8 @@ pub mod metrics;
 pub mod mounts;
 pub mod openapi;
 pub mod policies;
+pub mod rollback;
+pub mod scheduler;
 pub mod server;
 pub mod shamir;
 pub mod sys;

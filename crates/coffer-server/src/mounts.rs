@@ -5,6 +5,7 @@
 //! moves no data, and no path an engine can name reaches another mount's entries.
 
 use crate::barrier::{Barrier, BarrierView};
+use coffer_sdk::catalog::{Catalog, EngineClass};
 use coffer_sdk::framework::{Backend, MountInfo};
 use coffer_sdk::view::get_json;
 use coffer_sdk::{Error, Result, View};
@@ -59,6 +60,10 @@ pub struct MountEntry {
     pub local: bool,
     #[serde(default)]
     pub seal_wrap: bool,
+    /// Paths the mount had before `sys/remount` moved it, oldest first: lease ids issued there
+    /// keep their path, so revocations by path look under these too.
+    #[serde(default)]
+    pub former_paths: Vec<String>,
 }
 
 /// System-wide lease limits (from the server config).
@@ -138,48 +143,67 @@ impl RouteTable {
     }
 }
 
-/// Builds an engine for a mount of a type registered at run time.
-pub type EngineFactory = Arc<dyn Fn(&MountInfo) -> Result<Backend> + Send + Sync>;
-
-/// Secrets engine types that can be enabled.
-pub const SECRET_ENGINE_TYPES: &[&str] = &["kv", "kv-v2", "generic"];
+/// What a reload of the mount tables changed: engines built new (to `init`) and engines no
+/// longer serving (to `cleanup`).
+#[derive(Default)]
+pub struct MountChanges {
+    pub added: Vec<Arc<Mounted>>,
+    pub removed: Vec<Arc<Mounted>>,
+}
 
 /// The live routing table plus the persistent mount tables.
 pub struct Router {
     table: RwLock<Arc<RouteTable>>,
     builtins: RwLock<Vec<Arc<Mounted>>>,
-    /// Secrets engine types added at run time (the plugin catalog), beside the built-in ones.
-    catalog: RwLock<HashMap<String, EngineFactory>>,
+    /// Every engine kind that can be mounted, filled in by the binary.
+    catalog: Arc<Catalog>,
 }
 
-impl Default for Router {
-    fn default() -> Self {
-        Self::new()
+fn class_of(is_auth: bool) -> EngineClass {
+    if is_auth {
+        EngineClass::Auth
+    } else {
+        EngineClass::Secrets
     }
 }
 
 impl Router {
-    /// An empty router.
-    pub fn new() -> Router {
+    /// An empty router over `catalog`.
+    pub fn new(catalog: Arc<Catalog>) -> Router {
         Router {
             table: RwLock::new(Arc::new(RouteTable::default())),
             builtins: RwLock::new(Vec::new()),
-            catalog: RwLock::new(HashMap::new()),
+            catalog,
         }
     }
 
-    /// Add a secrets engine type to the catalog.
-    pub fn register_engine(&self, kind: &str, factory: EngineFactory) {
-        self.catalog.write().insert(kind.to_string(), factory);
+    /// The engine kinds this server knows.
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
     }
 
-    /// Whether a type can be enabled (as an auth method when `is_auth`).
+    /// Whether a type can be enabled by users (as an auth method when `is_auth`).
     pub fn knows(&self, kind: &str, is_auth: bool) -> bool {
-        if is_auth {
-            coffer_auth::AUTH_TYPES.contains(&kind)
+        self.catalog
+            .get(class_of(is_auth), kind)
+            .is_some_and(|e| e.user_mountable)
+    }
+
+    /// The 400 for enabling a type the catalog does not have, listing the ones it has.
+    pub fn unknown_type(&self, kind: &str, is_auth: bool) -> Error {
+        let what = if is_auth {
+            "auth method"
         } else {
-            SECRET_ENGINE_TYPES.contains(&kind) || self.catalog.read().contains_key(kind)
+            "secrets engine"
+        };
+        let mut known = self.catalog.mountable(class_of(is_auth));
+        if is_auth {
+            known.insert(0, "token (built in)");
         }
+        Error::bad(format!(
+            "unknown {what} type \"{kind}\"; known types: {}",
+            known.join(", ")
+        ))
     }
 
     /// Build the engine for a mount entry.
@@ -189,22 +213,9 @@ impl Router {
         info: &MountInfo,
         is_auth: bool,
     ) -> Result<Backend> {
-        if is_auth {
-            return coffer_auth::backend(&entry.kind, info).unwrap_or_else(|| {
-                Err(Error::bad(format!(
-                    "unknown auth method type \"{}\"",
-                    entry.kind
-                )))
-            });
-        }
-        match entry.kind.as_str() {
-            "kv" | "kv-v2" | "generic" => coffer_kv::backend(info),
-            other => match self.catalog.read().get(other) {
-                Some(factory) => factory(info),
-                None => Err(Error::bad(format!(
-                    "plugin not found in the catalog: {other}"
-                ))),
-            },
+        match self.catalog.get(class_of(is_auth), &entry.kind) {
+            Some(catalog_entry) => (catalog_entry.factory)(info),
+            None => Err(self.unknown_type(&entry.kind, is_auth)),
         }
     }
 
@@ -261,13 +272,22 @@ impl Router {
         *self.table.write() = Arc::new(RouteTable { mounts });
     }
 
-    /// Forget user mounts (on seal).
-    pub fn clear(&self) {
+    /// Forget user mounts (on seal); returns them, for their cleanup.
+    pub fn clear(&self) -> Vec<Arc<Mounted>> {
+        let builtins = self.builtins.read().clone();
+        let user = self
+            .table()
+            .all()
+            .iter()
+            .filter(|m| !builtins.iter().any(|b| Arc::ptr_eq(b, m)))
+            .cloned()
+            .collect();
         self.install(Vec::new());
+        user
     }
 
     /// Load both persistent tables from the barrier and build their engines.
-    pub async fn load(&self, barrier: &Arc<Barrier>, limits: LeaseLimits) -> Result<()> {
+    pub async fn load(&self, barrier: &Arc<Barrier>, limits: LeaseLimits) -> Result<MountChanges> {
         // Engines keep per-path write locks, so a mount whose engine did not change keeps its
         // engine instance across reloads.
         let current: HashMap<String, Arc<Mounted>> = self
@@ -277,12 +297,14 @@ impl Router {
             .map(|m| (m.entry.uuid.clone(), m.clone()))
             .collect();
         let mut user = Vec::new();
+        let mut changes = MountChanges::default();
         for (table_path, is_auth) in [(MOUNTS_PATH, false), (AUTH_PATH, true)] {
             for entry in read_table(barrier, table_path).await? {
                 let reuse = current
                     .get(&entry.uuid)
                     .filter(|m| m.entry.kind == entry.kind && m.entry.options == entry.options)
                     .map(|m| (m.backend.clone(), m.view.clone()));
+                let built_new = reuse.is_none();
                 let mounted = match reuse {
                     Some((backend, view)) => {
                         let info = Arc::new(entry.info(limits));
@@ -302,11 +324,21 @@ impl Router {
                     }
                     None => self.mount(barrier, entry, is_auth, limits)?,
                 };
-                user.push(Arc::new(mounted));
+                let mounted = Arc::new(mounted);
+                if built_new {
+                    changes.added.push(mounted.clone());
+                }
+                user.push(mounted);
             }
         }
+        let builtins = self.builtins.read().clone();
+        changes.removed = current
+            .into_values()
+            .filter(|old| !builtins.iter().any(|b| Arc::ptr_eq(b, old)))
+            .filter(|old| !user.iter().any(|m| Arc::ptr_eq(&m.backend, &old.backend)))
+            .collect();
         self.install(user);
-        Ok(())
+        Ok(changes)
     }
 }
 

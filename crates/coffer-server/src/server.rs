@@ -6,6 +6,7 @@ use crate::listener::{Limits, TimedIo, Watch};
 use crate::mounts::LeaseLimits;
 use clap::Parser;
 use coffer_config::{ListenerConfig, ServerConfig, StorageConfig};
+use coffer_sdk::catalog::Catalog;
 use coffer_sdk::clock::SystemClock;
 use coffer_sdk::logical::Connection;
 use coffer_sdk::{Operation, Request};
@@ -49,7 +50,8 @@ pub struct ServerArgs {
 }
 
 /// Entry point for `coffer server ...` (argv already normalised to `--flags`).
-pub fn main(args: Vec<OsString>) -> i32 {
+/// `catalog` holds every engine kind the server can mount; the binary fills it.
+pub fn main(args: Vec<OsString>, catalog: Catalog) -> i32 {
     let mut argv = args;
     if argv.len() >= 2 {
         argv.remove(1);
@@ -71,7 +73,7 @@ pub fn main(args: Vec<OsString>) -> i32 {
             return 1;
         }
     };
-    match runtime.block_on(run(args)) {
+    match runtime.block_on(run(args, Arc::new(catalog))) {
         Ok(()) => 0,
         Err(msg) => {
             eprintln!("{msg}");
@@ -89,10 +91,10 @@ fn init_logging(level: &str) {
         .try_init();
 }
 
-async fn run(args: ServerArgs) -> Result<(), String> {
+async fn run(args: ServerArgs, catalog: Arc<Catalog>) -> Result<(), String> {
     if args.dev {
         init_logging(args.log_level.as_deref().unwrap_or("info"));
-        return run_dev(args).await;
+        return run_dev(args, catalog).await;
     }
     let Some(path) = &args.config else {
         return Err("Error: no configuration given. Run `coffer server -dev` for a development server, or `coffer server -config FILE` with a Vault-format config (storage + listener stanzas).".into());
@@ -108,7 +110,7 @@ async fn run(args: ServerArgs) -> Result<(), String> {
     for warning in &config.warnings {
         eprintln!("WARNING: {warning}");
     }
-    run_config(config).await
+    run_config(config, catalog).await
 }
 
 fn limits_from(config: Option<&ServerConfig>) -> LeaseLimits {
@@ -129,9 +131,10 @@ fn limits_from(config: Option<&ServerConfig>) -> LeaseLimits {
 /// mounted as KV v2. Returns the core, the unseal key (hex) and the root token.
 pub async fn dev_core(
     root_token_id: Option<String>,
+    catalog: Arc<Catalog>,
 ) -> Result<(Arc<Core>, String, String), String> {
     let storage: Arc<dyn Storage> = Arc::new(MemoryStorage::new());
-    let core = Core::new(storage, Arc::new(SystemClock), limits_from(None));
+    let core = crate::host::build_core(storage, Arc::new(SystemClock), limits_from(None), catalog);
     let init = core
         .init(1, 1)
         .await
@@ -162,9 +165,9 @@ pub async fn dev_core(
     Ok((core, hex::encode(&key[..]), root))
 }
 
-async fn run_dev(args: ServerArgs) -> Result<(), String> {
-    let (core, unseal_key, root) = dev_core(args.dev_root_token_id.clone()).await?;
-    core.start_expiry();
+async fn run_dev(args: ServerArgs, catalog: Arc<Catalog>) -> Result<(), String> {
+    let (core, unseal_key, root) = dev_core(args.dev_root_token_id.clone(), catalog).await?;
+    core.start_background();
     let listener = ListenerConfig {
         address: args.dev_listen_address.clone(),
         tls_disable: true,
@@ -189,13 +192,14 @@ async fn run_dev(args: ServerArgs) -> Result<(), String> {
     println!("Development mode should NOT be used in production installations!\n");
     use std::io::Write;
     let _ = std::io::stdout().flush();
-    let server = tokio::spawn(serve(bound.0, bound.1, core, Limits::of(&listener)));
+    let server = tokio::spawn(serve(bound.0, bound.1, core.clone(), Limits::of(&listener)));
     wait_for_shutdown().await;
     server.abort();
+    core.shutdown().await;
     Ok(())
 }
 
-async fn run_config(config: ServerConfig) -> Result<(), String> {
+async fn run_config(config: ServerConfig, catalog: Arc<Catalog>) -> Result<(), String> {
     let storage: Arc<dyn Storage> = match &config.storage {
         StorageConfig::Memory => Arc::new(MemoryStorage::new()),
         StorageConfig::Embedded { path } => {
@@ -209,8 +213,13 @@ async fn run_config(config: ServerConfig) -> Result<(), String> {
         }
     };
     let storage_kind = storage.kind();
-    let core = Core::new(storage, Arc::new(SystemClock), limits_from(Some(&config)));
-    core.start_expiry();
+    let core = crate::host::build_core(
+        storage,
+        Arc::new(SystemClock),
+        limits_from(Some(&config)),
+        catalog,
+    );
+    core.start_background();
     if config.listeners.is_empty() {
         return Err("Error: the configuration has no listener stanza; add `listener \"tcp\" { address = \"127.0.0.1:8200\" tls_disable = true }`".into());
     }
@@ -243,6 +252,7 @@ async fn run_config(config: ServerConfig) -> Result<(), String> {
     for t in tasks {
         t.abort();
     }
+    core.shutdown().await;
     Ok(())
 }
 

@@ -330,3 +330,64 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+#[tokio::test]
+async fn ui_mounts_is_unauthenticated_as_declared_and_sealed_is_503() {
+    let h = Harness::new().await;
+    let call = |token: &'static str| {
+        let core = h.core.clone();
+        async move {
+            core.handle(
+                coffer_sdk::Request::new(Read, "sys/internal/ui/mounts/secret/data/x"),
+                (!token.is_empty()).then_some(token),
+            )
+            .await
+        }
+    };
+    let root: &'static str = Box::leak(h.root.clone().into_boxed_str());
+    let with_token = call(root).await.expect("a token sees the mount");
+    assert_eq!(with_token.data.unwrap()["path"], "secret/");
+    assert_eq!(
+        call("").await.unwrap_err().status(),
+        403,
+        "hidden from anonymous callers"
+    );
+    h.ok(
+        Update,
+        "sys/mounts/secret/tune",
+        json!({"listing_visibility": "unauth"}),
+    )
+    .await;
+    call("").await.expect("unless tuned visible, as in Vault");
+    h.core.seal().await.unwrap();
+    assert_eq!(call(root).await.unwrap_err().status(), 503);
+    assert_eq!(call("").await.unwrap_err().status(), 503);
+}
+
+#[tokio::test]
+async fn query_inputs_of_leases_and_metrics_are_typed() {
+    let h = Harness::new().await;
+    for (path, body) in [
+        ("sys/leases/count", json!({"type": ["irrevocable"]})),
+        ("sys/leases", json!({"type": 7})),
+        ("sys/metrics", json!({"format": {"a": 1}})),
+    ] {
+        let err = h
+            .call(Read, path, body.clone(), &h.root.clone())
+            .await
+            .unwrap_err();
+        assert_eq!(err.status(), 400, "{path} {body}");
+        assert!(err.to_string().contains("field"), "{path}: {err}");
+    }
+    let resp = h
+        .ok(
+            Read,
+            "sys/leases/count",
+            json!({"type": "all", "extra": "x"}),
+        )
+        .await;
+    assert!(
+        resp.warnings.iter().any(|w| w.contains("extra")),
+        "unknown query parameters are reported like unknown body fields"
+    );
+}

@@ -7,10 +7,18 @@ use std::ffi::OsString;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// Every engine kind this binary can mount: one line per engine crate.
+fn catalog() -> coffer_sdk::catalog::Catalog {
+    let mut catalog = coffer_sdk::catalog::Catalog::new();
+    coffer_kv::register(&mut catalog);
+    coffer_auth::register(&mut catalog);
+    catalog
+}
+
 fn main() {
     let args: Vec<OsString> = coffer_cli::argv::normalise_args(std::env::args_os().collect());
     let code = if args.get(1).is_some_and(|a| a == "server") {
-        coffer_server::server::main(args)
+        coffer_server::server::main(args, catalog())
     } else {
         coffer_cli::run(args)
     };

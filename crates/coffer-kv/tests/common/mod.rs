@@ -117,6 +117,7 @@ impl Mount {
             clock: Arc::new(self.clock.clone()),
             mount: std::sync::Arc::new(self.info.clone()),
             params: params.clone(),
+            rollback_log: None,
         }
     }
 

@@ -18,6 +18,14 @@ pub struct Harness {
     pub keys: Vec<Vec<u8>>,
 }
 
+/// The engines of the real binary.
+pub fn catalog() -> coffer_sdk::catalog::Catalog {
+    let mut catalog = coffer_sdk::catalog::Catalog::new();
+    coffer_kv::register(&mut catalog);
+    coffer_auth::register(&mut catalog);
+    catalog
+}
+
 pub fn limits() -> LeaseLimits {
     LeaseLimits {
         default_ttl: Duration::from_secs(768 * 3600),
@@ -31,9 +39,37 @@ impl Harness {
         Self::over(Arc::new(MemoryStorage::new()), 1, 1).await
     }
 
+    /// Like [`Harness::new`], with extra engine kinds beside the binary's.
+    pub async fn with_engines(add: impl FnOnce(&mut coffer_sdk::catalog::Catalog)) -> Harness {
+        let mut catalog = catalog();
+        add(&mut catalog);
+        Self::build(
+            Arc::new(MemoryStorage::new()),
+            1,
+            1,
+            catalog,
+            ManualClock::new(),
+        )
+        .await
+    }
+
     pub async fn over(storage: Arc<dyn Storage>, shares: usize, threshold: usize) -> Harness {
-        let clock = ManualClock::new();
-        let core = Core::new(storage.clone(), Arc::new(clock.clone()), limits());
+        Self::build(storage, shares, threshold, catalog(), ManualClock::new()).await
+    }
+
+    pub async fn build(
+        storage: Arc<dyn Storage>,
+        shares: usize,
+        threshold: usize,
+        catalog: coffer_sdk::catalog::Catalog,
+        clock: ManualClock,
+    ) -> Harness {
+        let core = coffer_server::host::build_core(
+            storage.clone(),
+            Arc::new(clock.clone()),
+            limits(),
+            Arc::new(catalog),
+        );
         let init = core.init(shares, threshold).await.expect("init");
         let keys: Vec<Vec<u8>> = init.keys.iter().map(|k| k.to_vec()).collect();
         for k in keys.iter().take(threshold) {
