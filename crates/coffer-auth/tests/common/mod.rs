@@ -7,9 +7,8 @@
 use coffer_sdk::clock::ManualClock;
 use coffer_sdk::logical::Connection;
 use coffer_sdk::view::{MemoryView, View, ViewOp};
-use coffer_sdk::{Backend, Ctx, Error, MountInfo, Operation, Request, Response, Result};
+use coffer_sdk::{Backend, Ctx, MountInfo, Operation, Request, Response, Result};
 use serde_json::{json, Value};
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -75,27 +74,6 @@ impl Mount {
         }
     }
 
-    fn ctx(
-        &self,
-        op: Operation,
-        path: &str,
-        data: &Value,
-        params: &HashMap<String, String>,
-        connection: &Connection,
-    ) -> Ctx {
-        let mut request = Request::new(op, path).with_data(data.clone());
-        request.mount_point = self.info.path.clone();
-        request.connection = connection.clone();
-        Ctx {
-            request,
-            view: self.view.clone(),
-            clock: Arc::new(self.clock.clone()),
-            mount: std::sync::Arc::new(self.info.clone()),
-            params: params.clone(),
-            rollback_log: None,
-        }
-    }
-
     /// Run one request from `from`; `Update` becomes `Create` when the existence check says so.
     pub async fn call_from(
         &self,
@@ -111,7 +89,8 @@ impl Mount {
         self.call_over(op, path, data, &connection).await
     }
 
-    /// Run one request arriving over `connection` (its address and mTLS client certificates).
+    /// Run one request arriving over `connection` (its address and mTLS client certificates),
+    /// through the SDK's dispatch (route, create/update, handler).
     pub async fn call_over(
         &self,
         op: Operation,
@@ -119,23 +98,16 @@ impl Mount {
         data: Value,
         connection: &Connection,
     ) -> Result<Response> {
-        let route = self
-            .backend
-            .route(path)
-            .ok_or_else(|| Error::UnsupportedPath(path.to_string()))?;
-        let mut op = op;
-        if op == Operation::Update {
-            if let Some(exists) = &route.spec.existence_check {
-                if !exists(self.ctx(op, path, &data, &route.params, connection)).await? {
-                    op = Operation::Create;
-                }
-            }
-        }
-        let spec = route
-            .spec
-            .handler_for(op)
-            .ok_or(Error::UnsupportedOperation)?;
-        (spec.handler)(self.ctx(op, path, &data, &route.params, connection)).await
+        let mut request = Request::new(op, path).with_data(data);
+        request.mount_point = self.info.path.clone();
+        request.connection = connection.clone();
+        let ctx = Ctx::new(
+            request,
+            self.view.clone(),
+            Arc::new(self.clock.clone()),
+            Arc::new(self.info.clone()),
+        );
+        self.backend.dispatch(ctx).await
     }
 
     /// Whether the path is marked as needing no token.

@@ -6,7 +6,7 @@
 
 use coffer_sdk::clock::ManualClock;
 use coffer_sdk::view::{MemoryView, View, ViewOp};
-use coffer_sdk::{Backend, Ctx, Error, MountInfo, Operation, Request, Response, Result};
+use coffer_sdk::{Backend, Ctx, MountInfo, Operation, Request, Response, Result};
 use serde_json::{json, Map, Value};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -102,44 +102,17 @@ impl Mount {
         Mount::new(Some("2"))
     }
 
-    fn ctx(
-        &self,
-        op: Operation,
-        path: &str,
-        data: &Value,
-        params: &std::collections::HashMap<String, String>,
-    ) -> Ctx {
-        let mut request = Request::new(op, path).with_data(data.clone());
-        request.mount_point = self.info.path.clone();
-        Ctx {
-            request,
-            view: self.view.clone(),
-            clock: Arc::new(self.clock.clone()),
-            mount: std::sync::Arc::new(self.info.clone()),
-            params: params.clone(),
-            rollback_log: None,
-        }
-    }
-
-    /// Run one request; `Update` becomes `Create` when the path's existence check says so.
+    /// Run one request through the SDK's dispatch (route, create/update, handler).
     pub async fn call(&self, op: Operation, path: &str, data: Value) -> Result<Response> {
-        let route = self
-            .backend
-            .route(path)
-            .ok_or_else(|| Error::UnsupportedPath(path.to_string()))?;
-        let mut op = op;
-        if op == Operation::Update {
-            if let Some(exists) = &route.spec.existence_check {
-                if !exists(self.ctx(op, path, &data, &route.params)).await? {
-                    op = Operation::Create;
-                }
-            }
-        }
-        let spec = route
-            .spec
-            .handler_for(op)
-            .ok_or(Error::UnsupportedOperation)?;
-        (spec.handler)(self.ctx(op, path, &data, &route.params)).await
+        let mut request = Request::new(op, path).with_data(data);
+        request.mount_point = self.info.path.clone();
+        let ctx = Ctx::new(
+            request,
+            self.view.clone(),
+            Arc::new(self.clock.clone()),
+            Arc::new(self.info.clone()),
+        );
+        self.backend.dispatch(ctx).await
     }
 
     pub async fn read(&self, path: &str) -> Result<Response> {
