@@ -253,13 +253,14 @@ pub async fn handle(
             Err(err) => error_response(&err),
         }
     };
-    // Whatever the answer, the connection must be left at the start of the next request, or
-    // closed with the client told so; never closed under a kept-alive client's next request.
+    // Whatever the answer, an HTTP/1 connection must be left at the start of the next request,
+    // or closed with the client told so; never closed under a kept-alive client's next request.
+    // (HTTP/2 ends an unread body by resetting its stream alone.)
     let expects_continue = parts
         .headers
         .get(EXPECT)
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
-    if !body.drain(expects_continue).await && parts.version <= Version::HTTP_11 {
+    if parts.version <= Version::HTTP_11 && !body.drain(expects_continue).await {
         response
             .headers_mut()
             .insert(CONNECTION, HeaderValue::from_static("close"));

@@ -106,8 +106,26 @@ impl Client {
     }
 }
 
-/// The refused requests the long run cycles through: `(name, head, body, expected status)`.
-fn refused_requests(host: &str, root: &str) -> Vec<(String, Vec<u8>, Vec<u8>, u16)> {
+/// One kind of refused request.
+struct Case {
+    name: &'static str,
+    head: Vec<u8>,
+    body: Vec<u8>,
+    /// The status an unsealed server answers with.
+    status: u16,
+}
+
+fn case(name: &'static str, (head, body): (Vec<u8>, Vec<u8>), status: u16) -> Case {
+    Case {
+        name,
+        head,
+        body,
+        status,
+    }
+}
+
+/// The refused requests the long run cycles through.
+fn refused_requests(host: &str, root: &str) -> Vec<Case> {
     let json = br#"{"data": {"password": "hunter2"}, "options": {"cas": 0}}"#.to_vec();
     let chunked = |body: &[u8]| {
         let mut out = format!("{:x}\r\n", body.len()).into_bytes();
@@ -136,53 +154,53 @@ fn refused_requests(host: &str, root: &str) -> Vec<(String, Vec<u8>, Vec<u8>, u1
     };
     let bad_token = "X-Vault-Token: s.not-a-real-token\r\n".to_owned();
     let root_token = format!("X-Vault-Token: {root}\r\n");
-    let cases: Vec<(&str, (Vec<u8>, Vec<u8>), u16)> = vec![
-        (
+    vec![
+        case(
             "DELETE, no token",
             with_length("DELETE", "secret/data/app", "", &json),
             403,
         ),
-        (
+        case(
             "DELETE, bad token",
             with_length("DELETE", "secret/metadata/app", &bad_token, &json),
             403,
         ),
-        (
+        case(
             "POST, no token",
             with_length("POST", "secret/data/app", "", &json),
             403,
         ),
-        (
+        case(
             "PUT, bad token",
             with_length("PUT", "secret/data/app", &bad_token, &json),
             403,
         ),
-        (
+        case(
             "POST, bad JSON",
             with_length("POST", "secret/data/app", &root_token, b"{not json"),
             400,
         ),
-        (
+        case(
             "DELETE, unknown path",
             with_length("DELETE", "no-such-mount/x", &root_token, &json),
             404,
         ),
-        (
+        case(
             "POST, unknown path",
             with_length("POST", "no-such-mount/x", &root_token, &json),
             404,
         ),
-        (
+        case(
             "FROB, wrong method",
             with_length("FROB", "secret/data/app", &root_token, &json),
             405,
         ),
-        (
+        case(
             "PATCH, wrong content type",
             with_length("PATCH", "secret/data/app", &root_token, &json),
             400,
         ),
-        (
+        case(
             "POST, namespace",
             with_length(
                 "POST",
@@ -192,60 +210,61 @@ fn refused_requests(host: &str, root: &str) -> Vec<(String, Vec<u8>, Vec<u8>, u1
             ),
             400,
         ),
-        (
+        case(
             "GET with a body, no token",
             with_length("GET", "secret/data/app", "", &json),
             403,
         ),
-        (
+        case(
             "DELETE chunked, no token",
             with_chunks("DELETE", "secret/data/app", "", &json),
             403,
         ),
-        (
+        case(
             "POST chunked, bad token",
             with_chunks("POST", "secret/data/app", &bad_token, &json),
             403,
         ),
-        (
+        case(
             "PUT chunked, bad JSON",
             with_chunks("PUT", "secret/data/app", &bad_token, b"[1, 2"),
             400,
         ),
-        (
+        case(
             "DELETE chunked, unknown path",
             with_chunks("DELETE", "no-such-mount/x", &root_token, &json),
             404,
         ),
-        (
+        case(
             "LIST chunked, no such list",
             with_chunks("LIST", "sys/seal-status", &root_token, &json),
             404,
         ),
-        (
+        case(
             "FROB chunked, wrong method",
             with_chunks("FROB", "sys/seal-status", "", &json),
             405,
         ),
-    ];
-    cases
-        .into_iter()
-        .map(|(name, (head, body), status)| (name.to_owned(), head, body, status))
-        .collect()
+    ]
 }
 
 /// Send `count` refused requests on one connection; returns the failures (a dropped
 /// connection, an unexpected status, or a `Connection: close` on a small body).
 fn run(
     addr: &str,
-    cases: &[(String, Vec<u8>, Vec<u8>, u16)],
+    cases: &[Case],
     count: usize,
     expect_status: impl Fn(u16) -> u16,
 ) -> Vec<String> {
     let mut client = Client::connect(addr);
     let mut failures = Vec::new();
     for i in 0..count {
-        let (name, head, body, status) = &cases[i % cases.len()];
+        let Case {
+            name,
+            head,
+            body,
+            status,
+        } = &cases[i % cases.len()];
         // Every 97th body comes a moment after its headers, as over a real network: the
         // answer is then decided before any of the body is in.
         let pause = (i % 97 == 0).then_some(Duration::from_millis(2));
