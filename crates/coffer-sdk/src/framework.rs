@@ -394,34 +394,106 @@ fn template_captures(pattern: &str) -> String {
     out
 }
 
-/// Decode request fields into a typed input, with errors that name the field and never echo a
-/// submitted value (it may be a secret).
+/// Decode request fields into a typed input. A wrong value is a 400 naming the field by its
+/// path (`options.cas`). What the message may repeat of the submitted value follows the rule
+/// in ARCHITECTURE.md (Invariants, "Bad input changes nothing"):
+///
+/// - serde's own messages never repeat it (a value in the wrong field may be a secret);
+/// - a field decoder may quote, with `{:?}`, a short value of a non-secret kind to help the
+///   user (`de::opt_duration` quotes the duration text);
+/// - for a secret-bearing field ([`is_secret_field`]), and for an error no field can be blamed
+///   for (a flattened input), nothing quoted survives, whatever the decoder said.
 pub fn decode_input<T: DeserializeOwned>(data: Map<String, Value>) -> Result<T> {
     let value = Value::Object(data);
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
         let inner = scrub_values(&e.into_inner().to_string());
         if path == "." || path.is_empty() {
-            Error::bad(format!("invalid request: {inner}"))
+            Error::bad(format!("invalid request: {}", hide_quoted(&inner)))
+        } else if path_is_secret(&path) {
+            Error::bad(format!(
+                "invalid value for field \"{path}\": {}",
+                hide_quoted(&inner)
+            ))
         } else {
             Error::bad(format!("invalid value for field \"{path}\": {inner}"))
         }
     })
 }
 
+/// Whether a request field carries a secret, by its name: passwords, tokens, secret IDs, keys
+/// (unseal, recovery and private keys), JWTs, client secrets, nonces, custom token IDs (`id`)
+/// and secret data (`data`). Accessors, role IDs, names and `*_ttl`/`*_file` settings are not
+/// secrets.
+pub fn is_secret_field(name: &str) -> bool {
+    const NAMES: [&str; 11] = [
+        "password",
+        "token",
+        "secret",
+        "secret_id",
+        "key",
+        "keys",
+        "jwt",
+        "id",
+        "nonce",
+        "data",
+        "otp",
+    ];
+    const SUFFIXES: [&str; 6] = [
+        "_password",
+        "_token",
+        "_secret",
+        "_secret_id",
+        "_key",
+        "_jwt",
+    ];
+    let name = name.to_ascii_lowercase();
+    NAMES.contains(&name.as_str()) || SUFFIXES.iter().any(|suffix| name.ends_with(suffix))
+}
+
+/// Whether any segment of a serde path (`data.password`, `keys[0]`) names a secret.
+fn path_is_secret(path: &str) -> bool {
+    path.split(['.', '[', ']'])
+        .filter(|segment| !segment.is_empty())
+        .any(is_secret_field)
+}
+
 /// Remove submitted values from serde messages: `invalid type: string "hunter2"` → `a string`,
-/// ``invalid type: integer `12345` `` → `an integer`. A value in the wrong field may be a secret.
+/// ``invalid type: integer `12345` `` → `an integer`, ``unknown variant `x` `` → `unknown
+/// variant`. A value in the wrong field may be a secret.
 fn scrub_values(msg: &str) -> String {
-    static QUOTED: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
-    static TICKED: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
+    static QUOTED: OnceLock<Regex> = OnceLock::new();
+    static TICKED: OnceLock<Regex> = OnceLock::new();
+    static VARIANT: OnceLock<Regex> = OnceLock::new();
     let quoted = QUOTED
         .get_or_init(|| Regex::new(r#"(string|value) "(?:[^"\\]|\\.)*""#).expect("static regex"));
     let ticked = TICKED.get_or_init(|| {
         Regex::new(r"(integer|floating point|boolean|character|value) `[^`]*`")
             .expect("static regex")
     });
+    let variant =
+        VARIANT.get_or_init(|| Regex::new(r"unknown variant `[^`]*`").expect("static regex"));
     let msg = quoted.replace_all(msg, "a $1");
-    ticked.replace_all(&msg, "a $1").into_owned()
+    let msg = ticked.replace_all(&msg, |caps: &regex::Captures<'_>| match &caps[1] {
+        "integer" => "an integer".to_string(),
+        kind => format!("a {kind}"),
+    });
+    variant.replace_all(&msg, "unknown variant").into_owned()
+}
+
+/// Replace every quoted span (`"..."` or `` `...` ``, an unterminated one to the end) by
+/// `(value hidden)`, except a field name (`` missing field `token` ``).
+fn hide_quoted(msg: &str) -> String {
+    static QUOTED: OnceLock<Regex> = OnceLock::new();
+    let quoted = QUOTED.get_or_init(|| {
+        Regex::new(r#"(field )?(?:"(?:[^"\\]|\\.)*"?|`[^`]*`?)"#).expect("static regex")
+    });
+    quoted
+        .replace_all(msg, |caps: &regex::Captures<'_>| match caps.get(1) {
+            Some(_) => caps[0].to_string(),
+            None => "(value hidden)".to_string(),
+        })
+        .into_owned()
 }
 
 /// An auth method's check, run when a token it issued is renewed: does the login still hold
@@ -837,6 +909,144 @@ mod tests {
         let msg = err.to_string();
         assert!(msg.contains("count"), "{msg}");
         assert!(!msg.contains("hunter2"), "{msg}");
+    }
+
+    /// A decoder that refuses everything and quotes what it got, as a careless one might.
+    fn quoting<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<String, D::Error> {
+        let got = Value::deserialize(d)?;
+        Err(serde::de::Error::custom(format!("not accepted: {got}")))
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[allow(dead_code)]
+    struct Secrets {
+        #[serde(default, deserialize_with = "quoting")]
+        password: String,
+        #[serde(default, deserialize_with = "quoting")]
+        secret_id: String,
+        #[serde(default, deserialize_with = "quoting")]
+        token: String,
+        #[serde(default, deserialize_with = "quoting")]
+        key: String,
+        #[serde(default, deserialize_with = "quoting")]
+        jwt: String,
+        #[serde(default, deserialize_with = "quoting")]
+        oidc_client_secret: String,
+        #[serde(default)]
+        data: Option<Nested>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[allow(dead_code)]
+    struct Nested {
+        #[serde(deserialize_with = "quoting")]
+        anything: String,
+    }
+
+    #[test]
+    fn a_secret_fields_value_is_never_quoted_whatever_its_decoder_says() {
+        for field in [
+            "password",
+            "secret_id",
+            "token",
+            "key",
+            "jwt",
+            "oidc_client_secret",
+        ] {
+            for value in [
+                serde_json::json!("hunter2-secret"),
+                serde_json::json!(["hunter2-secret"]),
+                serde_json::json!({"hunter2-secret": "hunter2-secret"}),
+            ] {
+                let mut data = Map::new();
+                data.insert(field.to_string(), value.clone());
+                let msg = decode_input::<Secrets>(data).unwrap_err().to_string();
+                assert!(!msg.contains("hunter2"), "{field} = {value}: {msg}");
+                assert!(msg.contains(field), "{msg}");
+            }
+        }
+        let data = serde_json::json!({"data": {"anything": "hunter2-secret"}});
+        let msg = decode_input::<Secrets>(data.as_object().unwrap().clone())
+            .unwrap_err()
+            .to_string();
+        assert!(!msg.contains("hunter2"), "{msg}");
+        assert!(msg.contains("data.anything"), "{msg}");
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[allow(dead_code)]
+    struct Settings {
+        #[serde(default)]
+        mode: Option<Mode>,
+        #[serde(default, deserialize_with = "de::opt_duration")]
+        ttl: Option<Duration>,
+        #[serde(default)]
+        count: Option<u32>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    enum Mode {
+        Fast,
+        Slow,
+    }
+
+    #[test]
+    fn serde_never_echoes_a_value_but_a_duration_may_be_quoted() {
+        for (field, value) in [
+            ("mode", serde_json::json!("hunter2")),
+            ("count", serde_json::json!("hunter2")),
+            ("count", serde_json::json!(73_571_337_000_u64)),
+            ("count", serde_json::json!(-7357.5)),
+        ] {
+            let mut data = Map::new();
+            data.insert(field.to_string(), value.clone());
+            let msg = decode_input::<Settings>(data).unwrap_err().to_string();
+            assert!(
+                !msg.contains("hunter2") && !msg.contains("7357"),
+                "{field} = {value}: {msg}"
+            );
+            assert!(msg.contains(field), "{msg}");
+        }
+        // Durations are not secrets: the text is repeated to show what was not understood.
+        let data = serde_json::json!({"ttl": "ten minutes"});
+        let msg = decode_input::<Settings>(data.as_object().unwrap().clone())
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("\"ten minutes\""), "{msg}");
+    }
+
+    #[test]
+    fn secret_field_names() {
+        for name in [
+            "password",
+            "token",
+            "client_token",
+            "wrapping_token",
+            "secret_id",
+            "key",
+            "unseal_key",
+            "private_key",
+            "jwt",
+            "oidc_client_secret",
+            "data",
+            "id",
+        ] {
+            assert!(is_secret_field(name), "{name}");
+        }
+        for name in [
+            "token_ttl",
+            "token_policies",
+            "secret_id_ttl",
+            "secret_id_accessor",
+            "accessor",
+            "role_id",
+            "ttl",
+            "tls_key_file",
+            "jwt_validation_pubkeys",
+            "type",
+        ] {
+            assert!(!is_secret_field(name), "{name}");
+        }
     }
 
     #[test]
