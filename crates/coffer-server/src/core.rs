@@ -689,7 +689,7 @@ impl Core {
         }
 
         // The request as it will be logged: a device that cannot record it refuses it.
-        if let Some(audit) = audit.as_deref_mut() {
+        if let Some(audit) = audit {
             audit.operation = ctx.request.operation;
             for hook in hooks {
                 hook.request(audit).await?;

@@ -3,6 +3,7 @@
 use super::*;
 use crate::core::Core;
 use crate::mounts::{self, MountConfig, MountEntry, AUTH_PATH, MOUNTS_PATH};
+use coffer_sdk::catalog::EngineClass;
 use coffer_sdk::engine::StatePath;
 use coffer_sdk::framework::de;
 use coffer_sdk::{Engine, Error, Operation, Response, Result};
@@ -279,10 +280,19 @@ async fn disable_mount(core: &Arc<Core>, path: &str, is_auth: bool) -> Result<Re
     } else {
         path.clone()
     };
+    // Side effects the engine left half-done are undone first, while it can still undo them.
+    let uuid = table[pos].uuid.clone();
+    let pending = core.rollbacks.pass(&core.router, Some(&uuid)).await?;
+    if pending > 0 {
+        return Err(Error::bad(format!(
+            "{pending} rollback entries of this mount could not be rolled back yet; the mount stays until they are (they are retried)"
+        )));
+    }
     core.leases.revoke_prefix(&lease_prefix, false).await?;
     let entry = table.remove(pos);
     mounts::write_table(&core.barrier, table_path, &table).await?;
     core.reload_mounts().await?;
+    core.scheduler.forget_mount(&uuid).await?;
     crate::barrier::BarrierView::new(core.barrier.clone(), entry.storage_prefix(is_auth))
         .clear()
         .await?;
@@ -446,9 +456,67 @@ async fn remount(core: &Core, input: RemountInput) -> Result<Response> {
     Ok(Response::data(json!({"migration_id": id})))
 }
 
+/// `sys/plugins/catalog`, Vault's shape: names by class, plus details.
+fn plugin_catalog(core: &Core) -> Value {
+    let catalog = core.router.catalog();
+    let mut out = Map::new();
+    let mut detailed = Vec::new();
+    for class in [EngineClass::Auth, EngineClass::Secrets] {
+        out.insert(
+            class.vault_name().to_string(),
+            json!(catalog.mountable(class)),
+        );
+    }
+    out.insert("database".into(), json!([]));
+    for entry in catalog.entries().filter(|e| e.user_mountable) {
+        detailed.push(json!({
+            "name": entry.name,
+            "type": entry.class.vault_name(),
+            "builtin": true,
+            "deprecation_status": "supported",
+            "version": format!("v{}+builtin.coffer", crate::VERSION),
+            "description": entry.description,
+        }));
+    }
+    out.insert("detailed".into(), Value::Array(detailed));
+    Value::Object(out)
+}
+
+fn plugin_class(name: &str) -> Result<EngineClass> {
+    match name {
+        "auth" => Ok(EngineClass::Auth),
+        "secret" => Ok(EngineClass::Secrets),
+        _ => Err(Error::bad("plugin type must be auth or secret")),
+    }
+}
+
 /// The paths of this concern.
 pub(super) fn paths(e: &Engine<Core>) -> Vec<StatePath<Core>> {
     vec![
+        e.path("plugins/catalog/?")
+            .op(Operation::Read, "Engine kinds this server can mount.", |core, _ctx| async move { Ok(Response::data(plugin_catalog(&core))) })
+            .help("Every engine kind built into this server, by class.", "Coffer runs no external plugins: every kind is built in."),
+        e.path("plugins/catalog/(?P<type>[^/]+)/?")
+            .op(Operation::List, "Engine kinds of one class.", |core, ctx| async move {
+                let class = plugin_class(ctx.param("type"))?;
+                Response::list(core.router.catalog().mountable(class).into_iter().map(String::from).collect())
+            })
+            .help("Engine kinds of one class (auth or secret).", ""),
+        e.path("plugins/catalog/(?P<type>[^/]+)/(?P<name>[^/]+)")
+            .op(Operation::Read, "One engine kind.", |core, ctx| async move {
+                let class = plugin_class(ctx.param("type"))?;
+                let entry = core.router.catalog().get(class, ctx.param("name")).filter(|e| e.user_mountable).ok_or(Error::NotFound)?;
+                Ok(Response::data(json!({
+                    "name": entry.name, "type": class.vault_name(), "builtin": true,
+                    "command": "", "args": [], "sha256": "", "version": format!("v{}+builtin.coffer", crate::VERSION),
+                    "description": entry.description,
+                })))
+            })
+            .op(Operation::Update, "Register an external plugin (not supported).", |_core, _ctx| async move {
+                Err(Error::bad("Coffer runs no external plugins: every engine kind is built in; see sys/plugins/catalog"))
+            })
+            .sudo()
+            .help("One engine kind; registering external plugins is not supported.", ""),
         e.path("mounts/?")
             .op(
                 Operation::Read,

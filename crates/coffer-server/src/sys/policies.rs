@@ -103,7 +103,7 @@ pub(super) fn paths(e: &Engine<Core>) -> Vec<StatePath<Core>> {
 
     vec![
         e.path("policy/?")
-            .op(Operation::Read, "List policies.", list_policies.clone())
+            .op(Operation::Read, "List policies.", list_policies)
             .op(Operation::List, "List policies.", list_policies)
             .help("List ACL policies.", ""),
         e.path("policy/(?P<name>.+)")
@@ -126,9 +126,9 @@ pub(super) fn paths(e: &Engine<Core>) -> Vec<StatePath<Core>> {
             .typed_ops(
                 &[Operation::Update, Operation::Create],
                 "Write a policy.",
-                write_policy.clone(),
+                write_policy,
             )
-            .op(Operation::Delete, "Delete a policy.", delete_policy.clone())
+            .op(Operation::Delete, "Delete a policy.", delete_policy)
             .help("Read, write or delete an ACL policy (legacy path).", ""),
         e.path("policies/acl/?")
             .op(

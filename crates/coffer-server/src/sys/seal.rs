@@ -184,7 +184,7 @@ pub(super) fn paths(e: &Engine<Core>) -> Vec<StatePath<Core>> {
             .help("High-availability status.", ""),
         e.path("rekey/init")
             .unauthenticated()
-            .op(Operation::Read, "Rekey status.", rekey_status.clone())
+            .op(Operation::Read, "Rekey status.", rekey_status)
             .typed_ops(&[Operation::Update, Operation::Create], "Start a rekey.", {
                 |core, _ctx, input: RekeyInitInput| async move { {
                     if input.pgp_keys.as_ref().is_some_and(|k| !k.is_empty()) || input.backup == Some(true) {

@@ -494,7 +494,7 @@ pub fn backend(ts: &Arc<TokenStore>) -> Backend {
             .typed_ops(&[Operation::Update, Operation::Create], "Create a token.", |ts, ctx, input: CreateInput| async move { handle_create(ts, ctx, input, false, None).await })
             .help("Create a child token.", "The new token is a child of the calling token unless no_parent is set (root only)."),
         e.path("lookup-self")
-            .op(Operation::Read, "Look up the calling token.", lookup_self.clone())
+            .op(Operation::Read, "Look up the calling token.", lookup_self)
             .op(Operation::Update, "Look up the calling token.", lookup_self)
             .help("Look up the calling token.", ""),
         e.path("lookup-accessor")
