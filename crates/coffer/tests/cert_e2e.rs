@@ -229,7 +229,7 @@ fn tls_server(pki: &Path) -> (TestServer, String, PathBuf, u16) {
     (server, root, server_ca_file, tls_port)
 }
 
-/// Issue #4's seed scenario: no password anywhere. A host proves what it is with its machine
+/// The machine-identity scenario: no password anywhere. A host proves what it is with its machine
 /// certificate, a dynamic group matches it by the compartment in that certificate, and a policy
 /// grants that group exactly one secret.
 #[test]

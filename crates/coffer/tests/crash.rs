@@ -1,4 +1,4 @@
-//! Crash test (issue #5 item 1, issue #3): a file-storage server is SIGKILLed at random moments
+//! Crash test: a file-storage server is SIGKILLed at random moments
 //! while a pool of writers does KV v2 writes, CAS updates, token creations and revocations.
 //! After every restart, everything the server acknowledged must be there, nothing may fail to
 //! decrypt, and token leases and tokens must agree. A second case kills the server in the

@@ -1,4 +1,4 @@
-//! Issue #5's plaintext scan: every kind of secret the server stores, written through the real
+//! The plaintext scan: every kind of secret the server stores, written through the real
 //! binary onto file storage, and then looked for in every byte of the data directory — raw,
 //! hex and base64 — after the server has stopped; and in everything the server logged.
 
