@@ -36,7 +36,7 @@ use coffer_sdk::clock::format_time;
 use coffer_sdk::framework::de;
 use coffer_sdk::logical::Login;
 use coffer_sdk::view::{self, ViewOp};
-use coffer_sdk::{Backend, Ctx, Error, Operation, PathSpec, Response, Result, View};
+use coffer_sdk::{Backend, Ctx, Engine, Error, Operation, Response, Result, View};
 use ring::hmac;
 use ring::rand::{SecureRandom, SystemRandom};
 use schemars::JsonSchema;
@@ -77,210 +77,176 @@ struct AppRole {
 
 /// The approle engine.
 pub fn backend() -> Backend {
-    let state = Arc::new(AppRole {
-        roles: Mutex::new(()),
-        salt: Mutex::new(()),
-        secret_ids: KeyLocks::new(),
-    });
-    let s = || Arc::clone(&state);
-
-    let list = PathSpec::new("role/?")
-        .help("List roles.", "LIST returns the names of all roles.")
-        .op(Operation::List, "List roles.", list_roles);
-
-    let role_id = {
-        let st = s();
-        PathSpec::new(format!("role/{ROLE_NAME}/role-id"))
-            .help(
-                "Read or set a role's role ID.",
-                "The role ID is the non-secret half of an AppRole login.",
-            )
-            .op(Operation::Read, "Read the role ID.", read_role_id)
-            .typed(
-                Operation::Update,
-                "Set a custom role ID.",
-                move |ctx, input| write_role_id(Arc::clone(&st), ctx, input),
-            )
-    };
-
-    let secret_id_lookup = {
-        let st = s();
-        PathSpec::new(format!("role/{ROLE_NAME}/secret-id/lookup/?"))
-            .help(
-                "Look up a secret ID.",
-                "Returns the properties of a secret ID.",
-            )
-            .typed(
-                Operation::Update,
-                "Look up a secret ID.",
-                move |ctx, input| lookup_secret_id(Arc::clone(&st), ctx, input),
-            )
-    };
-    let secret_id_destroy = {
-        let (a, b) = (s(), s());
-        PathSpec::new(format!("role/{ROLE_NAME}/secret-id/destroy/?"))
-            .help("Destroy a secret ID.", "Removes a secret ID for good.")
-            .typed(
-                Operation::Update,
-                "Destroy a secret ID.",
-                move |ctx, input| destroy_secret_id(Arc::clone(&a), ctx, input),
-            )
-            .typed(
-                Operation::Delete,
-                "Destroy a secret ID.",
-                move |ctx, input| destroy_secret_id(Arc::clone(&b), ctx, input),
-            )
-    };
-    let accessor_lookup = {
-        let st = s();
-        PathSpec::new(format!("role/{ROLE_NAME}/secret-id-accessor/lookup/?"))
-            .help(
-                "Look up a secret ID by its accessor.",
-                "Returns the properties of the secret ID an accessor names.",
-            )
-            .typed(
-                Operation::Update,
-                "Look up a secret ID by accessor.",
-                move |ctx, input| lookup_accessor(Arc::clone(&st), ctx, input),
-            )
-    };
-    let accessor_destroy = {
-        let (a, b) = (s(), s());
-        PathSpec::new(format!("role/{ROLE_NAME}/secret-id-accessor/destroy/?"))
-            .help(
-                "Destroy a secret ID by its accessor.",
-                "Removes the secret ID an accessor names.",
-            )
-            .typed(
-                Operation::Update,
-                "Destroy a secret ID by accessor.",
-                move |ctx, input| destroy_accessor(Arc::clone(&a), ctx, input),
-            )
-            .typed(
-                Operation::Delete,
-                "Destroy a secret ID by accessor.",
-                move |ctx, input| destroy_accessor(Arc::clone(&b), ctx, input),
-            )
-    };
-    let secret_id = {
-        let (a, b) = (s(), s());
-        PathSpec::new(format!("role/{ROLE_NAME}/secret-id/?"))
-            .help(
-                "Generate or list secret IDs.",
-                "POST generates a new secret ID; LIST returns the accessors of the role's \
-                 secret IDs.",
-            )
-            .typed(
-                Operation::Update,
-                "Generate a secret ID.",
-                move |ctx, input: SecretIdWrite| issue_secret_id(Arc::clone(&a), ctx, input, None),
-            )
-            .op(Operation::List, "List secret ID accessors.", move |ctx| {
-                list_secret_ids(Arc::clone(&b), ctx)
-            })
-    };
-    let custom_secret_id = {
-        let st = s();
-        PathSpec::new(format!("role/{ROLE_NAME}/custom-secret-id"))
-            .help(
-                "Register a caller-chosen secret ID.",
-                "Like secret-id, with the secret ID supplied by the caller.",
-            )
-            .typed(
-                Operation::Update,
-                "Register a custom secret ID.",
-                move |ctx, mut input: CustomSecretIdWrite| {
-                    let given = input.secret_id.take().map(Zeroizing::new);
-                    let st = Arc::clone(&st);
-                    async move {
-                        let given = match given {
-                            Some(id) if !id.trim().is_empty() => id,
-                            _ => return Err(Error::bad("missing secret_id")),
-                        };
-                        issue_secret_id(st, ctx, input.rest, Some(given)).await
-                    }
-                },
-            )
-    };
-    let role = {
-        let (a, b) = (s(), s());
-        PathSpec::new(format!("role/{ROLE_NAME}"))
-            .help(
-                "Manage AppRoles.",
-                "A role binds login constraints (secret IDs, CIDRs) to token settings.",
-            )
-            .existence(|ctx: Ctx| async move {
-                Ok(ctx.view.get(&role_key(&role_name(&ctx))).await?.is_some())
-            })
-            .typed_ops(
-                &[Operation::Create, Operation::Update],
-                "Create or update a role.",
-                move |ctx, input| write_role(Arc::clone(&a), ctx, input),
-            )
-            .op(Operation::Read, "Read a role.", read_role)
-            .op(
-                Operation::Delete,
-                "Delete a role and its secret IDs.",
-                move |ctx| delete_role(Arc::clone(&b), ctx),
-            )
-    };
-    let tidy = {
-        let st = s();
-        PathSpec::new("tidy/secret-id")
-            .help(
-                "Remove expired secret IDs.",
-                "Deletes expired secret IDs and accessors that point at nothing.",
-            )
-            .op(Operation::Update, "Tidy secret IDs.", move |ctx| {
-                tidy_secret_ids(Arc::clone(&st), ctx)
-            })
-    };
-    let login = {
-        let st = s();
-        PathSpec::new("login")
-            .unauthenticated()
-            .help(
-                "Log in with a role ID and secret ID.",
-                "The role ID is always required; the secret ID when the role binds one.",
-            )
-            .typed(Operation::Update, "Log in.", move |ctx, input| {
-                login(Arc::clone(&st), ctx, input)
-            })
-    };
-
-    Backend::new(
+    let e = Engine::new(
         "approle",
         HELP,
-        vec![
-            list,
-            role_id,
-            secret_id_lookup,
-            secret_id_destroy,
-            accessor_lookup,
-            accessor_destroy,
-            secret_id,
-            custom_secret_id,
-            role,
-            tidy,
-            login,
-        ],
-    )
-    .with_login_renewal(
-        |ctx: Ctx, renewal: coffer_sdk::logical::LoginRenewal| async move {
-            let name = renewal
-                .metadata
-                .get("role_name")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string();
-            if load_role(ctx.view.as_ref(), &name).await?.is_none() {
-                return Err(Error::bad(format!(
-                    "role {name:?} does not exist during renewal"
-                )));
-            }
-            Ok(())
-        },
-    )
+        Arc::new(AppRole {
+            roles: Mutex::new(()),
+            salt: Mutex::new(()),
+            secret_ids: KeyLocks::new(),
+        }),
+    );
+
+    let list = e
+        .path("role/?")
+        .help("List roles.", "LIST returns the names of all roles.")
+        .op(Operation::List, "List roles.", |_, ctx| list_roles(ctx));
+
+    let role_id = e
+        .path(format!("role/{ROLE_NAME}/role-id"))
+        .help(
+            "Read or set a role's role ID.",
+            "The role ID is the non-secret half of an AppRole login.",
+        )
+        .op(Operation::Read, "Read the role ID.", |_, ctx| {
+            read_role_id(ctx)
+        })
+        .typed(Operation::Update, "Set a custom role ID.", write_role_id);
+
+    let secret_id_lookup = e
+        .path(format!("role/{ROLE_NAME}/secret-id/lookup/?"))
+        .help(
+            "Look up a secret ID.",
+            "Returns the properties of a secret ID.",
+        )
+        .typed(Operation::Update, "Look up a secret ID.", lookup_secret_id);
+    let secret_id_destroy = e
+        .path(format!("role/{ROLE_NAME}/secret-id/destroy/?"))
+        .help("Destroy a secret ID.", "Removes a secret ID for good.")
+        .typed(Operation::Update, "Destroy a secret ID.", destroy_secret_id)
+        .typed(Operation::Delete, "Destroy a secret ID.", destroy_secret_id);
+    let accessor_lookup = e
+        .path(format!("role/{ROLE_NAME}/secret-id-accessor/lookup/?"))
+        .help(
+            "Look up a secret ID by its accessor.",
+            "Returns the properties of the secret ID an accessor names.",
+        )
+        .typed(
+            Operation::Update,
+            "Look up a secret ID by accessor.",
+            lookup_accessor,
+        );
+    let accessor_destroy = e
+        .path(format!("role/{ROLE_NAME}/secret-id-accessor/destroy/?"))
+        .help(
+            "Destroy a secret ID by its accessor.",
+            "Removes the secret ID an accessor names.",
+        )
+        .typed(
+            Operation::Update,
+            "Destroy a secret ID by accessor.",
+            destroy_accessor,
+        )
+        .typed(
+            Operation::Delete,
+            "Destroy a secret ID by accessor.",
+            destroy_accessor,
+        );
+    let secret_id = e
+        .path(format!("role/{ROLE_NAME}/secret-id/?"))
+        .help(
+            "Generate or list secret IDs.",
+            "POST generates a new secret ID; LIST returns the accessors of the role's \
+             secret IDs.",
+        )
+        .typed(
+            Operation::Update,
+            "Generate a secret ID.",
+            |state, ctx, input: SecretIdWrite| issue_secret_id(state, ctx, input, None),
+        )
+        .op(
+            Operation::List,
+            "List secret ID accessors.",
+            list_secret_ids,
+        );
+    let custom_secret_id = e
+        .path(format!("role/{ROLE_NAME}/custom-secret-id"))
+        .help(
+            "Register a caller-chosen secret ID.",
+            "Like secret-id, with the secret ID supplied by the caller.",
+        )
+        .typed(
+            Operation::Update,
+            "Register a custom secret ID.",
+            |state, ctx, mut input: CustomSecretIdWrite| {
+                let given = input.secret_id.take().map(Zeroizing::new);
+                async move {
+                    let given = match given {
+                        Some(id) if !id.trim().is_empty() => id,
+                        _ => return Err(Error::bad("missing secret_id")),
+                    };
+                    issue_secret_id(state, ctx, input.rest, Some(given)).await
+                }
+            },
+        );
+    let role = e
+        .path(format!("role/{ROLE_NAME}"))
+        .help(
+            "Manage AppRoles.",
+            "A role binds login constraints (secret IDs, CIDRs) to token settings.",
+        )
+        .existence(|_, ctx: Ctx| async move {
+            Ok(ctx.view.get(&role_key(&role_name(&ctx))).await?.is_some())
+        })
+        .typed_ops(
+            &[Operation::Create, Operation::Update],
+            "Create or update a role.",
+            write_role,
+        )
+        .op(Operation::Read, "Read a role.", |_, ctx| read_role(ctx))
+        .op(
+            Operation::Delete,
+            "Delete a role and its secret IDs.",
+            delete_role,
+        );
+    let tidy = e
+        .path("tidy/secret-id")
+        .help(
+            "Remove expired secret IDs.",
+            "Deletes expired secret IDs and accessors that point at nothing.",
+        )
+        .op(Operation::Update, "Tidy secret IDs.", tidy_secret_ids);
+    let login = e
+        .path("login")
+        .unauthenticated()
+        .help(
+            "Log in with a role ID and secret ID.",
+            "The role ID is always required; the secret ID when the role binds one.",
+        )
+        .typed(Operation::Update, "Log in.", login);
+
+    e.paths(vec![
+        list,
+        role_id,
+        secret_id_lookup,
+        secret_id_destroy,
+        accessor_lookup,
+        accessor_destroy,
+        secret_id,
+        custom_secret_id,
+        role,
+        tidy,
+        login,
+    ])
+    .configure(|backend| {
+        backend.with_login_renewal(
+            |ctx: Ctx, renewal: coffer_sdk::logical::LoginRenewal| async move {
+                let name = renewal
+                    .metadata
+                    .get("role_name")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string();
+                if load_role(ctx.view.as_ref(), &name).await?.is_none() {
+                    return Err(Error::bad(format!(
+                        "role {name:?} does not exist during renewal"
+                    )));
+                }
+                Ok(())
+            },
+        )
+    })
+    .build()
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -32,7 +32,7 @@ use crate::token::{with_token_fields, TokenSettings};
 use chrono::{DateTime, Utc};
 use coffer_sdk::logical::{Login, LoginRenewal};
 use coffer_sdk::view;
-use coffer_sdk::{Backend, Ctx, Error, Operation, PathSpec, Response, Result, View};
+use coffer_sdk::{Backend, Ctx, Engine, Error, Operation, Response, Result, View};
 use rustls_pki_types::{CertificateDer, UnixTime};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -84,57 +84,75 @@ struct CertAuth {
 
 /// The cert engine.
 pub fn backend() -> Backend {
-    let state = Arc::new(CertAuth {
-        writes: Mutex::new(()),
-    });
+    let e = Engine::new(
+        "cert",
+        HELP,
+        Arc::new(CertAuth {
+            writes: Mutex::new(()),
+        }),
+    );
 
-    let list_certs = PathSpec::new("certs/?")
+    let list_certs = e
+        .path("certs/?")
         .help(
             "List certificate roles.",
             "LIST returns the names of all roles.",
         )
-        .op(Operation::List, "List roles.", |ctx: Ctx| async move {
+        .op(Operation::List, "List roles.", |_, ctx: Ctx| async move {
             Response::list(ctx.view.list("cert/").await?)
         });
-    let certs = {
-        let st = Arc::clone(&state);
-        PathSpec::new(format!("certs/{NAME}"))
-            .help(
-                "Manage trusted certificate roles.",
-                "A role names the CA certificates it trusts, the constraints a client \
-                 certificate must meet, and the token a matching login gets.",
-            )
-            .existence(|ctx: Ctx| async move {
-                Ok(ctx.view.get(&role_key(&name_of(&ctx))).await?.is_some())
-            })
-            .typed_ops(
-                &[Operation::Create, Operation::Update],
-                "Create or update a role.",
-                move |ctx, input| write_role(Arc::clone(&st), ctx, input),
-            )
-            .op(Operation::Read, "Read a role.", read_role)
-            .op(Operation::Delete, "Delete a role.", |ctx: Ctx| async move {
+    let certs = e
+        .path(format!("certs/{NAME}"))
+        .help(
+            "Manage trusted certificate roles.",
+            "A role names the CA certificates it trusts, the constraints a client \
+             certificate must meet, and the token a matching login gets.",
+        )
+        .existence(|_, ctx: Ctx| async move {
+            Ok(ctx.view.get(&role_key(&name_of(&ctx))).await?.is_some())
+        })
+        .typed_ops(
+            &[Operation::Create, Operation::Update],
+            "Create or update a role.",
+            write_role,
+        )
+        .op(Operation::Read, "Read a role.", |_, ctx| read_role(ctx))
+        .op(
+            Operation::Delete,
+            "Delete a role.",
+            |_, ctx: Ctx| async move {
                 ctx.view.delete(&role_key(&name_of(&ctx))).await?;
                 Ok(Response::empty())
-            })
-    };
-    let list_crls = PathSpec::new("crls/?")
+            },
+        );
+    let list_crls = e
+        .path("crls/?")
         .help("List CRLs.", "LIST returns the names of all stored CRLs.")
-        .op(Operation::List, "List CRLs.", |ctx: Ctx| async move {
+        .op(Operation::List, "List CRLs.", |_, ctx: Ctx| async move {
             Response::list(ctx.view.list("crls/").await?)
         });
-    let crls = PathSpec::new(format!("crls/{NAME}"))
+    let crls = e
+        .path(format!("crls/{NAME}"))
         .help(
             "Manage certificate revocation lists.",
             "A certificate listed in a stored CRL of its issuer cannot log in.",
         )
-        .typed(Operation::Update, "Store a CRL.", write_crl)
-        .op(Operation::Read, "Read a CRL's serials.", read_crl)
-        .op(Operation::Delete, "Delete a CRL.", |ctx: Ctx| async move {
-            ctx.view.delete(&crl_key(&name_of(&ctx))).await?;
-            Ok(Response::empty())
-        });
-    let config = PathSpec::new("config")
+        .typed(Operation::Update, "Store a CRL.", |_, ctx, input| {
+            write_crl(ctx, input)
+        })
+        .op(Operation::Read, "Read a CRL's serials.", |_, ctx| {
+            read_crl(ctx)
+        })
+        .op(
+            Operation::Delete,
+            "Delete a CRL.",
+            |_, ctx: Ctx| async move {
+                ctx.view.delete(&crl_key(&name_of(&ctx))).await?;
+                Ok(Response::empty())
+            },
+        );
+    let config = e
+        .path("config")
         .help(
             "Configure the cert auth method.",
             "`disable_binding`: when false (the default), a token renews only when the request \
@@ -143,7 +161,7 @@ pub fn backend() -> Backend {
         .op(
             Operation::Read,
             "Read the configuration.",
-            |ctx: Ctx| async move {
+            |_, ctx: Ctx| async move {
                 let config = load_config(ctx.view.as_ref()).await?;
                 Ok(Response::data(
                     json!({"disable_binding": config.disable_binding}),
@@ -153,7 +171,7 @@ pub fn backend() -> Backend {
         .typed_ops(
             &[Operation::Create, Operation::Update],
             "Write the configuration.",
-            |ctx: Ctx, input: ConfigInput| async move {
+            |_, ctx: Ctx, input: ConfigInput| async move {
                 let mut config = load_config(ctx.view.as_ref()).await?;
                 if let Some(v) = input.disable_binding {
                     config.disable_binding = v;
@@ -162,21 +180,21 @@ pub fn backend() -> Backend {
                 Ok(Response::empty())
             },
         );
-    let login = PathSpec::new("login")
+    let login = e
+        .path("login")
         .unauthenticated()
         .help(
             "Log in with the TLS client certificate.",
             "The certificate presented during the TLS handshake is checked against every \
              role (or the one named); the first role that accepts it issues the login.",
         )
-        .typed(Operation::Update, "Log in.", login);
+        .typed(Operation::Update, "Log in.", |_, ctx, input| {
+            login(ctx, input)
+        });
 
-    Backend::new(
-        "cert",
-        HELP,
-        vec![config, list_certs, certs, list_crls, crls, login],
-    )
-    .with_login_renewal(renew_check)
+    e.paths(vec![config, list_certs, certs, list_crls, crls, login])
+        .configure(|backend| backend.with_login_renewal(renew_check))
+        .build()
 }
 
 const CONFIG_KEY: &str = "config";

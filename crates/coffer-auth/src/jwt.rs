@@ -34,7 +34,7 @@ use chrono::{DateTime, Utc};
 use coffer_sdk::framework::de;
 use coffer_sdk::logical::Login;
 use coffer_sdk::view;
-use coffer_sdk::{Backend, Ctx, Error, Operation, PathSpec, Response, Result};
+use coffer_sdk::{Backend, Ctx, Engine, Error, Operation, Response, Result};
 use jsonwebtoken::jwk::{AlgorithmParameters, Jwk, PublicKeyUse};
 use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey, Validation};
 use schemars::JsonSchema;
@@ -137,72 +137,80 @@ impl VerificationKey {
 
 /// The jwt engine; `kind` is the mount type it was enabled as (`jwt` or `oidc`).
 pub fn backend(kind: &'static str) -> Backend {
-    let state = Arc::new(JwtAuth {
-        key_set: Mutex::new(None),
-    });
-    let s = || Arc::clone(&state);
+    let e = Engine::new(
+        kind,
+        HELP,
+        Arc::new(JwtAuth {
+            key_set: Mutex::new(None),
+        }),
+    );
 
-    let config = {
-        let st = s();
-        PathSpec::new("config")
-            .help(
-                "Configure where signing keys come from.",
-                "Exactly one of jwt_validation_pubkeys, jwks_url or oidc_discovery_url. URLs \
-                 are fetched once on write to check them; nothing is stored if that fails.",
-            )
-            .op(Operation::Read, "Read the configuration.", read_config)
-            .typed_ops(
-                &[Operation::Create, Operation::Update],
-                "Write the configuration.",
-                move |ctx, input| write_config(Arc::clone(&st), ctx, input),
-            )
-    };
-    let list = PathSpec::new("role/?")
+    let config = e
+        .path("config")
+        .help(
+            "Configure where signing keys come from.",
+            "Exactly one of jwt_validation_pubkeys, jwks_url or oidc_discovery_url. URLs \
+             are fetched once on write to check them; nothing is stored if that fails.",
+        )
+        .op(Operation::Read, "Read the configuration.", |_, ctx| {
+            read_config(ctx)
+        })
+        .typed_ops(
+            &[Operation::Create, Operation::Update],
+            "Write the configuration.",
+            write_config,
+        );
+    let list = e
+        .path("role/?")
         .help("List roles.", "LIST returns the names of all roles.")
-        .op(Operation::List, "List roles.", list_roles);
-    let role = PathSpec::new(format!("role/{ROLE_NAME}"))
+        .op(Operation::List, "List roles.", |_, ctx| list_roles(ctx));
+    let role = e
+        .path(format!("role/{ROLE_NAME}"))
         .help(
             "Manage roles.",
             "A role binds audiences, subject and claims a JWT must carry to token settings.",
         )
-        .existence(|ctx: Ctx| async move {
+        .existence(|_, ctx: Ctx| async move {
             Ok(ctx.view.get(&role_key(ctx.param("name"))).await?.is_some())
         })
         .typed_ops(
             &[Operation::Create, Operation::Update],
             "Create or update a role.",
-            write_role,
+            |_, ctx, input| write_role(ctx, input),
         )
-        .op(Operation::Read, "Read a role.", read_role)
-        .op(Operation::Delete, "Delete a role.", delete_role);
-    let login = {
-        let st = s();
-        PathSpec::new("login")
-            .unauthenticated()
-            .help(
-                "Log in with a JWT.",
-                "The JWT's signature, times and claims are checked against the role.",
+        .op(Operation::Read, "Read a role.", |_, ctx| read_role(ctx))
+        .op(Operation::Delete, "Delete a role.", |_, ctx| {
+            delete_role(ctx)
+        });
+    let login = e
+        .path("login")
+        .unauthenticated()
+        .help(
+            "Log in with a JWT.",
+            "The JWT's signature, times and claims are checked against the role.",
+        )
+        .typed(Operation::Update, "Log in.", login);
+
+    e.paths(vec![config, list, role, login])
+        .configure(|backend| {
+            backend.with_login_renewal(
+                |ctx: Ctx, renewal: coffer_sdk::logical::LoginRenewal| async move {
+                    let name = renewal
+                        .metadata
+                        .get("role")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_string();
+                    if ctx.view.get(&role_key(&name)).await?.is_none() {
+                        return Err(Error::bad(format!(
+                            "role {name:?} does not exist during renewal"
+                        )));
+                    }
+                    Ok(())
+                },
             )
-            .typed(Operation::Update, "Log in.", move |ctx, input| {
-                login(Arc::clone(&st), ctx, input)
-            })
-    };
-    Backend::new(kind, HELP, vec![config, list, role, login]).with_login_renewal(
-        |ctx: Ctx, renewal: coffer_sdk::logical::LoginRenewal| async move {
-            let name = renewal
-                .metadata
-                .get("role")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string();
-            if ctx.view.get(&role_key(&name)).await?.is_none() {
-                return Err(Error::bad(format!(
-                    "role {name:?} does not exist during renewal"
-                )));
-            }
-            Ok(())
-        },
-    )
+        })
+        .build()
 }
 
 fn role_key(name: &str) -> String {

@@ -30,7 +30,7 @@ use chrono::{DateTime, Utc};
 use coffer_sdk::duration::parse_duration;
 use coffer_sdk::logical::Login;
 use coffer_sdk::view::{self, ViewOp};
-use coffer_sdk::{Backend, Ctx, Error, MountInfo, Operation, PathSpec, Response, Result};
+use coffer_sdk::{Backend, Ctx, Engine, Error, MountInfo, Operation, Response, Result};
 use ring::rand::{SecureRandom, SystemRandom};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -62,18 +62,31 @@ fn lockout_key(name: &str) -> String {
     format!("lockout/{name}")
 }
 
+/// The userpass engine's state.
+struct Userpass {
+    /// One lock per user name serialises a login's check → verify → count cycle, so parallel
+    /// guesses cannot slip past the threshold.
+    logins: KeyLocks,
+}
+
 /// The userpass engine for `mount`. Refuses mount options it cannot parse.
 pub fn backend(mount: &MountInfo) -> Result<Backend> {
     LockoutPolicy::from_options(&mount.options)?;
-    // One lock per user name serialises a login's check → verify → count cycle, so parallel
-    // guesses cannot slip past the threshold.
-    let locks = Arc::new(KeyLocks::new());
+    let e = Engine::new(
+        "userpass",
+        HELP,
+        Arc::new(Userpass {
+            logins: KeyLocks::new(),
+        }),
+    );
 
-    let list = PathSpec::new("users/?")
+    let list = e
+        .path("users/?")
         .help("List users.", "LIST returns the names of all users.")
-        .op(Operation::List, "List users.", list_users);
+        .op(Operation::List, "List users.", |_, ctx| list_users(ctx));
 
-    let password = PathSpec::new(format!("users/{USERNAME}/password"))
+    let password = e
+        .path(format!("users/{USERNAME}/password"))
         .help(
             "Reset a user's password.",
             "Replaces the password; only its argon2id hash is stored.",
@@ -81,10 +94,11 @@ pub fn backend(mount: &MountInfo) -> Result<Backend> {
         .typed(
             Operation::Update,
             "Reset the user's password.",
-            update_password,
+            |_, ctx, input| update_password(ctx, input),
         );
 
-    let policies = PathSpec::new(format!("users/{USERNAME}/policies"))
+    let policies = e
+        .path(format!("users/{USERNAME}/policies"))
         .help(
             "Update a user's token policies.",
             "Replaces the policies attached to tokens issued to this user.",
@@ -92,57 +106,60 @@ pub fn backend(mount: &MountInfo) -> Result<Backend> {
         .typed(
             Operation::Update,
             "Update the user's token policies.",
-            update_policies,
+            |_, ctx, input| update_policies(ctx, input),
         );
 
-    let users = PathSpec::new(format!("users/{USERNAME}"))
+    let users = e
+        .path(format!("users/{USERNAME}"))
         .help(
             "Manage users allowed to authenticate.",
             "Create a user with a password and token settings; read never returns the password.",
         )
-        .existence(|ctx: Ctx| async move {
+        .existence(|_, ctx: Ctx| async move {
             let name = username(&ctx);
             Ok(ctx.view.get(&user_key(&name)).await?.is_some())
         })
         .typed_ops(
             &[Operation::Create, Operation::Update],
             "Create or update a user.",
-            write_user,
+            |_, ctx, input| write_user(ctx, input),
         )
-        .op(Operation::Read, "Read a user's settings.", read_user)
-        .op(Operation::Delete, "Delete a user.", delete_user);
+        .op(Operation::Read, "Read a user's settings.", |_, ctx| {
+            read_user(ctx)
+        })
+        .op(Operation::Delete, "Delete a user.", |_, ctx| {
+            delete_user(ctx)
+        });
 
-    let login = PathSpec::new(format!("login/{USERNAME}"))
+    let login = e
+        .path(format!("login/{USERNAME}"))
         .unauthenticated()
         .help(
             "Log in with a username and password.",
             "On success the response carries the token; failures never say which part was wrong.",
         )
-        .typed(Operation::Update, "Log in.", move |ctx, input| {
-            login(Arc::clone(&locks), ctx, input)
-        });
+        .typed(Operation::Update, "Log in.", login);
 
-    Ok(Backend::new(
-        "userpass",
-        HELP,
-        vec![list, password, policies, users, login],
-    )
-    .with_login_renewal(
-        |ctx: Ctx, renewal: coffer_sdk::logical::LoginRenewal| async move {
-            let name = renewal
-                .metadata
-                .get("username")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string();
-            if ctx.view.get(&user_key(&name)).await?.is_none() {
-                return Err(Error::bad(format!(
-                    "user {name:?} does not exist during renewal"
-                )));
-            }
-            Ok(())
-        },
-    ))
+    Ok(e.paths(vec![list, password, policies, users, login])
+        .configure(|backend| {
+            backend.with_login_renewal(
+                |ctx: Ctx, renewal: coffer_sdk::logical::LoginRenewal| async move {
+                    let name = renewal
+                        .metadata
+                        .get("username")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_string();
+                    if ctx.view.get(&user_key(&name)).await?.is_none() {
+                        return Err(Error::bad(format!(
+                            "user {name:?} does not exist during renewal"
+                        )));
+                    }
+                    Ok(())
+                },
+            )
+        })
+        .build())
 }
 
 /// User names are case-insensitive, as in Vault.
@@ -280,11 +297,11 @@ async fn update_policies(ctx: Ctx, mut input: PoliciesWrite) -> Result<Response>
     Ok(Response::empty())
 }
 
-async fn login(locks: Arc<KeyLocks>, ctx: Ctx, input: LoginInput) -> Result<Response> {
+async fn login(state: Arc<Userpass>, ctx: Ctx, input: LoginInput) -> Result<Response> {
     let name = username(&ctx);
     let password = Zeroizing::new(input.password.unwrap_or_default());
     let policy = LockoutPolicy::from_options(&ctx.mount.options)?;
-    let _serialised = locks.lock(&name).await;
+    let _serialised = state.logins.lock(&name).await;
     let now = ctx.clock.now();
 
     let failures: Option<FailedLogins> = match policy {

@@ -9,38 +9,52 @@
 
 use crate::paths::{folder_prefix, secret_path};
 use coffer_sdk::view;
-use coffer_sdk::{Backend, Ctx, Error, Operation, PathSpec, Response, Result};
+use coffer_sdk::{Backend, Ctx, Engine, Error, Operation, Response, Result};
 use serde_json::{Map, Value};
+use std::sync::Arc;
 
 const HELP: &str =
     "The KV secrets engine (version 1) stores arbitrary JSON objects at arbitrary paths, \
 without versioning.";
 
+/// The KV v1 engine's state: none; everything lives in the mount's view.
+struct KvV1;
+
 /// The KV v1 engine's path declarations.
 pub fn backend() -> Backend {
-    let secrets = PathSpec::new("(?P<path>.*)")
+    let e = Engine::new("kv", HELP, Arc::new(KvV1));
+    let secrets = e
+        .path("(?P<path>.*)")
         .help(
             "Pass-through secret storage to the mount's storage view.",
             "Any JSON object may be written to any path; reading the path returns it. \
              LIST on a folder returns its children, sub-folders with a trailing slash.",
         )
-        .existence(|ctx: Ctx| async move {
+        .existence(|_, ctx: Ctx| async move {
             let path = secret_path(ctx.param("path"))?;
             Ok(ctx.view.get(path).await?.is_some())
         })
-        .op(Operation::Read, "Read the secret at this path.", read)
+        .op(
+            Operation::Read,
+            "Read the secret at this path.",
+            |_, ctx| read(ctx),
+        )
         .typed_ops(
             &[Operation::Create, Operation::Update],
             "Write the secret at this path.",
-            write,
+            |_, ctx, data| write(ctx, data),
         )
-        .op(Operation::Delete, "Delete the secret at this path.", delete)
+        .op(
+            Operation::Delete,
+            "Delete the secret at this path.",
+            |_, ctx| delete(ctx),
+        )
         .op(
             Operation::List,
             "List the secrets and folders under this folder.",
-            list,
+            |_, ctx| list(ctx),
         );
-    Backend::new("kv", HELP, vec![secrets])
+    e.paths(vec![secrets]).build()
 }
 
 async fn read(ctx: Ctx) -> Result<Response> {

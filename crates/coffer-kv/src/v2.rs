@@ -23,7 +23,7 @@ use crate::store::{
 use chrono::{DateTime, Utc};
 use coffer_sdk::framework::{de, decode_input};
 use coffer_sdk::view::{self, ViewOp};
-use coffer_sdk::{Backend, Ctx, Error, Operation, PathSpec, Response, Result};
+use coffer_sdk::{Backend, Ctx, Engine, Error, Operation, Response, Result};
 use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
@@ -45,67 +45,70 @@ const CAS_REQUIRED: &str = "check-and-set parameter required for this call";
 const CAS_REQUIRED_BY_MOUNT_WARNING: &str =
     "\"cas_required\" set to false, but is mandated by backend config. This value will be ignored.";
 
+/// The KV v2 engine's state.
+struct KvV2 {
+    /// Every handler that rewrites a key's metadata shares one set of per-path locks.
+    locks: PathLocks,
+}
+
 /// The KV v2 engine's path declarations.
 pub fn backend() -> Backend {
-    // Every handler that rewrites a key's metadata shares one set of per-path locks.
-    let locks = Arc::new(PathLocks::new());
+    let e = Engine::new(
+        "kv",
+        HELP,
+        Arc::new(KvV2 {
+            locks: PathLocks::new(),
+        }),
+    );
 
-    let config = PathSpec::new("config")
+    let config = e
+        .path("config")
         .help("Configures settings for the KV store.", CONFIG_DESCRIPTION)
         .op(
             Operation::Read,
             "Read the mount's KV v2 settings.",
-            read_config,
+            |_, ctx| read_config(ctx),
         )
         .typed_ops(
             &[Operation::Create, Operation::Update],
             "Change the mount's KV v2 settings.",
-            write_config,
+            |_, ctx, input| write_config(ctx, input),
         );
 
-    let data = {
-        let [write_locks, patch_locks, delete_locks] = [(); 3].map(|_| Arc::clone(&locks));
-        PathSpec::new("data/(?P<path>.+)")
-            .help(
-                "Write, patch, read and delete versioned secret data.",
-                DATA_DESCRIPTION,
-            )
-            .existence({
-                let locks = locks.clone();
-                move |ctx| metadata_exists(locks.clone(), ctx)
-            })
-            .op(
-                Operation::Read,
-                "Read a version of the secret (the latest unless ?version= is given).",
-                {
-                    let locks = locks.clone();
-                    move |ctx| read_data(locks.clone(), ctx)
-                },
-            )
-            .typed_ops(
-                &[Operation::Create, Operation::Update],
-                "Write a new version of the secret.",
-                move |ctx, input| write_data(Arc::clone(&write_locks), ctx, input),
-            )
-            .typed(
-                Operation::Patch,
-                "Merge-patch the latest version into a new version.",
-                move |ctx, input| patch_data(Arc::clone(&patch_locks), ctx, input),
-            )
-            .op(
-                Operation::Delete,
-                "Soft-delete the latest version.",
-                move |ctx| delete_latest(Arc::clone(&delete_locks), ctx),
-            )
-    };
+    let data = e
+        .path("data/(?P<path>.+)")
+        .help(
+            "Write, patch, read and delete versioned secret data.",
+            DATA_DESCRIPTION,
+        )
+        .existence(metadata_exists)
+        .op(
+            Operation::Read,
+            "Read a version of the secret (the latest unless ?version= is given).",
+            read_data,
+        )
+        .typed_ops(
+            &[Operation::Create, Operation::Update],
+            "Write a new version of the secret.",
+            write_data,
+        )
+        .typed(
+            Operation::Patch,
+            "Merge-patch the latest version into a new version.",
+            patch_data,
+        )
+        .op(
+            Operation::Delete,
+            "Soft-delete the latest version.",
+            delete_latest,
+        );
 
     let version_ops = |pattern: &str, synopsis: &'static str, handler: VersionsHandler| {
-        let locks = Arc::clone(&locks);
-        PathSpec::new(pattern)
-            .help(synopsis, VERSIONS_DESCRIPTION)
-            .typed(Operation::Update, synopsis, move |ctx, input| {
-                apply_to_versions(Arc::clone(&locks), ctx, input, handler)
-            })
+        e.path(pattern).help(synopsis, VERSIONS_DESCRIPTION).typed(
+            Operation::Update,
+            synopsis,
+            move |state, ctx, input| apply_to_versions(state, ctx, input, handler),
+        )
     };
     let delete = version_ops(
         "delete/(?P<path>.+)",
@@ -123,45 +126,41 @@ pub fn backend() -> Backend {
         VersionsHandler::Destroy,
     );
 
-    let metadata = {
-        let [write_locks, patch_locks, delete_locks] = [(); 3].map(|_| Arc::clone(&locks));
-        PathSpec::new("metadata/(?P<path>.*)")
-            .help(
-                "Read, configure, list and delete secrets with all their versions.",
-                METADATA_DESCRIPTION,
-            )
-            .existence({
-                let locks = locks.clone();
-                move |ctx| metadata_exists(locks.clone(), ctx)
-            })
-            .op(
-                Operation::Read,
-                "Read the secret's metadata and version history.",
-                read_metadata,
-            )
-            .typed_ops(
-                &[Operation::Create, Operation::Update],
-                "Configure the secret's metadata.",
-                move |ctx, input| write_metadata(Arc::clone(&write_locks), ctx, input),
-            )
-            .typed(
-                Operation::Patch,
-                "Merge-patch the secret's metadata.",
-                move |ctx, input| patch_metadata(Arc::clone(&patch_locks), ctx, input),
-            )
-            .op(
-                Operation::Delete,
-                "Delete the secret, all its versions and its metadata.",
-                move |ctx| delete_metadata(Arc::clone(&delete_locks), ctx),
-            )
-            .op(
-                Operation::List,
-                "List the secrets and folders under this folder.",
-                list_metadata,
-            )
-    };
+    let metadata = e
+        .path("metadata/(?P<path>.*)")
+        .help(
+            "Read, configure, list and delete secrets with all their versions.",
+            METADATA_DESCRIPTION,
+        )
+        .existence(metadata_exists)
+        .op(
+            Operation::Read,
+            "Read the secret's metadata and version history.",
+            |_, ctx| read_metadata(ctx),
+        )
+        .typed_ops(
+            &[Operation::Create, Operation::Update],
+            "Configure the secret's metadata.",
+            write_metadata,
+        )
+        .typed(
+            Operation::Patch,
+            "Merge-patch the secret's metadata.",
+            patch_metadata,
+        )
+        .op(
+            Operation::Delete,
+            "Delete the secret, all its versions and its metadata.",
+            delete_metadata,
+        )
+        .op(
+            Operation::List,
+            "List the secrets and folders under this folder.",
+            |_, ctx| list_metadata(ctx),
+        );
 
-    let subkeys = PathSpec::new("subkeys/(?P<path>.+)")
+    let subkeys = e
+        .path("subkeys/(?P<path>.+)")
         .help(
             "Read the structure of a secret with its values removed.",
             SUBKEYS_DESCRIPTION,
@@ -169,17 +168,13 @@ pub fn backend() -> Backend {
         .op(
             Operation::Read,
             "Read the secret's keys, values replaced by null.",
-            {
-                let locks = locks.clone();
-                move |ctx| read_subkeys(locks.clone(), ctx)
-            },
+            read_subkeys,
         );
 
-    Backend::new(
-        "kv",
-        HELP,
-        vec![config, data, delete, undelete, destroy, metadata, subkeys],
-    )
+    e.paths(vec![
+        config, data, delete, undelete, destroy, metadata, subkeys,
+    ])
+    .build()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -329,9 +324,13 @@ async fn write_config(ctx: Ctx, input: ConfigInput) -> Result<Response> {
 
 /// Existence check of `data/` and `metadata/` writes: the key has metadata (Vault's rule, so a
 /// first write is `create` and later ones `update` for policy purposes).
-async fn metadata_exists(locks: Arc<PathLocks>, ctx: Ctx) -> Result<bool> {
+async fn metadata_exists(state: Arc<KvV2>, ctx: Ctx) -> Result<bool> {
     let path = secret_path(ctx.param("path"))?;
-    Ok(locks.metadata(ctx.view.as_ref(), path).await?.is_some())
+    Ok(state
+        .locks
+        .metadata(ctx.view.as_ref(), path)
+        .await?
+        .is_some())
 }
 
 fn read_query(ctx: &mut Ctx) -> Result<ReadQuery> {
@@ -395,10 +394,10 @@ async fn load_version_data(ctx: &Ctx, path: &str, version: u64) -> Result<Map<St
     serde_json::from_slice(&bytes).map_err(|_| Error::Internal("corrupt version data".to_string()))
 }
 
-async fn read_data(locks: Arc<PathLocks>, mut ctx: Ctx) -> Result<Response> {
+async fn read_data(state: Arc<KvV2>, mut ctx: Ctx) -> Result<Response> {
     let query = read_query(&mut ctx)?;
     let path = secret_path(ctx.param("path"))?;
-    let (version, meta) = match lookup_version(&ctx, &locks, path, query.version).await? {
+    let (version, meta) = match lookup_version(&ctx, &state.locks, path, query.version).await? {
         VersionLookup::Readable { version, meta } => (version, meta),
         VersionLookup::Unreadable(metadata) => return Ok(unreadable_version("data", metadata)),
     };
@@ -456,13 +455,13 @@ async fn commit_version(
     })
 }
 
-async fn write_data(locks: Arc<PathLocks>, ctx: Ctx, input: DataInput) -> Result<Response> {
+async fn write_data(state: Arc<KvV2>, ctx: Ctx, input: DataInput) -> Result<Response> {
     let path = secret_path(ctx.param("path"))?;
     let data = input.data.ok_or_else(|| Error::bad("no data provided"))?;
     let cas = input.options.unwrap_or_default().cas;
     let config = MountConfig::load(ctx.view.as_ref()).await?;
 
-    let _guard = locks.lock(path).await;
+    let _guard = state.locks.lock(path).await;
     let now = ctx.clock.now();
     let meta = KeyMetadata::load(ctx.view.as_ref(), path)
         .await?
@@ -471,12 +470,12 @@ async fn write_data(locks: Arc<PathLocks>, ctx: Ctx, input: DataInput) -> Result
     commit_version(&ctx, path, meta, &config, &data, now).await
 }
 
-async fn patch_data(locks: Arc<PathLocks>, ctx: Ctx, input: DataInput) -> Result<Response> {
+async fn patch_data(state: Arc<KvV2>, ctx: Ctx, input: DataInput) -> Result<Response> {
     let path = secret_path(ctx.param("path"))?;
     let patch = input.data.ok_or_else(|| Error::bad("no data provided"))?;
     let cas = input.options.unwrap_or_default().cas;
 
-    let _guard = locks.lock(path).await;
+    let _guard = state.locks.lock(path).await;
     let meta = KeyMetadata::load(ctx.view.as_ref(), path)
         .await?
         .ok_or(Error::NotFound)?;
@@ -498,9 +497,9 @@ async fn patch_data(locks: Arc<PathLocks>, ctx: Ctx, input: DataInput) -> Result
     commit_version(&ctx, path, meta, &config, &data, now).await
 }
 
-async fn delete_latest(locks: Arc<PathLocks>, ctx: Ctx) -> Result<Response> {
+async fn delete_latest(state: Arc<KvV2>, ctx: Ctx) -> Result<Response> {
     let path = secret_path(ctx.param("path"))?;
-    let _guard = locks.lock(path).await;
+    let _guard = state.locks.lock(path).await;
     let Some(mut meta) = KeyMetadata::load(ctx.view.as_ref(), path).await? else {
         return Ok(Response::empty());
     };
@@ -529,7 +528,7 @@ enum VersionsHandler {
 }
 
 async fn apply_to_versions(
-    locks: Arc<PathLocks>,
+    state: Arc<KvV2>,
     ctx: Ctx,
     input: VersionsInput,
     handler: VersionsHandler,
@@ -538,7 +537,7 @@ async fn apply_to_versions(
     if input.versions.is_empty() {
         return Err(Error::bad("no version number provided"));
     }
-    let _guard = locks.lock(path).await;
+    let _guard = state.locks.lock(path).await;
     let Some(mut meta) = KeyMetadata::load(ctx.view.as_ref(), path).await? else {
         return Ok(Response::empty());
     };
@@ -690,7 +689,7 @@ impl MetadataChanges {
     }
 }
 
-async fn write_metadata(locks: Arc<PathLocks>, ctx: Ctx, input: MetadataInput) -> Result<Response> {
+async fn write_metadata(state: Arc<KvV2>, ctx: Ctx, input: MetadataInput) -> Result<Response> {
     let path = secret_path(ctx.param("path"))?;
     let nothing_to_set = input.max_versions.is_none()
         && input.cas_required.is_none()
@@ -715,7 +714,7 @@ async fn write_metadata(locks: Arc<PathLocks>, ctx: Ctx, input: MetadataInput) -
     };
     let changes = MetadataChanges::from_input(&ctx, &input).await?;
 
-    let _guard = locks.lock(path).await;
+    let _guard = state.locks.lock(path).await;
     let now = ctx.clock.now();
     let mut meta = KeyMetadata::load(ctx.view.as_ref(), path)
         .await?
@@ -728,7 +727,7 @@ async fn write_metadata(locks: Arc<PathLocks>, ctx: Ctx, input: MetadataInput) -
     Ok(changes.into_response())
 }
 
-async fn patch_metadata(locks: Arc<PathLocks>, ctx: Ctx, input: MetadataInput) -> Result<Response> {
+async fn patch_metadata(state: Arc<KvV2>, ctx: Ctx, input: MetadataInput) -> Result<Response> {
     let path = secret_path(ctx.param("path"))?;
     let mut custom_patch = Vec::new();
     for (key, value) in input.custom_metadata.iter().flatten() {
@@ -736,7 +735,7 @@ async fn patch_metadata(locks: Arc<PathLocks>, ctx: Ctx, input: MetadataInput) -
     }
     let changes = MetadataChanges::from_input(&ctx, &input).await?;
 
-    let _guard = locks.lock(path).await;
+    let _guard = state.locks.lock(path).await;
     let mut meta = KeyMetadata::load(ctx.view.as_ref(), path)
         .await?
         .ok_or(Error::NotFound)?;
@@ -756,9 +755,9 @@ async fn patch_metadata(locks: Arc<PathLocks>, ctx: Ctx, input: MetadataInput) -
     Ok(changes.into_response())
 }
 
-async fn delete_metadata(locks: Arc<PathLocks>, ctx: Ctx) -> Result<Response> {
+async fn delete_metadata(state: Arc<KvV2>, ctx: Ctx) -> Result<Response> {
     let path = secret_path(ctx.param("path"))?;
-    let _guard = locks.lock(path).await;
+    let _guard = state.locks.lock(path).await;
     let Some(meta) = KeyMetadata::load(ctx.view.as_ref(), path).await? else {
         return Ok(Response::empty());
     };
@@ -780,10 +779,10 @@ async fn delete_metadata(locks: Arc<PathLocks>, ctx: Ctx) -> Result<Response> {
 // subkeys
 // ---------------------------------------------------------------------------------------------
 
-async fn read_subkeys(locks: Arc<PathLocks>, mut ctx: Ctx) -> Result<Response> {
+async fn read_subkeys(state: Arc<KvV2>, mut ctx: Ctx) -> Result<Response> {
     let query = read_query(&mut ctx)?;
     let path = secret_path(ctx.param("path"))?;
-    let (version, meta) = match lookup_version(&ctx, &locks, path, query.version).await? {
+    let (version, meta) = match lookup_version(&ctx, &state.locks, path, query.version).await? {
         VersionLookup::Readable { version, meta } => (version, meta),
         VersionLookup::Unreadable(metadata) => return Ok(unreadable_version("subkeys", metadata)),
     };
