@@ -859,6 +859,7 @@ mod tests {
             clock: Arc::new(crate::clock::SystemClock),
             mount: Arc::new(MountInfo::default()),
             params: HashMap::new(),
+            rollback_log: None,
         }
     }
 
