@@ -54,6 +54,12 @@ impl ManualClock {
             .unwrap_or(DateTime::<Utc>::MAX_UTC);
     }
 
+    /// Set the time to `t`, even backwards: for a fuzzer or test that replays from a snapshot
+    /// of storage taken at `t`.
+    pub fn set(&self, t: DateTime<Utc>) {
+        *self.now.lock() = t;
+    }
+
     /// How far this clock has been moved since it was made.
     pub fn offset(&self) -> chrono::Duration {
         *self.now.lock() - self.start

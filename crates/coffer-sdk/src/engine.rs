@@ -16,65 +16,17 @@
 //!   is active and unsealed, persisting each job's next due time so a run missed while the
 //!   server was down happens once after it comes back.
 
-use crate::clock::Clock;
-use crate::framework::{Backend, BoxFuture, Ctx, MountInfo, PathSpec};
+use crate::framework::{Backend, Ctx, PathSpec};
+pub use crate::host::{
+    HookFn, JobSpec, Lifecycle, MountCtx, RollbackEntry, RollbackFn, RollbackLog,
+};
 use crate::logical::{Operation, Response};
-use crate::view::View;
 use crate::{Error, Result};
 use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
-use serde_json::Value;
 use std::future::Future;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
-
-/// What a lifecycle hook, a job or a rollback gets: the mount's view, the clock and the mount.
-#[derive(Clone)]
-pub struct MountCtx {
-    pub view: Arc<dyn View>,
-    pub clock: Arc<dyn Clock>,
-    pub mount: Arc<MountInfo>,
-}
-
-/// A lifecycle hook or a job.
-pub type HookFn = Arc<dyn Fn(MountCtx) -> BoxFuture<Result<()>> + Send + Sync>;
-/// Undo one recorded side effect.
-pub type RollbackFn = Arc<dyn Fn(MountCtx, RollbackEntry) -> BoxFuture<Result<()>> + Send + Sync>;
-
-/// A side effect recorded before it was made, handed back to the engine to undo.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RollbackEntry {
-    /// The engine's own name for the kind of side effect, e.g. `"db-user"`.
-    pub kind: String,
-    /// What the engine needs to undo it.
-    pub data: Value,
-}
-
-/// Where a handler records rollback entries. The host gives every request its own log.
-#[async_trait::async_trait]
-pub trait RollbackLog: Send + Sync {
-    /// Record `entry` durably before making the side effect it describes; returns its id.
-    async fn record(&self, entry: RollbackEntry) -> Result<String>;
-    /// The side effect is committed (or already undone): forget entry `id`.
-    async fn clear(&self, id: &str) -> Result<()>;
-}
-
-/// A named periodic function of an engine.
-#[derive(Clone)]
-pub struct JobSpec {
-    pub name: &'static str,
-    pub interval: Duration,
-    pub run: HookFn,
-}
-
-/// Everything the host calls around an engine's paths.
-#[derive(Clone, Default)]
-pub struct Lifecycle {
-    pub init: Option<HookFn>,
-    pub cleanup: Option<HookFn>,
-    pub rollback: Option<RollbackFn>,
-    pub jobs: Vec<JobSpec>,
-}
 
 /// How handlers reach the engine's state: owned, or weakly for state that itself owns the
 /// mount table (the system backend), which would otherwise keep itself alive.

@@ -4,6 +4,7 @@
 //! warnings, `path-help` and the OpenAPI document are all derived from that one declaration.
 
 use crate::clock::Clock;
+pub use crate::host::{BoxFuture, MountInfo};
 use crate::logical::{Operation, Request, Response};
 use crate::view::View;
 use crate::{Error, Result};
@@ -11,35 +12,14 @@ use regex::Regex;
 use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
 
-/// A boxed, sendable future.
-pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 /// An operation handler.
 pub type HandlerFn = Arc<dyn Fn(Ctx) -> BoxFuture<Result<Response>> + Send + Sync>;
 /// An existence check: does the target of a write already exist (update) or not (create)?
 pub type ExistenceFn = Arc<dyn Fn(Ctx) -> BoxFuture<Result<bool>> + Send + Sync>;
-
-/// What the pipeline knows about the mount a request landed in.
-#[derive(Debug, Clone, Default)]
-pub struct MountInfo {
-    /// Mount point with trailing slash, e.g. `secret/`.
-    pub path: String,
-    /// Engine type, e.g. `kv`.
-    pub kind: String,
-    /// Stable id of the mount (its storage prefix is derived from it, not from the path).
-    pub uuid: String,
-    /// Engine options, e.g. `version = "2"` for kv.
-    pub options: BTreeMap<String, String>,
-    /// Effective default lease TTL (mount's, else system's).
-    pub default_lease_ttl: Duration,
-    /// Effective maximum lease TTL.
-    pub max_lease_ttl: Duration,
-}
 
 /// Everything a handler gets: the request, its mount's storage view, the clock, the mount,
 /// and the named captures of the path pattern.
@@ -53,7 +33,7 @@ pub struct Ctx {
     pub params: HashMap<String, String>,
     /// Where this request records rollback entries (see [`crate::engine`]); `None` where the
     /// host keeps no log (engine unit tests).
-    pub rollback_log: Option<Arc<dyn crate::engine::RollbackLog>>,
+    pub rollback_log: Option<Arc<dyn crate::host::RollbackLog>>,
 }
 
 impl Ctx {
@@ -80,15 +60,15 @@ impl Ctx {
     }
 
     /// The request's rollback log: record an entry before an external side effect.
-    pub fn rollback(&self) -> Result<&dyn crate::engine::RollbackLog> {
+    pub fn rollback(&self) -> Result<&dyn crate::host::RollbackLog> {
         self.rollback_log
             .as_deref()
             .ok_or_else(|| Error::Internal("this host keeps no rollback log".into()))
     }
 
     /// What lifecycle hooks see of this context.
-    pub fn mount_ctx(&self) -> crate::engine::MountCtx {
-        crate::engine::MountCtx {
+    pub fn mount_ctx(&self) -> crate::host::MountCtx {
+        crate::host::MountCtx {
             view: self.view.clone(),
             clock: self.clock.clone(),
             mount: self.mount.clone(),
@@ -570,7 +550,7 @@ pub struct Backend {
     pub kind: &'static str,
     pub help: &'static str,
     /// Hooks, rollback and jobs the host runs around the paths.
-    pub lifecycle: crate::engine::Lifecycle,
+    pub lifecycle: crate::host::Lifecycle,
     secret_types: Vec<SecretType>,
     login_renewal: Option<LoginRenewFn>,
     paths: Vec<PathSpec>,
@@ -630,7 +610,7 @@ impl Backend {
         Backend {
             kind,
             help,
-            lifecycle: crate::engine::Lifecycle::default(),
+            lifecycle: crate::host::Lifecycle::default(),
             secret_types: Vec::new(),
             login_renewal: None,
             paths,
@@ -980,7 +960,7 @@ mod tests {
         #[serde(default)]
         mode: Option<Mode>,
         #[serde(default, deserialize_with = "de::opt_duration")]
-        ttl: Option<Duration>,
+        ttl: Option<std::time::Duration>,
         #[serde(default)]
         count: Option<u32>,
     }

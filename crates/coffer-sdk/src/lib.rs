@@ -10,6 +10,7 @@ pub mod duration;
 pub mod engine;
 pub mod error;
 pub mod framework;
+pub mod host;
 pub mod logical;
 pub mod view;
 

@@ -22,6 +22,16 @@ impl MemoryStorage {
     pub fn new() -> Self {
         Self::default()
     }
+
+    /// Every entry as it is now (a fuzzer's or a test's starting point).
+    pub fn snapshot(&self) -> BTreeMap<String, Vec<u8>> {
+        self.entries.read().clone()
+    }
+
+    /// Put every entry back as it was in `snapshot`.
+    pub fn restore(&self, snapshot: &BTreeMap<String, Vec<u8>>) {
+        *self.entries.write() = snapshot.clone();
+    }
 }
 
 #[async_trait::async_trait]
