@@ -17,8 +17,9 @@ pub enum Error {
     /// Nothing at this path (404 with an empty `errors` list, as Vault answers a missing secret).
     #[error("")]
     NotFound,
-    /// No mount or no route for this path (404).
-    #[error("no handler for route \"{0}\". route entry not found.")]
+    /// No mount or no route for this path (404). The path is kept for logs in the server but
+    /// never repeated to the client: a path can carry a secret (a token pasted into a URL).
+    #[error("unsupported path: no handler for this route")]
     UnsupportedPath(String),
     /// The path exists but not for this operation (405).
     #[error("unsupported operation")]

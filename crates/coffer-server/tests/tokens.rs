@@ -435,3 +435,21 @@ async fn num_uses_is_spent_exactly_once_per_use_under_concurrency() {
         );
     }
 }
+
+#[tokio::test]
+async fn an_unknown_path_is_not_repeated_to_the_caller() {
+    let h = Harness::new().await;
+    let t = h.token(json!({})).await;
+    // Vault's old lookup-by-URL form: the token is in the path.
+    let err = h
+        .call(
+            Read,
+            &format!("auth/token/lookup/{t}"),
+            json!({}),
+            &h.root.clone(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), 404);
+    assert!(!err.to_string().contains(&t), "{err}");
+}
