@@ -391,3 +391,61 @@ async fn query_inputs_of_leases_and_metrics_are_typed() {
         "unknown query parameters are reported like unknown body fields"
     );
 }
+
+#[tokio::test]
+async fn sys_tools_random_and_hash_answer_as_vault_does() {
+    let h = Harness::new().await;
+    let random = |path: &'static str, body: serde_json::Value| {
+        let h = &h;
+        async move { h.call(Update, path, body, &h.root.clone()).await }
+    };
+    let hex = random("sys/tools/random/16", json!({"format": "hex"}))
+        .await
+        .unwrap()
+        .data
+        .unwrap()["random_bytes"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(hex.len(), 32);
+    let b64 = random("sys/tools/random/platform/8", json!({}))
+        .await
+        .unwrap();
+    assert_eq!(
+        b64.data.unwrap()["random_bytes"].as_str().unwrap().len(),
+        12
+    );
+    for (path, body) in [
+        ("sys/tools/random/0", json!({})),
+        ("sys/tools/random/platform/999999999", json!({})),
+        ("sys/tools/random/elsewhere/8", json!({})),
+        ("sys/tools/random/8", json!({"format": "binary"})),
+    ] {
+        assert_eq!(
+            random(path, body).await.unwrap_err().status(),
+            400,
+            "{path}"
+        );
+    }
+    // sha2-256 of "abc", the FIPS 180-2 test vector.
+    let sum = h
+        .ok(Update, "sys/tools/hash/sha2-256", json!({"input": "YWJj"}))
+        .await
+        .data
+        .unwrap()["sum"]
+        .clone();
+    assert_eq!(
+        sum,
+        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    );
+    let err = h
+        .call(
+            Update,
+            "sys/tools/hash/md5",
+            json!({"input": "YWJj"}),
+            &h.root.clone(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), 400);
+}

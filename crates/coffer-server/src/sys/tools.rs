@@ -41,8 +41,14 @@ fn encode(bytes: &[u8], format: &str) -> Result<String> {
 }
 
 fn random(ctx: &Ctx, input: RandomInput) -> Result<Response> {
-    // The path may carry the source and the count: random/<source>/<bytes> or random/<bytes>.
-    let from_path = ctx.param("urlbytes");
+    // The path may carry the source and the count: random/<source>/<bytes> or random/<bytes>
+    // (a number in the first place is the count, as in Vault).
+    let (path_source, from_path) = match (ctx.param("source"), ctx.param("urlbytes")) {
+        (first, "") if !first.is_empty() && first.bytes().all(|b| b.is_ascii_digit()) => {
+            ("", first)
+        }
+        (first, second) => (first, second),
+    };
     let count = if from_path.is_empty() {
         input.bytes.unwrap_or(32)
     } else {
@@ -55,7 +61,7 @@ fn random(ctx: &Ctx, input: RandomInput) -> Result<Response> {
             "bytes must be between 1 and {MAX_RANDOM_BYTES}"
         )));
     }
-    let source = match ctx.param("source") {
+    let source = match path_source {
         "" => input.source.unwrap_or_default(),
         s => s.to_string(),
     };
@@ -95,7 +101,7 @@ fn hash(ctx: &Ctx, input: HashInput) -> Result<Response> {
 /// The paths of this concern.
 pub(super) fn paths(e: &Engine<Core>) -> Vec<StatePath<Core>> {
     vec![
-        e.path("tools/random(?:/(?P<source>platform|seal|all))?(?:/(?P<urlbytes>[0-9]+))?")
+        e.path("tools/random(?:/(?P<source>[^/]+))?(?:/(?P<urlbytes>[^/]+))?")
             .typed(
                 Operation::Update,
                 "Random bytes.",
@@ -105,7 +111,7 @@ pub(super) fn paths(e: &Engine<Core>) -> Vec<StatePath<Core>> {
                 "Random bytes from the server's generator.",
                 "`bytes` (default 32, at most 131072) in `format` base64 (default) or hex.",
             ),
-        e.path("tools/hash(?:/(?P<urlalgorithm>[a-z0-9-]+))?")
+        e.path("tools/hash(?:/(?P<urlalgorithm>[^/]+))?")
             .typed(
                 Operation::Update,
                 "Hash data.",
