@@ -191,11 +191,14 @@ struct Route {
 
 /// Turn the document's path keys into sendable templates. Vault-style optional groups such as
 /// `renew(:/{id})` yield both the bare and the parameterised form; stray `)` are dropped (see
-/// `openapi_paths_are_well_formed_templates`, which fails on them).
+/// `openapi_paths_are_well_formed_templates`, which fails on them). A LIST operation is
+/// advertised as Vault does, as a `get` with a `list` query parameter on the path plus a
+/// trailing slash; it joins the route of the path without the slash as a `list` operation.
 fn routes_of(doc: &Value) -> Vec<Route> {
-    let mut routes = Vec::new();
+    // (advertised path without a LIST item's trailing slash, unauthenticated, operations)
+    let mut items: Vec<(String, bool, Vec<(String, Option<Value>)>)> = Vec::new();
     for (advertised, item) in doc["paths"].as_object().expect("paths object") {
-        let operations: Vec<(String, Option<Value>)> = ["get", "post", "delete", "list", "patch"]
+        let operations = ["get", "post", "delete", "patch"]
             .iter()
             .filter(|op| item.get(**op).is_some())
             .map(|op| {
@@ -203,10 +206,27 @@ fn routes_of(doc: &Value) -> Vec<Route> {
                     .as_object()
                     .and_then(|content| content.values().next())
                     .map(|media| media["schema"].clone());
-                ((*op).to_owned(), schema)
-            })
-            .collect();
+                let lists = item[*op]["parameters"]
+                    .as_array()
+                    .is_some_and(|ps| ps.iter().any(|p| p["name"] == "list" && p["in"] == "query"));
+                let name = if *op == "get" && lists { "list" } else { *op };
+                (name.to_owned(), schema)
+            });
         let unauthenticated = item["x-vault-unauthenticated"] == json!(true);
+        let key = match advertised.strip_suffix('/') {
+            Some(stripped) if !stripped.is_empty() => stripped,
+            _ => advertised.as_str(),
+        };
+        match items.iter_mut().find(|(k, _, _)| k == key) {
+            Some((_, unauth, ops)) => {
+                *unauth |= unauthenticated;
+                ops.extend(operations);
+            }
+            None => items.push((key.to_owned(), unauthenticated, operations.collect())),
+        }
+    }
+    let mut routes = Vec::new();
+    for (advertised, unauthenticated, operations) in items {
         let mut templates = Vec::new();
         if let Some((head, rest)) = advertised.split_once("(:") {
             let optional = rest.trim_end_matches(')');
@@ -755,6 +775,85 @@ fn every_route_rejects_bad_input_without_server_errors_or_state_changes() {
     assert!(
         changed.is_empty(),
         "the sweep changed stored state (listed above)"
+    );
+}
+
+/// The document is one an OpenAPI tool can use as is (the API fuzzer in tests/fuzz_api found
+/// both problems): every `$ref` resolves inside it (input schemas' `$defs` used to stay inside
+/// each request body, where `#/$defs/...` points at nothing), and LIST is a `get` that requires
+/// `list=true` on the path with a trailing slash, as in Vault's document, since OpenAPI has no
+/// `list` method (tools dropped those operations).
+#[test]
+fn openapi_refs_resolve_and_list_operations_are_gets() {
+    let server = TestServer::dev();
+    let root = server.root_token().to_owned();
+    let client = RawClient::new(&server);
+    assert_eq!(
+        client
+            .json(
+                "POST",
+                "sys/auth/userpass",
+                Some(&root),
+                Some(&json!({"type": "userpass"}))
+            )
+            .status,
+        204
+    );
+    let doc = client
+        .json("GET", "sys/internal/specs/openapi", None, None)
+        .body;
+    assert_eq!(
+        doc["openapi"], "3.1.0",
+        "input schemas are JSON Schema 2020-12"
+    );
+
+    fn refs(value: &Value, out: &mut Vec<String>) {
+        match value {
+            Value::Object(map) => {
+                if let Some(Value::String(r)) = map.get("$ref") {
+                    out.push(r.clone());
+                }
+                assert!(
+                    !map.contains_key("$defs"),
+                    "definitions belong in components"
+                );
+                map.values().for_each(|v| refs(v, out));
+            }
+            Value::Array(items) => items.iter().for_each(|v| refs(v, out)),
+            _ => {}
+        }
+    }
+    let mut all = Vec::new();
+    refs(&doc["paths"], &mut all);
+    refs(&doc["components"], &mut all);
+    assert!(all.iter().any(|r| r.ends_with("/WriteOptions")), "{all:?}");
+    for reference in &all {
+        let pointer = reference.strip_prefix('#').expect("local reference");
+        assert!(doc.pointer(pointer).is_some(), "unresolvable {reference}");
+    }
+
+    let paths = doc["paths"].as_object().expect("paths");
+    for (path, item) in paths {
+        assert!(item.get("list").is_none(), "{path} has a `list` method");
+    }
+    for listed in [
+        "/secret/metadata/{path}/",
+        "/sys/policies/acl/",
+        "/auth/userpass/users/",
+    ] {
+        let params = &paths[listed]["get"]["parameters"];
+        assert_eq!(
+            params,
+            &json!([{"name": "list", "in": "query", "required": true,
+                     "schema": {"type": "string", "enum": ["true"]}}]),
+            "{listed}"
+        );
+    }
+    assert!(paths["/secret/metadata/{path}"]["get"]["parameters"].is_null());
+    // The LIST item still declares its path parameter.
+    assert_eq!(
+        paths["/secret/metadata/{path}/"]["parameters"][0]["name"],
+        "path"
     );
 }
 
