@@ -13,8 +13,22 @@ use std::time::Duration;
 /// Storage type labels Coffer runs on, as listed in error messages.
 const SUPPORTED_STORAGE: &str = "\"file\" (also spelled \"coffer\" or \"embedded\") and \"inmem\"";
 
-/// Top-level keys Vault knows that Coffer does not implement. Used only to word the warning:
-/// these are "not supported yet", anything else is probably a typo.
+/// Top-level keys Coffer implements.
+const TOP_LEVEL_KEYS: &[&str] = &[
+    "storage",
+    "backend",
+    "listener",
+    "api_addr",
+    "cluster_addr",
+    "default_lease_ttl",
+    "max_lease_ttl",
+    "disable_mlock",
+    "ui",
+    "log_level",
+];
+
+/// Top-level keys Vault knows that Coffer does not implement: these are warned about ("not
+/// supported yet") and ignored. Any other key is refused as a typo.
 const VAULT_TOP_LEVEL_KEYS: &[&str] = &[
     "ha_storage",
     "ha_backend",
@@ -63,7 +77,65 @@ const VAULT_TOP_LEVEL_KEYS: &[&str] = &[
     "post_unseal_trace_directory",
     "unsafe_allow_api_audit_creation",
     "allow_audit_log_prefixing",
+    "disable_sentinel",
+    "remove_irrevocable_lease_after",
+    "cloud",
+    "enable_multiseal",
 ];
+
+/// `listener "tcp"` keys Coffer implements.
+const LISTENER_KEYS: &[&str] = &[
+    "address",
+    "tls_disable",
+    "tls_cert_file",
+    "tls_key_file",
+    "tls_client_ca_file",
+    "tls_require_and_verify_client_cert",
+    "http_read_header_timeout",
+    "http_read_timeout",
+    "http_write_timeout",
+    "http_idle_timeout",
+    "max_connections",
+];
+
+/// `listener "tcp"` keys (and nested stanzas) Vault knows that Coffer does not implement.
+const VAULT_LISTENER_KEYS: &[&str] = &[
+    "cluster_address",
+    "max_request_size",
+    "max_request_duration",
+    "proxy_protocol_behavior",
+    "proxy_protocol_authorized_addrs",
+    "tls_min_version",
+    "tls_max_version",
+    "tls_cipher_suites",
+    "tls_prefer_server_cipher_suites",
+    "tls_disable_client_certs",
+    "x_forwarded_for_authorized_addrs",
+    "x_forwarded_for_hop_skips",
+    "x_forwarded_for_reject_not_authorized",
+    "x_forwarded_for_reject_not_present",
+    "x_forwarded_for_client_cert_header",
+    "x_forwarded_for_client_cert_header_decoder",
+    "unauthenticated_metrics_access",
+    "disable_replication_status_endpoints",
+    "replication_status_endpoints",
+    "redact_addresses",
+    "redact_cluster_name",
+    "redact_version",
+    "chroot_namespace",
+    "require_request_header",
+    "disable_request_limiter",
+    "agent_api",
+    "role",
+    "telemetry",
+    "profiling",
+    "inflight_requests_logging",
+    "custom_response_headers",
+];
+
+/// Keys Vault takes from any `storage` stanza whatever its type (they configure clustering, not
+/// the backend); Coffer has no clustering and ignores them with a warning.
+const VAULT_STORAGE_KEYS: &[&str] = &["redirect_addr", "cluster_addr", "disable_clustering"];
 
 /// Interpret the top level of a configuration file.
 pub(crate) fn server_config(body: Body) -> Result<ServerConfig, ConfigError> {
@@ -102,7 +174,7 @@ pub(crate) fn server_config(body: Body) -> Result<ServerConfig, ConfigError> {
                 // Both front ends refuse duplicate keys, so each setting arrives at most once.
                 settings.insert(key, (value, line));
             }
-            (name, entry) => warnings.push(unsupported_top_level(name, entry.line())),
+            (name, entry) => warnings.push(unsupported_top_level(name, entry.line())?),
         }
     }
 
@@ -171,12 +243,69 @@ pub(crate) fn server_config(body: Body) -> Result<ServerConfig, ConfigError> {
     })
 }
 
-fn unsupported_top_level(name: &str, line: usize) -> String {
+/// A top-level key Coffer does not implement: a warning when Vault knows it, else an error
+/// (most likely a typo).
+fn unsupported_top_level(name: &str, line: usize) -> Result<String, ConfigError> {
     if VAULT_TOP_LEVEL_KEYS.contains(&name) {
-        format!("line {line}: \"{name}\" is not supported by Coffer yet and is ignored")
+        Ok(format!(
+            "line {line}: \"{name}\" is not supported by Coffer yet and is ignored"
+        ))
     } else {
-        format!("line {line}: \"{name}\" is not a known configuration key and is ignored")
+        Err(unknown_key(
+            "",
+            name,
+            line,
+            TOP_LEVEL_KEYS,
+            VAULT_TOP_LEVEL_KEYS,
+        ))
     }
+}
+
+/// The error for a key neither Coffer nor Vault knows in `context` (empty at the top level):
+/// the closest known key when it is near enough to be what was meant, otherwise the keys
+/// Coffer implements there.
+fn unknown_key(
+    context: &str,
+    name: &str,
+    line: usize,
+    implemented: &[&str],
+    vault_only: &[&str],
+) -> ConfigError {
+    let prefix = if context.is_empty() {
+        String::new()
+    } else {
+        format!("{context}: ")
+    };
+    let closest = implemented
+        .iter()
+        .chain(vault_only)
+        .map(|known| (edit_distance(name, known), *known))
+        .min();
+    let hint = match closest {
+        Some((distance, known)) if distance <= (known.len() / 4).max(1) => {
+            format!("; did you mean `{known}`?")
+        }
+        _ => format!(
+            "; the keys Coffer reads here are {}",
+            implemented.join(", ")
+        ),
+    };
+    ConfigError::at(line, format!("{prefix}unknown key \"{name}\"{hint}"))
+}
+
+/// Levenshtein distance over characters, for "did you mean" suggestions.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut current = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let substitute = previous[j] + usize::from(ca != *cb);
+            current.push(substitute.min(previous[j + 1] + 1).min(current[j] + 1));
+        }
+        previous = current;
+    }
+    previous[b.len()]
 }
 
 fn storage(stanzas: Vec<Stanza>, warnings: &mut Vec<String>) -> Result<StorageConfig, ConfigError> {
@@ -213,7 +342,7 @@ fn storage(stanzas: Vec<Stanza>, warnings: &mut Vec<String>) -> Result<StorageCo
                         }
                         path = Some(PathBuf::from(text));
                     }
-                    other => warnings.push(unsupported_in(&context, &other)),
+                    other => warnings.push(unsupported_in(&context, &other, &["path"], VAULT_STORAGE_KEYS)?),
                 }
             }
             let path = path.ok_or_else(|| {
@@ -226,7 +355,7 @@ fn storage(stanzas: Vec<Stanza>, warnings: &mut Vec<String>) -> Result<StorageCo
         }
         "inmem" => {
             for entry in &stanza.body.entries {
-                warnings.push(unsupported_in(&context, entry));
+                warnings.push(unsupported_in(&context, entry, &[], VAULT_STORAGE_KEYS)?);
             }
             Ok(StorageConfig::Memory)
         }
@@ -250,7 +379,12 @@ fn listener(stanza: Stanza, warnings: &mut Vec<String>) -> Result<ListenerConfig
     let mut client_cert_line = None;
     for entry in stanza.body.entries {
         let Entry::Setting { key, value, line } = &entry else {
-            warnings.push(unsupported_in(context, &entry));
+            warnings.push(unsupported_in(
+                context,
+                &entry,
+                LISTENER_KEYS,
+                VAULT_LISTENER_KEYS,
+            )?);
             continue;
         };
         let (key, value, line) = (key.as_str(), value, *line);
@@ -298,7 +432,12 @@ fn listener(stanza: Stanza, warnings: &mut Vec<String>) -> Result<ListenerConfig
                     config.max_connections = max;
                 }
             }
-            _ => warnings.push(unsupported_in(context, &entry)),
+            _ => warnings.push(unsupported_in(
+                context,
+                &entry,
+                LISTENER_KEYS,
+                VAULT_LISTENER_KEYS,
+            )?),
         }
     }
     if !config.tls_disable {
@@ -336,12 +475,29 @@ fn single_label<'a>(stanza: &'a Stanza, example: &str) -> Result<&'a str, Config
     }
 }
 
-fn unsupported_in(context: &str, entry: &Entry) -> String {
-    format!(
-        "line {}: {context}: \"{}\" is not supported by Coffer yet and is ignored",
-        entry.line(),
-        entry.name()
-    )
+/// A key of a stanza Coffer does not implement: a warning when Vault knows it there
+/// (`vault_only`), else an error naming the key that was probably meant.
+fn unsupported_in(
+    context: &str,
+    entry: &Entry,
+    implemented: &[&str],
+    vault_only: &[&str],
+) -> Result<String, ConfigError> {
+    if vault_only.contains(&entry.name()) {
+        Ok(format!(
+            "line {}: {context}: \"{}\" is not supported by Coffer yet and is ignored",
+            entry.line(),
+            entry.name()
+        ))
+    } else {
+        Err(unknown_key(
+            context,
+            entry.name(),
+            entry.line(),
+            implemented,
+            vault_only,
+        ))
+    }
 }
 
 /// Check and normalise a listener `host:port`. Go's `":8200"` (all interfaces) becomes
@@ -528,6 +684,15 @@ mod tests {
         ] {
             assert!(!looks_secret(key), "{key}");
         }
+    }
+
+    #[test]
+    fn edit_distance_counts_insertions_deletions_and_substitutions() {
+        assert_eq!(edit_distance("adress", "address"), 1);
+        assert_eq!(edit_distance("address", "address"), 0);
+        assert_eq!(edit_distance("tls_cert", "tls_cert_file"), 5);
+        assert_eq!(edit_distance("", "ui"), 2);
+        assert_eq!(edit_distance("uii", "ui"), 1);
     }
 
     #[test]

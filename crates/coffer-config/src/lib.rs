@@ -26,6 +26,8 @@
 //! - nothing Vault accepts but Coffer does not implement is an error, except the storage
 //!   type (running on a different storage than the operator asked for would be worse than
 //!   refusing to start); the rest is reported in [`ServerConfig::warnings`];
+//! - a key Vault does not know either (a typo: `adress` in `listener "tcp"`) is an error,
+//!   naming the key that was probably meant, never a warning followed by a default;
 //! - no message repeats the value of a key that looks secret.
 //!
 //! This crate does no I/O beyond reading the file in [`load_config`].
@@ -77,7 +79,7 @@ pub struct ServerConfig {
     pub ui: bool,
     /// `log_level`, normalised to one of `trace`, `debug`, `info`, `warn`, `error`.
     pub log_level: Option<String>,
-    /// Human-readable warnings for things we accept but ignore (unknown stanzas, unsupported keys).
+    /// Human-readable warnings for keys and stanzas Vault knows that Coffer accepts but ignores.
     pub warnings: Vec<String>,
 }
 

@@ -388,7 +388,7 @@ fn default_lease_longer_than_max_is_refused() {
 #[test]
 fn storage_without_path_names_the_stanza_line() {
     let err = hcl_error(
-        "listener \"tcp\" { tls_disable = true }\n\nstorage \"file\" {\n  node_id = \"a\"\n}\n",
+        "listener \"tcp\" { tls_disable = true }\n\nstorage \"file\" {\n  redirect_addr = \"a\"\n}\n",
     );
     assert_eq!(err.line(), Some(3));
     assert!(
@@ -510,7 +510,7 @@ fn config_arithmetic_is_an_error_not_a_panic() {
         assert!(err.to_string().contains("must be a literal value"), "{err}");
     }
     // Literal heredocs, arrays and objects still work.
-    hcl("storage \"inmem\" {}\nui = true\nlistener \"tcp\" {\n  address = \"127.0.0.1:8200\"\n  tls_disable = true\n}\nx = {a = [1, \"b\"]}\n");
+    hcl("storage \"inmem\" {}\nui = true\nlistener \"tcp\" {\n  address = \"127.0.0.1:8200\"\n  tls_disable = true\n}\ntelemetry = {a = [1, \"b\"]}\n");
 }
 
 #[test]
@@ -535,7 +535,7 @@ fn deep_nesting_is_refused_before_the_parser_sees_it() {
     let err = hcl_error(&built);
     assert_eq!(err.line(), Some(2));
     // Ten levels (more than any real config) still parse as before.
-    hcl("storage \"inmem\" {}\nx = [[[[[[[[[[1]]]]]]]]]]\n");
+    hcl("storage \"inmem\" {}\nexperiments = [[[[[[[[[[1]]]]]]]]]]\n");
 }
 
 // ----- warnings ------------------------------------------------------------------------------
@@ -558,7 +558,6 @@ ha_storage "consul" {
 telemetry {
   prometheus_retention_time = "30s"
 }
-uii = true
 "#);
     assert_eq!(
         config.warnings,
@@ -569,8 +568,59 @@ uii = true
             r#"line 10: "plugin_directory" is not supported by Coffer yet and is ignored"#,
             r#"line 11: "ha_storage" is not supported by Coffer yet and is ignored"#,
             r#"line 14: "telemetry" is not supported by Coffer yet and is ignored"#,
-            r#"line 17: "uii" is not a known configuration key and is ignored"#,
         ]
+    );
+}
+
+#[test]
+fn a_misspelt_key_is_an_error_naming_the_key_meant() {
+    let err = hcl_error(
+        "storage \"inmem\" {}\nlistener \"tcp\" {\n  adress      = \"127.0.0.1:8200\"\n  tls_disable = true\n}\n",
+    );
+    assert_eq!(err.line(), Some(3));
+    assert_eq!(
+        err.to_string(),
+        r#"line 3: listener "tcp": unknown key "adress"; did you mean `address`?"#
+    );
+
+    let err = hcl_error("storage \"file\" {\n  path = \"/d\"\n  pth = \"/e\"\n}\n");
+    assert_eq!(
+        err.to_string(),
+        r#"line 3: storage "file": unknown key "pth"; did you mean `path`?"#
+    );
+
+    let err = hcl_error("storage \"inmem\" {}\nuii = true\n");
+    assert_eq!(
+        err.to_string(),
+        r#"line 2: unknown key "uii"; did you mean `ui`?"#
+    );
+
+    let err = parse_config(
+        "{\n  \"storage\": {\"inmem\": {}},\n  \"listener\": {\"tcp\": {\"tls_disable\": true, \"max_conections\": 5}}\n}",
+        ConfigFormat::Json,
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("did you mean `max_connections`?"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_unknown_key_far_from_any_known_one_lists_the_keys_read_there() {
+    let err = hcl_error(
+        "storage \"inmem\" {}\nlistener \"tcp\" {\n  tls_disable = true\n  bogus_setting = 1\n}\n",
+    );
+    let text = err.to_string();
+    assert!(
+        text.starts_with(r#"line 4: listener "tcp": unknown key "bogus_setting"; the keys Coffer reads here are address, tls_disable"#),
+        "{text}"
+    );
+    // A key Vault knows there is still only a warning.
+    let config = hcl("storage \"file\" {\n  path = \"/d\"\n  redirect_addr = \"https://a\"\n}\n");
+    assert_eq!(
+        config.warnings[0],
+        r#"line 3: storage "file": "redirect_addr" is not supported by Coffer yet and is ignored"#
     );
 }
 
