@@ -11,9 +11,11 @@ use clap::{Args, Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(
     name = "coffer",
-    about = "Coffer secrets manager (Vault-compatible CLI)",
+    about = "Coffer secrets manager: a Vault-compatible server (coffer server) and its CLI",
+    after_help = "Flags go before positional arguments, as in Vault: coffer kv get -field=password secret/app.\n\
+                  coffer help <command> (or coffer <command> -help) shows a command's flags; \
+                  coffer -version prints the version.",
     disable_version_flag = true,
-    disable_help_subcommand = true,
     subcommand_required = true,
     arg_required_else_help = true
 )]
@@ -50,6 +52,10 @@ pub struct GlobalArgs {
           default_missing_value = "true", default_value = "false",
           value_parser = BoolishValueParser::new())]
     pub tls_skip_verify: bool,
+    /// Name the server's certificate must carry, sent as SNI, instead of the address's host
+    /// (default: $COFFER_TLS_SERVER_NAME, $VAULT_TLS_SERVER_NAME).
+    #[arg(long = "tls-server-name", global = true, value_name = "NAME")]
+    pub tls_server_name: Option<String>,
     /// Output format: table or json.
     #[arg(long, global = true)]
     pub format: Option<String>,
@@ -65,6 +71,16 @@ pub struct GlobalArgs {
 /// Top-level commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run a Coffer server: `coffer server -config=FILE`, or `coffer server -dev` for a
+    /// development server (coffer server -help shows its flags).
+    // Listed here for help; the binary hands `coffer server ...` to the server before the CLI
+    // parses anything.
+    #[command(disable_help_flag = true)]
+    Server {
+        /// The server's flags.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// Print the seal status of the server (exit code 2 when sealed).
     Status,
     /// Operator commands: init, unseal, seal, rekey, key-status, rotate.
@@ -117,7 +133,6 @@ pub struct WriteArgs {
     /// API path, without the /v1/ prefix.
     pub path: String,
     /// Data as key=value, key=@file, key=- (stdin), or a lone - for a JSON object on stdin.
-    #[arg(allow_hyphen_values = true)]
     pub data: Vec<String>,
     /// Write even when no data is given.
     #[arg(short = 'f', long, num_args = 0..=1, require_equals = true, default_missing_value = "true",
@@ -565,7 +580,6 @@ pub struct KvWriteArgs {
     /// Secret path.
     pub path: String,
     /// Data as key=value, key=@file, key=- (stdin), or a lone - for a JSON object on stdin.
-    #[arg(allow_hyphen_values = true)]
     pub data: Vec<String>,
     /// Check-and-set version (KV v2).
     #[arg(long)]

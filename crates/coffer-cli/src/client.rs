@@ -5,16 +5,16 @@
 //! [`CliError::Api`] carrying the status and the server's `errors` array; 2xx answers are
 //! returned as JSON (`null` for an empty body such as a 204).
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
 use ureq::http;
-use ureq::tls::{ClientCert, PemItem, PrivateKey, RootCerts, TlsConfig};
-use zeroize::Zeroizing;
+use ureq::unversioned::resolver::DefaultResolver;
+use ureq::unversioned::transport::{ConnectProxyConnector, Connector, TcpConnector};
 
-use crate::environment::{ClientIdentity, ConnectionSettings};
+use crate::environment::ConnectionSettings;
 use crate::error::{ApiError, CliError, CliResult};
+use crate::tls::TlsConnector;
 
 /// How long one request may take end to end before the CLI gives up.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
@@ -28,6 +28,11 @@ pub struct Client {
     /// Sent as `X-Vault-Wrap-TTL`: the server then answers with a wrapping token instead of
     /// the response.
     wrap_ttl: Option<String>,
+    /// Whether a 403 to a request without a token means "log in first". False for logins,
+    /// which are sent without a token on purpose.
+    expects_token: bool,
+    /// `-tls-server-name`, named in advice about a certificate's names.
+    tls_server_name: Option<String>,
     agent: ureq::Agent,
 }
 
@@ -47,29 +52,26 @@ impl Client {
     /// Build a client from resolved settings, loading the CA bundle and the TLS client
     /// certificate if they are configured.
     pub fn new(settings: &ConnectionSettings) -> CliResult<Self> {
-        let mut tls = TlsConfig::builder();
-        if let Some(path) = &settings.ca_cert {
-            tls = tls.root_certs(load_ca_bundle(path)?);
-        }
-        if let Some(identity) = &settings.client_identity {
-            tls = tls.client_cert(Some(load_client_identity(identity)?));
-        }
-        if settings.tls_skip_verify {
-            tls = tls.disable_verification(true);
-        }
-        let agent = ureq::Agent::config_builder()
+        let config = ureq::Agent::config_builder()
             .http_status_as_error(false)
-            .tls_config(tls.build())
             .timeout_global(Some(REQUEST_TIMEOUT))
             // Vault answers redirects only for HA standbys; follow them like Vault's client.
             .max_redirects(3)
-            .build()
-            .new_agent();
+            .build();
+        // ureq's own chain, with Coffer's TLS (trust, client certificate, server name) in
+        // place of ureq's rustls connector.
+        let connector =
+            ().chain(ConnectProxyConnector::default())
+                .chain(TcpConnector::default())
+                .chain(TlsConnector::new(settings)?);
+        let agent = ureq::Agent::with_parts(config, connector, DefaultResolver::default());
         Ok(Self {
             address: settings.address.trim_end_matches('/').to_owned(),
             token: settings.token.clone(),
             namespace: settings.namespace.clone(),
             wrap_ttl: None,
+            expects_token: true,
+            tls_server_name: settings.tls_server_name.clone(),
             agent,
         })
     }
@@ -101,6 +103,7 @@ impl Client {
     pub fn without_token(&self) -> Self {
         Self {
             token: None,
+            expects_token: false,
             ..self.clone()
         }
     }
@@ -211,10 +214,10 @@ impl Client {
         let request = request
             .body(body_bytes)
             .map_err(|e| CliError::usage(format!("invalid request URL {url}: {e}")))?;
-        let mut response = self.agent.run(request).map_err(|e| CliError::Transport {
-            address: self.address.clone(),
-            reason: e.to_string(),
-        })?;
+        let mut response = self
+            .agent
+            .run(request)
+            .map_err(|e| transport_error(&self.address, self.tls_server_name.as_deref(), e))?;
         let status = response.status().as_u16();
         let text = response
             .body_mut()
@@ -232,12 +235,37 @@ impl Client {
             return serde_json::from_str(&text)
                 .map_err(|e| CliError::InvalidResponse(e.to_string()));
         }
+        let errors = errors_from_body(&text);
+        if status == 503 && errors.iter().any(|e| says_sealed(e)) {
+            // sys/seal-status answers while sealed; never ask it about itself.
+            let initialized = path.trim_matches('/') == "sys/seal-status" || self.is_initialized();
+            return Err(CliError::Sealed { initialized });
+        }
+        if status == 403 && self.token.is_none() && self.expects_token {
+            return Err(CliError::NoToken);
+        }
+        if status == 400 && errors.iter().any(|e| e.contains(PLAIN_HTTP_TO_TLS)) {
+            return Err(CliError::Connection(format!(
+                "the server at {} speaks https: use https://{} in VAULT_ADDR or -address",
+                self.address,
+                crate::tls::host_port_of(&self.address)
+            )));
+        }
         Err(CliError::Api(ApiError {
             method: shown_method.to_owned(),
             url: url.split('?').next().unwrap_or_default().to_owned(),
             status,
-            errors: errors_from_body(&text),
+            errors,
         }))
+    }
+
+    /// Whether the server has been initialized, from `sys/seal-status` (which answers while
+    /// sealed); assumed so when that cannot be read.
+    fn is_initialized(&self) -> bool {
+        self.get("sys/seal-status")
+            .ok()
+            .and_then(|status| status.get("initialized").and_then(Value::as_bool))
+            .unwrap_or(true)
     }
 
     fn url(&self, path: &str) -> String {
@@ -250,6 +278,30 @@ impl Client {
 fn default_wrap_ttl(method: &str, path: &str) -> Option<&'static str> {
     let writes = method == "PUT" || method == "POST";
     (writes && path.trim_matches('/') == "sys/wrapping/wrap").then_some("5m")
+}
+
+/// What Go's HTTP server (and so Vault, and Coffer) answers to plain HTTP on a TLS listener.
+const PLAIN_HTTP_TO_TLS: &str = "Client sent an HTTP request to an HTTPS server";
+
+/// Vault says `Vault is sealed`, Coffer `Coffer is sealed`, OpenBao `Vault is sealed` too.
+fn says_sealed(error: &str) -> bool {
+    error
+        .trim_end_matches('.')
+        .to_ascii_lowercase()
+        .ends_with("is sealed")
+}
+
+/// A request that did not get an answer: a TLS refusal with a known remedy says it.
+fn transport_error(address: &str, server_name: Option<&str>, error: ureq::Error) -> CliError {
+    if let ureq::Error::Rustls(tls) = &error {
+        if let Some(advice) = crate::tls::advice(address, server_name, tls) {
+            return CliError::Connection(advice);
+        }
+    }
+    CliError::Transport {
+        address: address.to_owned(),
+        reason: error.to_string(),
+    }
 }
 
 /// The `errors` array of an error body; a body that is not Vault-shaped JSON is reported
@@ -269,73 +321,6 @@ fn errors_from_body(text: &str) -> Vec<String> {
         Err(_) if text.trim().is_empty() => Vec::new(),
         Err(_) => vec![text.trim().to_owned()],
     }
-}
-
-fn load_ca_bundle(path: &std::path::Path) -> CliResult<RootCerts> {
-    let shown = path.display().to_string();
-    let pem = std::fs::read(path)
-        .map_err(|e| CliError::io(format!("error reading CA certificate {shown}"), e))?;
-    let mut certificates = Vec::new();
-    for item in ureq::tls::parse_pem(&pem) {
-        match item {
-            Ok(PemItem::Certificate(cert)) => certificates.push(cert),
-            Ok(_) => {}
-            Err(e) => {
-                return Err(CliError::Tls {
-                    path: shown,
-                    reason: e.to_string(),
-                })
-            }
-        }
-    }
-    if certificates.is_empty() {
-        return Err(CliError::Tls {
-            path: shown,
-            reason: "no PEM certificates found".into(),
-        });
-    }
-    Ok(RootCerts::Specific(Arc::new(certificates)))
-}
-
-/// The certificate chain and private key presented for TLS client authentication (the cert
-/// auth method reads the certificate from the handshake). Both files are PEM; the certificate
-/// file may carry the chain after the leaf, and the key may be PKCS#8, PKCS#1 or SEC1.
-fn load_client_identity(identity: &ClientIdentity) -> CliResult<ClientCert> {
-    let cert_shown = identity.certificate.display().to_string();
-    let cert_pem = std::fs::read(&identity.certificate)
-        .map_err(|e| CliError::io(format!("error reading client certificate {cert_shown}"), e))?;
-    let mut chain = Vec::new();
-    for item in ureq::tls::parse_pem(&cert_pem) {
-        match item {
-            Ok(PemItem::Certificate(cert)) => chain.push(cert),
-            // A combined cert+key file is common; its key part is read from -client-key.
-            Ok(_) => {}
-            Err(e) => {
-                return Err(CliError::ClientCertificate {
-                    path: cert_shown,
-                    reason: e.to_string(),
-                })
-            }
-        }
-    }
-    if chain.is_empty() {
-        return Err(CliError::ClientCertificate {
-            path: cert_shown,
-            reason: "no PEM certificates found".into(),
-        });
-    }
-    let key_shown = identity.private_key.display().to_string();
-    // The PEM text is key material: wipe it once the DER form has been taken out.
-    let key_pem = Zeroizing::new(
-        std::fs::read(&identity.private_key)
-            .map_err(|e| CliError::io(format!("error reading client key {key_shown}"), e))?,
-    );
-    // The parser's own error can quote what it choked on, so only a fixed reason is shown.
-    let private_key = PrivateKey::from_pem(&key_pem).map_err(|_| CliError::ClientCertificate {
-        path: key_shown,
-        reason: "no PEM private key (PKCS#8, PKCS#1 or SEC1) found".into(),
-    })?;
-    Ok(ClientCert::new_with_certs(&chain, private_key))
 }
 
 #[cfg(test)]
@@ -378,51 +363,10 @@ mod tests {
     }
 
     #[test]
-    fn a_ca_file_without_certificates_is_rejected() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("empty.pem");
-        std::fs::write(&path, "not a certificate").unwrap();
-        assert!(matches!(load_ca_bundle(&path), Err(CliError::Tls { .. })));
-    }
-
-    #[test]
-    fn a_client_identity_needs_a_certificate_and_a_private_key() {
-        let dir = tempfile::tempdir().unwrap();
-        let not_pem = dir.path().join("not.pem");
-        std::fs::write(&not_pem, "not a certificate").unwrap();
-        let identity = ClientIdentity {
-            certificate: not_pem.clone(),
-            private_key: not_pem.clone(),
-        };
-        let error = load_client_identity(&identity).unwrap_err();
-        assert!(
-            matches!(&error, CliError::ClientCertificate { path, .. } if path.ends_with("not.pem")),
-            "{error}"
-        );
-        assert_eq!(error.exit_code(), 1);
-
-        let missing = ClientIdentity {
-            certificate: dir.path().join("absent.pem"),
-            private_key: not_pem,
-        };
-        assert!(matches!(
-            load_client_identity(&missing),
-            Err(CliError::Io { .. })
-        ));
-
-        // A certificate file is not a key file: the key path is the one reported.
-        let cert_only = dir.path().join("cert-only.pem");
-        std::fs::write(
-            &cert_only,
-            "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
-        )
-        .unwrap();
-        let keyless = ClientIdentity {
-            certificate: cert_only.clone(),
-            private_key: cert_only,
-        };
-        let error = load_client_identity(&keyless).unwrap_err();
-        assert!(error.to_string().contains("no PEM private key"), "{error}");
+    fn sealed_errors_are_recognised_in_vaults_and_coffers_words() {
+        assert!(says_sealed("Vault is sealed"));
+        assert!(says_sealed("Coffer is sealed"));
+        assert!(!says_sealed("permission denied"));
     }
 
     #[test]

@@ -82,6 +82,8 @@ pub struct ConnectionFlags {
     pub client_key: Option<String>,
     /// `-tls-skip-verify`.
     pub tls_skip_verify: bool,
+    /// `-tls-server-name`.
+    pub tls_server_name: Option<String>,
 }
 
 /// Fully resolved settings for talking to the server.
@@ -100,6 +102,9 @@ pub struct ConnectionSettings {
     pub client_identity: Option<ClientIdentity>,
     /// Skip TLS certificate verification entirely.
     pub tls_skip_verify: bool,
+    /// Name sent as SNI and checked against the server's certificate instead of the address's
+    /// host (Vault's `VAULT_TLS_SERVER_NAME`).
+    pub tls_server_name: Option<String>,
 }
 
 impl std::fmt::Debug for ConnectionSettings {
@@ -112,6 +117,7 @@ impl std::fmt::Debug for ConnectionSettings {
             .field("ca_cert", &self.ca_cert)
             .field("client_identity", &self.client_identity)
             .field("tls_skip_verify", &self.tls_skip_verify)
+            .field("tls_server_name", &self.tls_server_name)
             .finish()
     }
 }
@@ -149,6 +155,10 @@ impl ConnectionSettings {
             || env
                 .first(&["COFFER_SKIP_VERIFY", "VAULT_SKIP_VERIFY"])
                 .is_some_and(is_truthy);
+        let tls_server_name = flags.tls_server_name.clone().or_else(|| {
+            env.first(&["COFFER_TLS_SERVER_NAME", "VAULT_TLS_SERVER_NAME"])
+                .map(str::to_owned)
+        });
         Ok(Self {
             address,
             token,
@@ -156,6 +166,7 @@ impl ConnectionSettings {
             ca_cert,
             client_identity,
             tls_skip_verify,
+            tls_server_name,
         })
     }
 }
@@ -311,6 +322,29 @@ mod tests {
         assert_eq!(settings.namespace.as_deref(), Some("team-a"));
         assert_eq!(settings.ca_cert, Some(PathBuf::from("/etc/ca.pem")));
         assert!(settings.tls_skip_verify);
+    }
+
+    #[test]
+    fn tls_server_name_comes_from_the_flag_then_either_prefix() {
+        assert_eq!(
+            resolve(&[("VAULT_TLS_SERVER_NAME", "vault.internal")])
+                .tls_server_name
+                .as_deref(),
+            Some("vault.internal")
+        );
+        let env = Environment::from_pairs([
+            ("COFFER_TLS_SERVER_NAME", "coffer.internal"),
+            ("VAULT_TLS_SERVER_NAME", "vault.internal"),
+        ]);
+        let settings = ConnectionSettings::resolve(&ConnectionFlags::default(), &env).unwrap();
+        assert_eq!(settings.tls_server_name.as_deref(), Some("coffer.internal"));
+        let flags = ConnectionFlags {
+            tls_server_name: Some("flag.internal".into()),
+            ..Default::default()
+        };
+        let settings = ConnectionSettings::resolve(&flags, &env).unwrap();
+        assert_eq!(settings.tls_server_name.as_deref(), Some("flag.internal"));
+        assert_eq!(resolve(&[]).tls_server_name, None);
     }
 
     #[test]

@@ -50,6 +50,20 @@ pub enum CliError {
         /// Why the request did not complete.
         reason: String,
     },
+    /// The server is sealed (a 503 whose error says so): nothing but `sys/` status and unseal
+    /// paths answer until enough key shares are given.
+    #[error("{}", if *initialized { "the server is sealed: run coffer operator unseal" } else { "the server is not initialized: run coffer operator init, then coffer operator unseal" })]
+    Sealed {
+        /// False when the server has never been initialized (it answers sealed then too).
+        initialized: bool,
+    },
+    /// The request carried no token and the server refused it (403).
+    #[error("no token: set VAULT_TOKEN or run coffer login")]
+    NoToken,
+    /// The connection or its TLS handshake failed in a way with a known remedy; the message
+    /// names it (a flag or variable to set, the scheme to use).
+    #[error("{0}")]
+    Connection(String),
     /// The server answered with a body that is not the JSON Vault's API promises.
     #[error("the server sent a response that is not valid JSON: {0}")]
     InvalidResponse(String),
@@ -150,9 +164,13 @@ pub trait ErrorContext<T> {
 impl<T> ErrorContext<T> for CliResult<T> {
     fn context(self, action: impl FnOnce() -> String) -> CliResult<T> {
         self.map_err(|source| match source {
-            // Usage errors and "not found" already read as complete sentences.
+            // Usage errors, "not found" and the errors that name their own remedy already
+            // read as complete sentences.
             CliError::Usage(_)
             | CliError::NotFound(_)
+            | CliError::Sealed { .. }
+            | CliError::NoToken
+            | CliError::Connection(_)
             | CliError::FieldMissing(_)
             | CliError::Context { .. } => source,
             other => CliError::Context {

@@ -23,6 +23,8 @@ pub mod error;
 pub mod input;
 pub mod kv_path;
 pub mod output;
+mod prompt;
+mod tls;
 
 use std::ffi::OsString;
 use std::io::{IsTerminal, Read, Write};
@@ -38,6 +40,17 @@ pub use output::OutputFormat;
 /// Version printed by `coffer version`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
+/// What `coffer version`, `coffer -version` and `coffer -v` print.
+pub fn version_line() -> String {
+    format!("Coffer v{VERSION}")
+}
+
+/// Vault's spellings of "print the version" as the only argument: `-v`, `-version`,
+/// `--version`.
+fn asks_for_version(args: &[OsString]) -> bool {
+    args.len() == 2 && matches!(args[1].to_str(), Some("-v" | "-version" | "--version"))
+}
+
 /// Run one CLI invocation against the real process environment and standard streams.
 ///
 /// `args` includes argv\[0\]. Returns the process exit code: 0 ok, 1 local error, 2 remote
@@ -47,6 +60,7 @@ pub fn run(args: Vec<OsString>) -> i32 {
     let stdout = std::io::stdout();
     let stderr = std::io::stderr();
     let stdout_is_terminal = stdout.is_terminal();
+    let stdin_is_terminal = stdin.is_terminal();
     let mut stdin = stdin.lock();
     let mut stdout = stdout.lock();
     let mut stderr = stderr.lock();
@@ -58,6 +72,7 @@ pub fn run(args: Vec<OsString>) -> i32 {
             stdout: &mut stdout,
             stderr: &mut stderr,
             stdout_is_terminal,
+            stdin_is_terminal,
         },
     )
 }
@@ -73,6 +88,9 @@ pub struct Streams<'a> {
     /// Whether stdout is a terminal: `-field` output ends in a newline only then, as in
     /// Vault, so `$(coffer kv get -field=x ...)` captures the exact value.
     pub stdout_is_terminal: bool,
+    /// Whether stdin is a terminal: a secret the command asks for (an unseal key, a password)
+    /// is then prompted for and read without echo; otherwise it is one line of stdin.
+    pub stdin_is_terminal: bool,
 }
 
 /// Run one CLI invocation with an explicit environment and streams.
@@ -82,11 +100,19 @@ pub fn run_with(args: Vec<OsString>, env: &Environment, streams: Streams<'_>) ->
         stdout,
         stderr,
         stdout_is_terminal,
+        stdin_is_terminal,
     } = streams;
+    if asks_for_version(&args) {
+        let _ = writeln!(stdout, "{}", version_line());
+        return 0;
+    }
     let parsed = match cli::Cli::try_parse_from(argv::normalise_args(args)) {
         Ok(parsed) => parsed,
         Err(error) => {
-            let rendered = error.render().to_string();
+            let rendered = match unknown_flag(&error) {
+                Some(flag) => unknown_flag_message(&flag, &error.render().to_string()),
+                None => error.render().to_string(),
+            };
             let target: &mut dyn Write = if error.use_stderr() { stderr } else { stdout };
             let _ = write!(target, "{rendered}");
             // Vault exits 1 for usage errors; help and version output are not errors.
@@ -101,6 +127,7 @@ pub fn run_with(args: Vec<OsString>, env: &Environment, streams: Streams<'_>) ->
             out: stdout,
             err: &mut *stderr,
             stdout_is_terminal,
+            stdin_is_terminal,
         },
     )
     .and_then(|mut session| commands::dispatch(parsed.command, &mut session));
@@ -111,6 +138,34 @@ pub fn run_with(args: Vec<OsString>, env: &Environment, streams: Streams<'_>) ->
             error.exit_code()
         }
     }
+}
+
+/// The flag clap did not know, as the user would have typed it (`-bogus`), when that is why
+/// parsing failed.
+fn unknown_flag(error: &clap::Error) -> Option<String> {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if error.kind() != ErrorKind::UnknownArgument {
+        return None;
+    }
+    let Some(ContextValue::String(arg)) = error.get(ContextKind::InvalidArg) else {
+        return None;
+    };
+    let name = arg.strip_prefix("--")?;
+    Some(format!("-{name}"))
+}
+
+/// An unknown flag is refused wherever it stands, with Vault's rule for where flags go; clap's
+/// usage lines follow.
+fn unknown_flag_message(flag: &str, rendered: &str) -> String {
+    let usage = rendered
+        .find("Usage:")
+        .map_or("", |start| &rendered[start..]);
+    format!(
+        "error: {flag} is not a flag of this command. Command flags must be provided before \
+         positional arguments, as in Vault (coffer kv get -field=password secret/app); an \
+         unknown flag is refused, never taken as an argument (to pass a value that starts \
+         with a dash, put -- before it).\n\n{usage}"
+    )
 }
 
 /// Everything a command needs: resolved settings, output options and streams.
@@ -126,6 +181,7 @@ pub(crate) struct Session<'a> {
     pub err: &'a mut dyn Write,
     pub stdin: &'a mut dyn Read,
     pub stdout_is_terminal: bool,
+    pub stdin_is_terminal: bool,
 }
 
 /// The output half of [`Streams`], as a [`Session`] holds it.
@@ -133,6 +189,7 @@ struct SessionOutput<'a> {
     out: &'a mut dyn Write,
     err: &'a mut dyn Write,
     stdout_is_terminal: bool,
+    stdin_is_terminal: bool,
 }
 
 impl<'a> Session<'a> {
@@ -149,6 +206,7 @@ impl<'a> Session<'a> {
             client_cert: global.client_cert.clone(),
             client_key: global.client_key.clone(),
             tls_skip_verify: global.tls_skip_verify,
+            tls_server_name: global.tls_server_name.clone(),
         };
         let format_text = global
             .format
@@ -179,6 +237,7 @@ impl<'a> Session<'a> {
             err: output.err,
             stdin,
             stdout_is_terminal: output.stdout_is_terminal,
+            stdin_is_terminal: output.stdin_is_terminal,
         })
     }
 

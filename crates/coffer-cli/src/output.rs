@@ -323,18 +323,29 @@ pub fn list_table(keys: &[Value]) -> String {
     columns(&["Keys"], &rows)
 }
 
-/// Vault's section header: the title centred in `=` to the width of the table under it.
-pub fn section_header(title: &str, table: &str) -> String {
-    let width = table
-        .lines()
-        .map(|l| l.chars().count())
+/// Vault's section header (`padEqualSigns`): the title between equal runs of `=`, together
+/// about `width` wide, at least two on each side.
+pub fn section_header(title: &str, width: usize) -> String {
+    let mut signs = width.saturating_sub(title.chars().count() + 2);
+    if signs == 0 {
+        signs = 4;
+    }
+    if !signs.is_multiple_of(2) {
+        signs += 1;
+    }
+    let side = "=".repeat(signs / 2);
+    format!("{side} {title} {side}")
+}
+
+/// The width Vault gives the header of a Key/Value table of `keys` (`getHeaderForMap`): the
+/// longest key, four spaces, and `Value`.
+pub fn table_header_width<'a>(keys: impl IntoIterator<Item = &'a String>) -> usize {
+    keys.into_iter()
+        .map(|k| k.chars().count())
         .max()
         .unwrap_or(0)
-        .max(title.len() + 4);
-    let padding = width - title.len() - 2;
-    let left = padding / 2;
-    let right = padding - left;
-    format!("{} {title} {}", "=".repeat(left), "=".repeat(right))
+        + 4
+        + 5
 }
 
 /// Look up `-field=NAME` in a response envelope the way Vault's `PrintRawField` does: auth
@@ -549,8 +560,24 @@ mod tests {
     }
 
     #[test]
-    fn section_headers_span_the_table() {
-        let table = "Key         Value\n";
-        assert_eq!(section_header("Data", table), "===== Data ======");
+    fn section_headers_are_balanced_as_in_vault() {
+        // `kv get secret/x`: the path is shorter than the title, so two signs a side.
+        assert_eq!(
+            section_header("Secret Path", "secret/data/x".len()),
+            "== Secret Path =="
+        );
+        assert_eq!(
+            section_header("Secret Path", "secret/data/app/db".len()),
+            "=== Secret Path ==="
+        );
+        // Vault's metadata table: longest key `custom_metadata` (15) + 9.
+        let keys = ["created_time", "custom_metadata", "version"].map(String::from);
+        assert_eq!(table_header_width(&keys), 24);
+        assert_eq!(
+            section_header("Metadata", table_header_width(&keys)),
+            "======= Metadata ======="
+        );
+        // An odd count is rounded up to keep both sides equal.
+        assert_eq!(section_header("Data", 11), "=== Data ===");
     }
 }

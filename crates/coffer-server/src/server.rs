@@ -26,7 +26,15 @@ pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(768 * 3600);
 
 /// Flags of `coffer server`, spelled as Vault spells them (single-dash forms are accepted).
 #[derive(Parser, Debug)]
-#[command(name = "coffer server", about = "Run a Coffer server")]
+#[command(
+    name = "coffer server",
+    bin_name = "coffer server",
+    about = "Run a Coffer server",
+    long_about = "Run a Coffer server: `coffer server -config=FILE` with a Vault-format \
+                  configuration (storage and listener stanzas), or `coffer server -dev` for a \
+                  development server (in memory, initialised, unsealed, root token printed and \
+                  stored for the CLI)."
+)]
 pub struct ServerArgs {
     /// Development mode: in-memory storage, initialised and unsealed, root token printed.
     #[arg(long)]
@@ -34,6 +42,9 @@ pub struct ServerArgs {
     /// Root token id in dev mode.
     #[arg(long, env = "VAULT_DEV_ROOT_TOKEN_ID")]
     pub dev_root_token_id: Option<String>,
+    /// In dev mode, do not store the root token in the CLI's token file (~/.coffer-token).
+    #[arg(long)]
+    pub dev_no_store_token: bool,
     /// Listen address in dev mode.
     #[arg(
         long,
@@ -88,6 +99,8 @@ fn init_logging(level: &str) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Colour codes only for a person watching; a log file or a pipe gets plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
 }
 
@@ -165,6 +178,33 @@ pub async fn dev_core(
     Ok((core, hex::encode(&key[..]), root))
 }
 
+/// The CLI's token file in the user's home directory (`coffer_cli::environment::TOKEN_FILE_NAME`):
+/// the dev server stores its root token there, as Vault's dev mode does with `~/.vault-token`.
+pub const CLI_TOKEN_FILE_NAME: &str = ".coffer-token";
+
+/// Write the dev root token where the CLI looks for one, readable by its owner only. Returns
+/// the file's path.
+fn store_dev_token(root: &str) -> Result<PathBuf, String> {
+    let home = std::env::var_os("HOME")
+        .filter(|home| !home.is_empty())
+        .ok_or("HOME is not set")?;
+    let path = PathBuf::from(home).join(CLI_TOKEN_FILE_NAME);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options
+        .open(&path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    // A file that was there before keeps its old mode through `open`.
+    #[cfg(unix)]
+    file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    std::io::Write::write_all(&mut file, root.as_bytes())
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(path)
+}
+
 async fn run_dev(args: ServerArgs, catalog: Arc<Catalog>) -> Result<(), String> {
     let (core, unseal_key, root) = dev_core(args.dev_root_token_id.clone(), catalog).await?;
     core.start_background();
@@ -175,14 +215,34 @@ async fn run_dev(args: ServerArgs, catalog: Arc<Catalog>) -> Result<(), String> 
     };
     let bound = bind(&listener).await?;
     let addr = bound.0.local_addr().map_err(|e| e.to_string())?;
+    let stored = if args.dev_no_store_token {
+        None
+    } else {
+        match store_dev_token(&root) {
+            Ok(path) => Some(path),
+            Err(e) => {
+                eprintln!("WARNING: the root token could not be stored for the CLI: {e}");
+                None
+            }
+        }
+    };
     println!("==> Coffer server configuration:\n");
     println!("             Api Address: http://{addr}");
     println!("                 Storage: inmem");
     println!("                 Version: Coffer v{}\n", crate::VERSION);
     println!("==> Coffer server started! Log data will stream in below:\n");
     println!("WARNING! dev mode is enabled! In this mode, Coffer runs entirely in-memory");
-    println!("and starts unsealed with a single unseal key. The root token is already");
-    println!("authenticated to the CLI, so you can immediately begin using Coffer.\n");
+    println!("and starts unsealed with a single unseal key.");
+    match &stored {
+        Some(path) => {
+            println!("The root token is already authenticated to the CLI (stored in");
+            println!(
+                "{}), so you can immediately begin using Coffer.\n",
+                path.display()
+            );
+        }
+        None => println!("The root token is not stored for the CLI: set VAULT_TOKEN to use it.\n"),
+    }
     println!("You may need to set the following environment variables:\n");
     println!("    $ export VAULT_ADDR='http://{addr}'\n");
     println!("The unseal key and root token are displayed below in case you want to");
@@ -455,8 +515,16 @@ pub async fn serve(
                     serve_io(stream, core, conn, options, watch).await
                 }
                 Some(acceptor) => {
-                    // The handshake counts against the first request's header timeout.
-                    let handshake = acceptor.accept(stream);
+                    // The handshake counts against the first request's header timeout, and so
+                    // does waiting for its first byte.
+                    let handshake = async move {
+                        if is_plain_http(&stream).await {
+                            tracing::debug!(%addr, "plain HTTP sent to a TLS listener");
+                            reject_plain_http(stream).await;
+                            return None;
+                        }
+                        Some(acceptor.accept(stream).await)
+                    };
                     let handshake = match limits.header {
                         Some(limit) => {
                             match tokio::time::timeout_at(accepted + limit, handshake).await {
@@ -468,6 +536,9 @@ pub async fn serve(
                             }
                         }
                         None => handshake.await,
+                    };
+                    let Some(handshake) = handshake else {
+                        return;
                     };
                     match handshake {
                         Ok(tls_stream) => {
@@ -487,6 +558,36 @@ pub async fn serve(
             }
         });
     }
+}
+
+/// Whether a connection to a TLS listener opens with plain HTTP (a request line, which starts
+/// with a letter) rather than a TLS record (whose first byte is its type, below 0x20).
+async fn is_plain_http(stream: &tokio::net::TcpStream) -> bool {
+    let mut first = [0u8; 1];
+    matches!(stream.peek(&mut first).await, Ok(1) if first[0].is_ascii_alphabetic())
+}
+
+/// Answer plain HTTP on a TLS listener as Go's server (and so Vault) does, so the client is
+/// told what went wrong instead of seeing the connection drop: a 400 naming the mismatch. The
+/// request is then read and discarded (at most 64 KiB, for at most a second) so that closing
+/// does not reset the connection under the answer.
+async fn reject_plain_http(mut stream: tokio::net::TcpStream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let answer = b"HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\nClient sent an HTTP request to an HTTPS server.\n";
+    if stream.write_all(answer).await.is_err() || stream.shutdown().await.is_err() {
+        return;
+    }
+    let drain = async {
+        let mut buffer = [0u8; 4096];
+        let mut drained = 0usize;
+        while drained < crate::http::DRAIN_LIMIT {
+            match stream.read(&mut buffer).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => drained += n,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), drain).await;
 }
 
 /// Serve one connection. HTTP/2 only where TLS negotiated it by ALPN (as Vault does); plain

@@ -16,7 +16,11 @@ fn catalog() -> coffer_sdk::catalog::Catalog {
 }
 
 fn main() {
-    let args: Vec<OsString> = coffer_cli::argv::normalise_args(std::env::args_os().collect());
+    let mut args: Vec<OsString> = coffer_cli::argv::normalise_args(std::env::args_os().collect());
+    // `coffer help server` is `coffer server -help`: the server parses its own flags.
+    if args.get(1).is_some_and(|a| a == "help") && args.get(2).is_some_and(|a| a == "server") {
+        args = vec![args[0].clone(), "server".into(), "--help".into()];
+    }
     let code = if args.get(1).is_some_and(|a| a == "server") {
         coffer_server::server::main(args, catalog())
     } else {

@@ -1308,3 +1308,293 @@ fn jwt_login_with_a_role_takes_the_token_inline_from_a_file_or_from_stdin() {
         missing.stderr
     );
 }
+
+#[test]
+fn a_sealed_server_is_named_as_sealed_with_the_command_that_unseals_it() {
+    let mut cli = Cli::sealed();
+    let out = cli.run(&["kv", "get", "secret/x"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert_eq!(
+        out.stderr.trim(),
+        "the server is not initialized: run coffer operator init, then coffer operator unseal"
+    );
+
+    let (status, init) = cli.server.request(
+        "PUT",
+        "sys/init",
+        None,
+        Some(&json!({"secret_shares": 1, "secret_threshold": 1})),
+    );
+    assert_eq!(status, 200, "{init}");
+    cli.token = Some(init["root_token"].as_str().unwrap().to_owned());
+    for args in [
+        &["kv", "get", "secret/x"][..],
+        &["read", "secret/data/x"],
+        &["token", "lookup"],
+        &["secrets", "list"],
+    ] {
+        let out = cli.run(args);
+        assert_eq!(out.code, 2, "{args:?}: {}", out.stderr);
+        assert_eq!(
+            out.stderr.trim(),
+            "the server is sealed: run coffer operator unseal",
+            "{args:?}"
+        );
+    }
+}
+
+#[test]
+fn without_a_token_the_cli_says_how_to_get_one() {
+    let mut cli = Cli::dev();
+    cli.ok(&["auth", "enable", "userpass"]);
+    cli.token = None;
+    for args in [&["kv", "get", "secret/x"][..], &["token", "lookup"]] {
+        let out = cli.run(args);
+        assert_eq!(out.code, 2, "{args:?}: {}", out.stderr);
+        assert_eq!(
+            out.stderr.trim(),
+            "no token: set VAULT_TOKEN or run coffer login",
+            "{args:?}"
+        );
+    }
+    // A failed login is the server's answer, not a missing token.
+    let out = cli.run_with_stdin(&["login", "-method=userpass", "username=nobody"], "wrong\n");
+    assert_eq!(out.code, 2);
+    assert!(!out.stderr.contains("no token"), "{}", out.stderr);
+}
+
+#[test]
+fn the_dev_server_stores_its_root_token_where_the_cli_reads_it() {
+    let server = TestServer::dev();
+    let home = server.scratch_dir();
+    let stored = std::fs::read_to_string(home.join(".coffer-token")).unwrap();
+    assert_eq!(stored, server.root_token());
+    assert!(
+        server
+            .log()
+            .contains("The root token is already authenticated to the CLI"),
+        "{}",
+        server.log()
+    );
+    // The banner is true: the CLI works with no VAULT_TOKEN at all.
+    let out = Command::new(COFFER_BIN)
+        .args(["kv", "put", "secret/banner", "true=yes"])
+        .env("VAULT_ADDR", &server.addr)
+        .env("HOME", home)
+        .env_remove("VAULT_TOKEN")
+        .env_remove("COFFER_TOKEN")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn help_lists_the_server_and_every_verb_and_the_version_flags_work() {
+    let run = |args: &[&str]| {
+        let out = Command::new(COFFER_BIN).args(args).output().unwrap();
+        (
+            out.status.code().unwrap(),
+            String::from_utf8(out.stdout).unwrap(),
+        )
+    };
+    let (code, help) = run(&["--help"]);
+    assert_eq!(code, 0);
+    assert!(help.contains("\n  server "), "{help}");
+    assert!(help.contains("\n  kv "), "{help}");
+    for args in [
+        &["server", "--help"][..],
+        &["server", "-help"],
+        &["help", "server"],
+    ] {
+        let (code, help) = run(args);
+        assert_eq!(code, 0, "{args:?}");
+        assert!(help.contains("Usage: coffer server"), "{args:?}: {help}");
+        assert!(help.contains("--dev"), "{args:?}: {help}");
+    }
+    let (code, help) = run(&["help", "kv"]);
+    assert_eq!(code, 0);
+    assert!(help.contains("Usage: coffer kv"), "{help}");
+    let (code, help) = run(&["help", "kv", "put"]);
+    assert_eq!(code, 0);
+    assert!(help.contains("Usage: coffer kv put"), "{help}");
+    for flag in ["--version", "-version", "-v", "version"] {
+        let (code, version) = run(&[flag]);
+        assert_eq!(code, 0, "{flag}");
+        assert_eq!(version, format!("Coffer v{}\n", env!("CARGO_PKG_VERSION")));
+    }
+}
+
+#[test]
+fn an_unknown_flag_after_the_arguments_is_refused_not_written_as_data() {
+    let cli = Cli::dev();
+    for args in [
+        &["kv", "put", "secret/flags", "a=b", "-bogus=1"][..],
+        &["write", "secret/data/flags", "a=b", "-bogus"],
+        &["kv", "get", "secret/flags", "-bogus"],
+    ] {
+        let out = cli.run(args);
+        assert_eq!(out.code, 1, "{args:?}: {}", out.stderr);
+        assert!(
+            out.stderr
+                .contains("Command flags must be provided before positional arguments"),
+            "{args:?}: {}",
+            out.stderr
+        );
+        assert!(
+            out.stderr.contains("-bogus is not a flag"),
+            "{}",
+            out.stderr
+        );
+    }
+    let (status, _) = cli.api_get("secret/data/flags");
+    assert_eq!(status, 404, "nothing was written");
+    // A known flag after the data is a flag, not a key called "-cas".
+    let out = cli.run(&["kv", "put", "secret/flags", "a=b", "-cas=5"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("check-and-set"), "{}", out.stderr);
+}
+
+#[test]
+fn kv_tables_have_balanced_headers() {
+    let cli = Cli::dev();
+    cli.ok(&["kv", "put", "secret/x", "a=b"]);
+    let table = cli.ok(&["kv", "get", "secret/x"]);
+    assert!(
+        table.starts_with("== Secret Path ==\nsecret/data/x\n\n======= Metadata =======\n"),
+        "{table}"
+    );
+    // Vault's width for a table of one one-letter key: 1 + 4 + 5.
+    assert!(table.contains("\n== Data ==\n"), "{table}");
+}
+
+/// Run the CLI on a pseudo-terminal (Python's `pty`): wait for `prompt`, wait until the
+/// terminal's echo is off, type `answer` and Enter, and return the exit code and everything the
+/// terminal showed.
+fn run_on_terminal(
+    args: &[&str],
+    env: &[(&str, &str)],
+    prompt: &str,
+    answer: &str,
+) -> (i32, String) {
+    const DRIVER: &str = r#"
+import os, pty, select, sys, termios, time
+argv, prompt, answer = sys.argv[1:-2], sys.argv[-2].encode(), sys.argv[-1].encode()
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(argv[0], argv)
+seen = b""
+def read_some(limit):
+    global seen
+    ready, _, _ = select.select([fd], [], [], limit)
+    if not ready:
+        return False
+    try:
+        chunk = os.read(fd, 4096)
+    except OSError:
+        return None
+    seen += chunk
+    return bool(chunk)
+deadline = time.time() + 30
+while prompt not in seen and time.time() < deadline:
+    if read_some(0.1) is None:
+        break
+while termios.tcgetattr(fd)[3] & termios.ECHO and time.time() < deadline:
+    time.sleep(0.01)
+os.write(fd, answer + b"\r")
+while time.time() < deadline:
+    if read_some(0.2) is None:
+        break
+_, status = os.waitpid(pid, 0)
+sys.stdout.buffer.write(seen)
+sys.exit(os.waitstatus_to_exitcode(status))
+"#;
+    let mut command = Command::new("python3");
+    command
+        .arg("-c")
+        .arg(DRIVER)
+        .arg(COFFER_BIN)
+        .args(args)
+        .arg(prompt)
+        .arg(answer);
+    for name in ["VAULT_TOKEN", "COFFER_TOKEN", "COFFER_ADDR"] {
+        command.env_remove(name);
+    }
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let out = command.output().expect("run python3");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn secrets_asked_for_on_a_terminal_are_prompted_for_and_not_echoed() {
+    let cli = Cli::sealed();
+    let (_, init) = cli.server.request(
+        "PUT",
+        "sys/init",
+        None,
+        Some(&json!({"secret_shares": 1, "secret_threshold": 1})),
+    );
+    let key = init["keys_base64"][0].as_str().unwrap().to_owned();
+    let root = init["root_token"].as_str().unwrap().to_owned();
+    let home = cli.home.path().to_str().unwrap().to_owned();
+    let env = [
+        ("VAULT_ADDR", cli.server.addr.as_str()),
+        ("HOME", home.as_str()),
+    ];
+
+    let (code, screen) = run_on_terminal(
+        &["operator", "unseal"],
+        &env,
+        "Unseal Key (will be hidden): ",
+        &key,
+    );
+    assert_eq!(code, 0, "{screen}");
+    assert!(screen.contains("Unseal Key (will be hidden): "), "{screen}");
+    assert!(!screen.contains(&key), "the key was echoed:\n{screen}");
+    assert_eq!(cli.status_json().1["sealed"], false);
+
+    // The same for a login token and a userpass password.
+    let (code, screen) = run_on_terminal(
+        &["login", "-no-print"],
+        &env,
+        "Token (will be hidden): ",
+        &root,
+    );
+    assert_eq!(code, 0, "{screen}");
+    assert!(!screen.contains(&root), "the token was echoed:\n{screen}");
+    // The login stored the token: the commands below use it.
+    cli.ok(&["auth", "enable", "userpass"]);
+    cli.ok(&[
+        "write",
+        "auth/userpass/users/ann",
+        "password=correct horse ",
+    ]);
+    let (code, screen) = run_on_terminal(
+        &["login", "-no-print", "-method=userpass", "username=ann"],
+        &env,
+        "Password (will be hidden): ",
+        "correct horse ",
+    );
+    assert_eq!(code, 0, "{screen}");
+    assert!(
+        !screen.contains("correct horse"),
+        "the password was echoed:\n{screen}"
+    );
+
+    // Piped, the key is one line of stdin; the prompt stays off stdout.
+    cli.server.request("PUT", "sys/seal", Some(&root), None);
+    let out = cli.run_with_stdin(&["operator", "unseal", "-format=json"], &format!("{key}\n"));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        serde_json::from_str::<Value>(&out.stdout).unwrap()["sealed"],
+        false
+    );
+}

@@ -8,7 +8,7 @@ use crate::commands::{is_wrapped, not_found_at, print_keys};
 use crate::error::{CliError, CliResult, ErrorContext};
 use crate::input::{parse_data_args, parse_string_map};
 use crate::kv_path::{full_kv_path, KvTarget};
-use crate::output::{data_rows, key_value_table, section_header, OutputFormat};
+use crate::output::{data_rows, key_value_table, section_header, table_header_width, OutputFormat};
 use crate::Session;
 
 /// Run a `kv` subcommand.
@@ -134,14 +134,17 @@ fn get(
 
 /// Vault's `== Secret Path ==` preamble of KV v2 output.
 fn secret_path_block(api_path: &str) -> String {
-    let header = section_header("Secret Path", api_path);
+    let header = section_header("Secret Path", api_path.chars().count());
     format!("{header}\n{api_path}\n\n")
 }
 
 /// A titled Key/Value table for a map: `== Title ==` then the table.
 fn titled_table(title: &str, map: &Map<String, Value>) -> String {
     let table = key_value_table(&data_rows(map));
-    format!("{}\n{table}", section_header(title, &table))
+    format!(
+        "{}\n{table}",
+        section_header(title, table_header_width(map.keys()))
+    )
 }
 
 fn write(

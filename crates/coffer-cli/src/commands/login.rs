@@ -2,7 +2,7 @@
 //! and keep the token in the token
 //! file, following Vault's `login` command (including how it treats wrapped logins).
 
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::path::Path;
 
 use serde_json::{json, Map, Value};
@@ -13,6 +13,7 @@ use crate::commands::wrapping::unwrap_response;
 use crate::error::{CliError, CliResult, ErrorContext};
 use crate::input::parse_data_args;
 use crate::output::{self, OutputFormat};
+use crate::prompt::read_secret;
 use crate::Session;
 
 /// How deep a wrapped login may nest wrapping tokens before the CLI gives up.
@@ -207,7 +208,9 @@ fn token_login(
 ) -> CliResult<Value> {
     let token = match config_string(config, "token") {
         Some(token) => token.trim().to_owned(),
-        None => read_line(session)?,
+        None => read_secret(session, "Token (will be hidden): ", "token")?
+            .trim()
+            .to_owned(),
     };
     if token.is_empty() {
         return Err(CliError::usage(
@@ -235,15 +238,9 @@ fn userpass_login(
         })?;
     let password = match config_string(config, "password") {
         Some(password) => password,
-        None => {
-            // No terminal handling here: the prompt goes to stderr and the password is read
-            // as one line, so `echo "$PW" | coffer login -method=userpass username=u` works.
-            let _ = write!(session.err, "Password: ");
-            let _ = session.err.flush();
-            let password = read_line(session)?;
-            let _ = writeln!(session.err);
-            password
-        }
+        // Prompted for (hidden) on a terminal; one line of stdin otherwise, so
+        // `echo "$PW" | coffer login -method=userpass username=u` works.
+        None => read_secret(session, "Password (will be hidden): ", "password")?.to_string(),
     };
     if password.is_empty() {
         return Err(CliError::usage("No password given"));
@@ -305,15 +302,6 @@ fn jwt_login_body(config: &Map<String, Value>) -> CliResult<Value> {
         body["role"] = Value::String(role);
     }
     Ok(body)
-}
-
-/// One line from stdin, without its line ending.
-fn read_line(session: &mut Session<'_>) -> CliResult<String> {
-    let mut line = String::new();
-    std::io::BufReader::new(&mut *session.stdin)
-        .read_line(&mut line)
-        .map_err(|e| CliError::io("error reading from stdin", e))?;
-    Ok(line.trim_end_matches(['\r', '\n']).to_owned())
 }
 
 /// Vault's `extractToken`: a response with an auth block is the login; a wrapped login is

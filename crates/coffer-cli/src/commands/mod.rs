@@ -21,6 +21,9 @@ use crate::Session;
 /// Run a parsed command.
 pub(crate) fn dispatch(command: Command, session: &mut Session<'_>) -> CliResult<i32> {
     match command {
+        Command::Server { .. } => Err(CliError::usage(
+            "coffer server is run by the coffer binary, not by the CLI library",
+        )),
         Command::Status => operator::status(session),
         Command::Operator(command) => operator::run(command, session),
         Command::Login(args) => login::login(args, session),
@@ -36,7 +39,7 @@ pub(crate) fn dispatch(command: Command, session: &mut Session<'_>) -> CliResult
         Command::Delete(args) => delete(args, session),
         Command::List(args) => list(args, session),
         Command::Version => {
-            session.print(&format!("Coffer v{}", crate::VERSION))?;
+            session.print(&crate::version_line())?;
             Ok(0)
         }
     }

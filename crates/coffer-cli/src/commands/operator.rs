@@ -1,12 +1,11 @@
 //! `status` and `operator ...`: seal status, initialisation, unsealing, rekeying, key rotation.
 
-use std::io::BufRead;
-
 use serde_json::{json, Value};
 
 use crate::cli::{InitArgs, OperatorCommand, RekeyArgs, UnsealArgs};
 use crate::error::{CliError, CliResult, ErrorContext};
 use crate::output::{go_value, key_value_table, OutputFormat};
+use crate::prompt::read_secret;
 use crate::Session;
 
 /// Run an `operator` subcommand.
@@ -157,21 +156,16 @@ fn string_list(value: Option<&Value>) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// Read a key share from one line of stdin, so it never has to appear in argv (where `ps`
-/// could see it).
-fn read_secret_line(session: &mut Session<'_>, what: &str) -> CliResult<String> {
-    let mut reader = std::io::BufReader::new(&mut *session.stdin);
-    let mut line = String::new();
-    reader
-        .read_line(&mut line)
-        .map_err(|e| CliError::io(format!("error reading {what} from stdin"), e))?;
-    let line = line.trim().to_owned();
-    if line.is_empty() {
-        return Err(CliError::usage(format!(
-            "No {what} given: pass it as an argument or on stdin"
-        )));
+/// A key share not given as an argument: prompted for (hidden) on a terminal, else one line
+/// of stdin (see [`crate::prompt`]).
+fn read_key_share(session: &mut Session<'_>, prompt: &str) -> CliResult<String> {
+    let key = read_secret(session, prompt, "unseal key")?;
+    if key.trim().is_empty() {
+        return Err(CliError::usage(
+            "No unseal key given: type it at the prompt, pipe it on stdin, or pass it as an argument",
+        ));
     }
-    Ok(line)
+    Ok(key.trim().to_owned())
 }
 
 fn unseal(args: UnsealArgs, session: &mut Session<'_>) -> CliResult<i32> {
@@ -180,7 +174,7 @@ fn unseal(args: UnsealArgs, session: &mut Session<'_>) -> CliResult<i32> {
     } else {
         let key = match args.key {
             Some(key) => key,
-            None => read_secret_line(session, "unseal key")?,
+            None => read_key_share(session, "Unseal Key (will be hidden): ")?,
         };
         json!({"key": key})
     };
@@ -246,7 +240,7 @@ fn rekey(args: RekeyArgs, session: &mut Session<'_>) -> CliResult<i32> {
     }
     let key = match args.key {
         Some(key) => key,
-        None => read_secret_line(session, "unseal key")?,
+        None => read_key_share(session, "Key (will be hidden): ")?,
     };
     let nonce = args.nonce.unwrap_or_else(|| sys_text(&status, "nonce"));
     let response = client

@@ -28,6 +28,7 @@ pub fn coffer(env: &Environment, args: &[&str], stdin: &str) -> Outcome {
             stdout: &mut stdout,
             stderr: &mut stderr,
             stdout_is_terminal: false,
+            stdin_is_terminal: false,
         },
     );
     Outcome {

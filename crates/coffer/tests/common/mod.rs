@@ -141,7 +141,7 @@ impl TestServer {
         self.dir.path().join("data")
     }
 
-    /// A scratch directory owned by this server, removed with it.
+    /// A scratch directory owned by this server, removed with it; also the server's `HOME`.
     pub fn scratch_dir(&self) -> &Path {
         self.dir.path()
     }
@@ -159,8 +159,11 @@ impl TestServer {
             .append(true)
             .open(&self.log_path)
             .expect("open server log");
+        // HOME is the server's own directory: a dev server stores its root token in
+        // `$HOME/.coffer-token`, which must never be the developer's.
         let child = Command::new(COFFER_BIN)
             .args(&self.args)
+            .env("HOME", self.dir.path())
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("clone log handle"))
             .stderr(log)
