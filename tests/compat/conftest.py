@@ -103,7 +103,8 @@ def dev_server(tmp_path_factory):
     addr = f"http://127.0.0.1:{port}"
     log_path = tmp_path_factory.mktemp("dev-server") / "coffer.log"
     server = CofferProcess(
-        ["server", "-dev", f"-dev-root-token-id={DEV_ROOT_TOKEN}", f"-dev-listen-address=127.0.0.1:{port}"],
+        # -dev-no-store-token: the suite's server leaves the user's ~/.coffer-token alone.
+        ["server", "-dev", "-dev-no-store-token", f"-dev-root-token-id={DEV_ROOT_TOKEN}", f"-dev-listen-address=127.0.0.1:{port}"],
         log_path,
         addr,
     ).start()

@@ -33,6 +33,8 @@ pub async fn approle_login(settings: &Settings) -> Result<Figure, BenchError> {
     let args = vec![
         "server".into(),
         "-dev".into(),
+        // The harness's servers leave the user's CLI token file alone.
+        "-dev-no-store-token".into(),
         format!("-dev-root-token-id={DEV_ROOT_TOKEN}"),
         format!("-dev-listen-address=127.0.0.1:{port}"),
     ];

@@ -13,7 +13,16 @@ pub fn table(figures: &[Figure]) -> String {
         .map(String::from)
         .to_vec()];
     for f in figures {
-        let verdict = if f.met() { "yes" } else { "NO" }.to_string();
+        // A CAVEAT voids a figure whatever its value: the verdict says so, and the CAVEAT line
+        // under the table says why.
+        let verdict = if f.met() {
+            "yes"
+        } else if f.caveat.is_some() {
+            "NO (CAVEAT)"
+        } else {
+            "NO"
+        }
+        .to_string();
         if f.parts.is_empty() {
             let baseline = match &f.published_baseline {
                 Some(whose) => format!("{:.0}/s ({whose})", f.baseline),
@@ -291,7 +300,10 @@ mod tests {
     fn failed_requests_void_a_figure_that_would_meet_its_target() {
         let f = figure((90.0, 100.0), 0.7, Some("coffer: 3 of 900 requests failed"));
         assert!(!f.met());
-        assert!(table(&[f]).contains("CAVEAT coffer: 3 of 900"));
+        let text = table(&[f]);
+        assert!(text.contains("CAVEAT coffer: 3 of 900"));
+        let row = text.lines().nth(2).unwrap();
+        assert!(row.ends_with("NO (CAVEAT)"), "{row}");
         assert!(figure((90.0, 100.0), 0.7, None).met());
     }
 
