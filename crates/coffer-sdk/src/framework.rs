@@ -530,8 +530,8 @@ pub struct Route<'a> {
 impl<'a> Route<'a> {
     /// Hand the captures to `ctx`, turn an update of something that does not exist yet into a
     /// create (Vault's rule, by the path's existence check), and pick the operation's handler.
-    pub async fn resolve(&self, ctx: &mut Ctx) -> Result<&'a OperationSpec> {
-        ctx.params = self.params.clone();
+    pub async fn resolve(self, ctx: &mut Ctx) -> Result<&'a OperationSpec> {
+        ctx.params = self.params;
         if ctx.request.operation == Operation::Update {
             if let Some(check) = &self.spec.existence_check {
                 if !check(ctx.clone()).await? {

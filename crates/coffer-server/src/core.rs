@@ -706,29 +706,30 @@ impl Core {
             .map(|log| log as Arc<dyn coffer_sdk::engine::RollbackLog>);
         let result = (op_spec.handler)(ctx).await;
         if let Some(log) = rollback_log {
-            log.finish(result.is_ok()).await;
+            // Rare branches are boxed so the request's future stays small (it is moved into
+            // hyper's connection state on every request).
+            Box::pin(log.finish(result.is_ok())).await;
         }
         if let Some(id_hash) = exhausted_token {
-            self.tokens.revoke_tree(&id_hash).await?;
+            Box::pin(self.tokens.revoke_tree(&id_hash)).await?;
         }
         let mut response = result?;
         // A secret that already has a lease id (a renewal) is not a new lease.
         if let Some(secret) = response.secret.as_mut().filter(|s| s.lease_id.is_empty()) {
-            self.leases
-                .register_secret_lease(
-                    secret,
-                    &mounted.info,
-                    rel,
-                    entry.as_ref().map(|e| e.id_hash.as_str()),
-                )
-                .await?;
+            Box::pin(self.leases.register_secret_lease(
+                secret,
+                &mounted.info,
+                rel,
+                entry.as_ref().map(|e| e.id_hash.as_str()),
+            ))
+            .await?;
         }
         if let Some(login) = response.login.take() {
             if !mounted.is_auth {
                 return Err(Error::Internal("a secrets engine returned a login".into()));
             }
             response.auth = Some(
-                self.mint_login_token(&mounted.entry, login, &mounted.info, &full_path)
+                Box::pin(self.mint_login_token(&mounted.entry, login, &mounted.info, &full_path))
                     .await?,
             );
         }
@@ -743,10 +744,8 @@ impl Core {
                     Some(raw) => raw.body.clone(),
                     None => crate::envelope::to_bytes(&response, &request_id),
                 };
-                response = self
-                    .wrapping
-                    .wrap(body, ttl, &full_path, wrapped_accessor)
-                    .await?;
+                response =
+                    Box::pin(self.wrapping.wrap(body, ttl, &full_path, wrapped_accessor)).await?;
             }
         }
         Ok(response)

@@ -232,12 +232,16 @@ impl Body {
 }
 
 /// Serve one HTTP request.
+///
+/// `busy` marks the connection busy until the answer is ready (it drops when this returns).
 pub async fn handle(
     core: Arc<Core>,
     conn: Arc<Connection>,
     options: Arc<Options>,
     req: hyper::Request<Incoming>,
+    busy: crate::listener::RequestGuard,
 ) -> Result<HttpResponse, std::convert::Infallible> {
+    let _busy = busy;
     let request_id = uuid::Uuid::new_v4().to_string();
     let (parts, incoming) = req.into_parts();
     let head = parts.method == Method::HEAD;
@@ -260,7 +264,11 @@ pub async fn handle(
         .headers
         .get(EXPECT)
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
-    if parts.version <= Version::HTTP_11 && !body.drain(expects_continue).await {
+    // Boxed: most requests have nothing left to drain, and the request's future stays small.
+    if parts.version <= Version::HTTP_11
+        && !body.done
+        && !Box::pin(body.drain(expects_continue)).await
+    {
         response
             .headers_mut()
             .insert(CONNECTION, HeaderValue::from_static("close"));

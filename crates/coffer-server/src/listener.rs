@@ -156,9 +156,8 @@ impl Watch {
     }
 }
 
-/// Marks its connection busy while alive. The connection's limits are enforced when hyper
-/// next polls the socket: whoever drops the guard inside a connection's task must make sure
-/// the task is polled again (see `server::serve_io`).
+/// Marks its connection busy while alive. Once the last guard is gone the connection is idle;
+/// the idle limit is armed when the response is flushed (`TimedIo::poll_flush`).
 pub struct RequestGuard {
     watch: Arc<Watch>,
 }
@@ -196,11 +195,23 @@ impl<I> TimedIo<I> {
 }
 
 /// Whether `deadline` has passed, arming `timer` to wake the task when it does.
+///
+/// The timer is moved only to an earlier deadline. Deadlines move later with every request on
+/// a kept-alive connection, and moving the timer each time costs a timer-wheel update per
+/// request (measured on the read path); a timer that fires before the deadline it now stands
+/// for is re-armed then, which happens at most once per timeout period.
 fn expired(timer: &mut Option<Pin<Box<Sleep>>>, deadline: Instant, cx: &mut Context<'_>) -> bool {
     let sleep = timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
-    if sleep.deadline() != deadline {
+    if deadline < sleep.deadline() {
         sleep.as_mut().reset(deadline);
     }
+    if sleep.as_mut().poll(cx).is_pending() {
+        return false;
+    }
+    if Instant::now() >= deadline {
+        return true;
+    }
+    sleep.as_mut().reset(deadline);
     sleep.as_mut().poll(cx).is_ready()
 }
 
@@ -285,7 +296,16 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for TimedIo<I> {
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = &mut *self;
         this.check_write(cx)?;
-        Pin::new(&mut this.inner).poll_flush(cx)
+        let flushed = Pin::new(&mut this.inner).poll_flush(cx);
+        if let Poll::Ready(Ok(())) = flushed {
+            // A response is out. hyper may not read again before the client speaks, so arm the
+            // idle (or next header) limit here, on this task's waker: when it runs out the task
+            // wakes and the next read fails.
+            if let Some(deadline) = this.watch.read_deadline() {
+                let _ = expired(&mut this.read_timer, deadline, cx);
+            }
+        }
+        flushed
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

@@ -602,22 +602,11 @@ async fn serve_io<I: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
     let h2 = watch.is_h2();
     let conn = Arc::new(conn);
     let requests = watch.clone();
+    // The handler's future goes to hyper as it is: a wrapper around it would be moved (copied)
+    // twice per request, and it is several KiB.
     let service = hyper::service::service_fn(move |req| {
         let busy = requests.request_started();
-        let answer = crate::http::handle(core.clone(), conn.clone(), options.clone(), req);
-        async move {
-            let answer = answer.await;
-            drop(busy);
-            // The connection may now be idle. hyper writes the answer and then waits without
-            // touching the socket again, so ask for one more poll of the connection's task:
-            // its next read arms the idle limit.
-            std::future::poll_fn(|cx| {
-                cx.waker().wake_by_ref();
-                std::task::Poll::Ready(())
-            })
-            .await;
-            answer
-        }
+        crate::http::handle(core.clone(), conn.clone(), options.clone(), req, busy)
     });
     let io = TokioIo::new(TimedIo::new(io, watch));
     let served = if h2 {
