@@ -73,7 +73,28 @@ pub fn document(core: &Core) -> Value {
                 if is_list {
                     operation["parameters"] = json!([{"name": "list", "in": "query", "required": true, "schema": {"type": "string", "enum": ["true"]}}]);
                 }
-                if let Some(schema) = &op.input_schema {
+                let bodiless = matches!(
+                    op.operation,
+                    coffer_sdk::Operation::Read
+                        | coffer_sdk::Operation::List
+                        | coffer_sdk::Operation::Delete
+                );
+                if let (Some(schema), true) = (&op.input_schema, bodiless) {
+                    // A read, list or delete takes its input from the query string.
+                    let schema = hoist_definitions(schema, &mut components);
+                    let mut params = operation["parameters"]
+                        .as_array()
+                        .cloned()
+                        .unwrap_or_default();
+                    if let Some(properties) = schema["properties"].as_object() {
+                        for (name, property) in properties {
+                            params.push(json!({"name": name, "in": "query", "required": false, "schema": property}));
+                        }
+                    }
+                    if !params.is_empty() {
+                        operation["parameters"] = Value::Array(params);
+                    }
+                } else if let Some(schema) = &op.input_schema {
                     let content_type = if op.operation == coffer_sdk::Operation::Patch {
                         "application/merge-patch+json"
                     } else {
