@@ -1,4 +1,4 @@
-//! Bad-input sweep (issue #5 item 3): every route the server advertises in its own OpenAPI
+//! Bad-input sweep: every route the server advertises in its own OpenAPI
 //! document gets malformed, mistyped, oversized and unauthenticated requests. No answer may be
 //! a 5xx, every 4xx carries a JSON `errors` array, the server stays up, and a canary set of
 //! secrets, policies, mounts, auth methods, token roles and leases reads back byte-for-byte
@@ -194,9 +194,12 @@ struct Route {
 /// `openapi_paths_are_well_formed_templates`, which fails on them). A LIST operation is
 /// advertised as Vault does, as a `get` with a `list` query parameter on the path plus a
 /// trailing slash; it joins the route of the path without the slash as a `list` operation.
+/// An advertised path without a LIST item's trailing slash, whether it is unauthenticated,
+/// and its operations (name, input schema).
+type AdvertisedItem = (String, bool, Vec<(String, Option<Value>)>);
+
 fn routes_of(doc: &Value) -> Vec<Route> {
-    // (advertised path without a LIST item's trailing slash, unauthenticated, operations)
-    let mut items: Vec<(String, bool, Vec<(String, Option<Value>)>)> = Vec::new();
+    let mut items: Vec<AdvertisedItem> = Vec::new();
     for (advertised, item) in doc["paths"].as_object().expect("paths object") {
         let operations = ["get", "post", "delete", "patch"]
             .iter()
