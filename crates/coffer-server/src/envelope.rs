@@ -21,7 +21,7 @@ struct Envelope<'a> {
     mount_type: &'a str,
 }
 
-fn borrow<'a>(resp: &'a Response, request_id: &'a str) -> Envelope<'a> {
+fn borrow<'a>(resp: &'a Response, request_id: &'a str, mount_type: &'a str) -> Envelope<'a> {
     let (lease_id, lease_duration, renewable) = match &resp.secret {
         Some(s) => (s.lease_id.as_str(), s.ttl.as_secs(), s.renewable),
         None => ("", resp.refresh_interval.map_or(0, |d| d.as_secs()), false),
@@ -35,13 +35,23 @@ fn borrow<'a>(resp: &'a Response, request_id: &'a str) -> Envelope<'a> {
         wrap_info: &resp.wrap_info,
         warnings: (!resp.warnings.is_empty()).then_some(&resp.warnings[..]),
         auth: &resp.auth,
-        mount_type: "",
+        mount_type,
     }
 }
 
-/// The envelope as JSON bytes.
+/// The envelope as JSON bytes, ending in a newline as Vault's do (Go's `json.Encoder`), with an
+/// empty `mount_type`.
 pub fn to_bytes(resp: &Response, request_id: &str) -> Vec<u8> {
-    serde_json::to_vec(&borrow(resp, request_id)).expect("the envelope always encodes")
+    to_bytes_from_mount(resp, request_id, "")
+}
+
+/// The envelope as JSON bytes, ending in a newline, with `mount_type` naming the type of the
+/// mount that answered (`kv`, `token`, `system`), as Vault's does.
+pub fn to_bytes_from_mount(resp: &Response, request_id: &str, mount_type: &str) -> Vec<u8> {
+    let mut bytes = serde_json::to_vec(&borrow(resp, request_id, mount_type))
+        .expect("the envelope always encodes");
+    bytes.push(b'\n');
+    bytes
 }
 
 /// Whether the response has nothing to say (HTTP 204).

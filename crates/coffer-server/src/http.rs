@@ -30,17 +30,23 @@ fn json_response(status: u16, body: Vec<u8>) -> HttpResponse {
     resp
 }
 
-/// `{"errors": [...]}` with the error's status.
+/// `{"errors": [...]}` with the error's status, ending in a newline as Vault's does.
 pub fn error_response(err: &Error) -> HttpResponse {
-    let body =
+    let mut body =
         serde_json::to_vec(&serde_json::json!({ "errors": err.messages() })).expect("json encodes");
+    body.push(b'\n');
     json_response(err.status(), body)
 }
 
-fn render(resp: Response, request_id: &str, head: bool) -> HttpResponse {
+/// `mount_type` is the type of the mount that answered, for the envelope.
+fn render(resp: Response, request_id: &str, head: bool, mount_type: &str) -> HttpResponse {
     if let Some(raw) = resp.raw {
         let status = resp.status.unwrap_or(200);
-        let body = if head { Vec::new() } else { raw.body };
+        let mut body = if head { Vec::new() } else { raw.body };
+        // JSON the handler wrote itself ends in a newline too, as all of Vault's JSON does.
+        if raw.content_type.starts_with("application/json") && body.last() == Some(&b'}') {
+            body.push(b'\n');
+        }
         let mut out = json_response(status, body);
         if let Ok(ct) = HeaderValue::from_str(&raw.content_type) {
             out.headers_mut().insert(CONTENT_TYPE, ct);
@@ -52,7 +58,7 @@ fn render(resp: Response, request_id: &str, head: bool) -> HttpResponse {
         out.headers_mut().remove(CONTENT_TYPE);
         return out;
     }
-    let body = crate::envelope::to_bytes(&resp, request_id);
+    let body = crate::envelope::to_bytes_from_mount(&resp, request_id, mount_type);
     json_response(resp.status.unwrap_or(200), body)
 }
 
@@ -253,7 +259,12 @@ pub async fn handle(
         response
     } else {
         match answer {
-            Ok(resp) => render(resp, &request_id, head),
+            Ok((resp, mount)) => render(
+                resp,
+                &request_id,
+                head,
+                mount.as_ref().map_or("", |m| m.entry.kind.as_str()),
+            ),
             Err(err) => error_response(&err),
         }
     };
@@ -282,7 +293,7 @@ async fn handle_inner(
     req: &Parts,
     body: &mut Body,
     request_id: &str,
-) -> Result<Response, Error> {
+) -> Result<(Response, Option<Arc<crate::mounts::Mounted>>), Error> {
     let raw_path = req.uri.path();
     let Some(rest) = raw_path.strip_prefix("/v1/") else {
         return Err(Error::UnsupportedPath(
@@ -367,6 +378,8 @@ async fn handle_inner(
     } else {
         query
     };
+    // The mount the request goes to, for the answer's `mount_type`.
+    let mount = core.router.table().mount_of(&path).cloned();
     let request = Request {
         id: request_id.to_string(),
         operation,
@@ -377,5 +390,6 @@ async fn handle_inner(
         connection: conn.clone(),
         wrap_ttl,
     };
-    core.handle(request, token.as_deref()).await
+    let response = core.handle(request, token.as_deref()).await?;
+    Ok((response, mount))
 }

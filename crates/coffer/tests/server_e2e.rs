@@ -517,3 +517,53 @@ fn tls_listener_serves_https() {
         "plain HTTP must not be served on a TLS listener"
     );
 }
+
+/// `GET /v1/<path>` with curl: the raw body, exactly as sent.
+fn raw_body(server: &TestServer, path: &str, token: &str) -> String {
+    let out = Command::new("curl")
+        .args(["-s", "--max-time", "10", "-H"])
+        .arg(format!("X-Vault-Token: {token}"))
+        .arg(format!("{}/v1/{path}", server.addr))
+        .output()
+        .expect("run curl");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn json_answers_end_in_a_newline_and_name_the_mount_type() {
+    let server = TestServer::dev();
+    let root = server.root_token();
+    let (status, _) = server.request(
+        "POST",
+        "secret/data/shape",
+        Some(root),
+        Some(&json!({"data": {"a": "b"}})),
+    );
+    assert_eq!(status, 200);
+    for (path, mount_type) in [
+        ("secret/data/shape", "kv"),
+        ("sys/policies/acl/default", "system"),
+        ("auth/token/lookup-self", "token"),
+    ] {
+        let body = raw_body(&server, path, root);
+        assert!(body.ends_with("}\n"), "{path}: {body:?}");
+        let json: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(json["mount_type"], mount_type, "{path}: {body}");
+    }
+    // Answers a handler wrote itself (Vault's older top-level shapes) and errors too.
+    for path in ["sys/mounts", "sys/seal-status"] {
+        let body = raw_body(&server, path, root);
+        assert!(body.ends_with("}\n"), "{path}: {body:?}");
+    }
+    let body = raw_body(&server, "secret/data/shape", "not-a-token");
+    assert!(body.ends_with("}\n"), "{body:?}");
+    assert!(body.contains("\"errors\""), "{body}");
+}
+
+#[test]
+fn the_log_has_no_colour_codes_when_it_is_not_a_terminal() {
+    let server = TestServer::dev();
+    let log = server.log();
+    assert!(log.contains("unsealed"), "{log}");
+    assert!(!log.contains('\u{1b}'), "{log:?}");
+}
