@@ -21,7 +21,19 @@ fn version_prints_the_crate_version() {
 fn unknown_flags_are_usage_errors_with_exit_code_1() {
     let out = coffer(&env(), &["kv", "get", "-no-such-flag", "secret/x"], "");
     assert_eq!(out.code, 1);
-    assert!(out.stderr.contains("--no-such-flag"), "{}", out.stderr);
+    // Named as it was typed, with Vault's rule for where flags go.
+    assert!(
+        out.stderr
+            .contains("-no-such-flag is not a flag of this command"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains("Command flags must be provided before positional arguments"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
@@ -33,14 +45,26 @@ fn yaml_output_is_refused_before_contacting_the_server() {
 
 #[test]
 fn an_unreachable_server_is_an_error_with_exit_code_2_naming_the_action() {
-    let out = coffer(&env(), &["status"], "");
+    let out = coffer(&env(), &["read", "secret/x"], "");
     assert_eq!(out.code, 2);
+    assert!(
+        out.stderr.starts_with("Error reading secret/x: "),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("127.0.0.1:1"), "{}", out.stderr);
+}
+
+#[test]
+fn status_exits_1_when_the_server_cannot_be_reached_and_2_only_when_sealed() {
+    // Vault's status: 0 unsealed, 1 error, 2 sealed.
+    let out = coffer(&env(), &["status"], "");
+    assert_eq!(out.code, 1);
     assert!(
         out.stderr.starts_with("Error checking seal status: "),
         "{}",
         out.stderr
     );
-    assert!(out.stderr.contains("127.0.0.1:1"), "{}", out.stderr);
 }
 
 #[test]
@@ -61,7 +85,7 @@ fn undelete_without_versions_names_the_flag() {
 fn go_style_bool_flags_accept_explicit_values() {
     // -tls-skip-verify=false parses; the request then fails on the closed port (exit 2, a
     // connection error, not 1, a usage error).
-    let out = coffer(&env(), &["status", "-tls-skip-verify=false"], "");
+    let out = coffer(&env(), &["read", "-tls-skip-verify=false", "secret/x"], "");
     assert_eq!(out.code, 2, "{}", out.stderr);
 }
 

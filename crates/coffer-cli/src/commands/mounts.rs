@@ -131,8 +131,10 @@ fn secrets_enable(args: SecretsEnableArgs, session: &mut Session<'_>) -> CliResu
     client
         .post(&format!("sys/mounts/{path}"), &Value::Object(body))
         .context(|| "Error enabling".to_owned())?;
+    // Named as typed, as Vault does ("the kv-v2 secrets engine").
     session.print(&format!(
-        "Success! Enabled the {engine_type} secrets engine at: {path}/"
+        "Success! Enabled the {} secrets engine at: {path}/",
+        args.engine_type
     ))?;
     Ok(0)
 }

@@ -32,12 +32,20 @@ fn sys_text(response: &Value, name: &str) -> String {
     sys_field(response, name).map(go_value).unwrap_or_default()
 }
 
-/// `status`: seal status, exit code 2 when sealed (as Vault does), 1 on error.
+/// `status`: seal status, exit code 2 when sealed and 1 on any error (as Vault does), so a
+/// script can tell "sealed" from "not reachable".
 pub(crate) fn status(session: &mut Session<'_>) -> CliResult<i32> {
     let client = session.client()?;
-    let response = client
+    let response = match client
         .get("sys/seal-status")
-        .context(|| "Error checking seal status".to_owned())?;
+        .context(|| "Error checking seal status".to_owned())
+    {
+        Ok(response) => response,
+        Err(error) => {
+            session.warn(&error.to_string());
+            return Ok(1);
+        }
+    };
     print_seal_status(session, &response)?;
     let sealed = sys_field(&response, "sealed")
         .and_then(Value::as_bool)
