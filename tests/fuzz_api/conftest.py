@@ -131,7 +131,7 @@ def fuzz_server(tmp_path_factory):
     root_token = f"fuzz-root-{uuid.uuid4().hex}"
     log_path = tmp_path_factory.mktemp("api-fuzz") / "coffer.log"
     process = compat.CofferProcess(
-        ["server", "-dev", f"-dev-root-token-id={root_token}", f"-dev-listen-address=127.0.0.1:{port}"],
+        ["server", "-dev", "-dev-no-store-token", f"-dev-root-token-id={root_token}", f"-dev-listen-address=127.0.0.1:{port}"],
         log_path,
         f"http://127.0.0.1:{port}",
     ).start()

@@ -742,7 +742,11 @@ impl Core {
                     .unwrap_or_default();
                 let body = match &response.raw {
                     Some(raw) => raw.body.clone(),
-                    None => crate::envelope::to_bytes(&response, &request_id),
+                    None => crate::envelope::to_bytes_from_mount(
+                        &response,
+                        &request_id,
+                        &mounted.entry.kind,
+                    ),
                 };
                 response =
                     Box::pin(self.wrapping.wrap(body, ttl, &full_path, wrapped_accessor)).await?;

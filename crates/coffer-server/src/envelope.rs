@@ -39,12 +39,6 @@ fn borrow<'a>(resp: &'a Response, request_id: &'a str, mount_type: &'a str) -> E
     }
 }
 
-/// The envelope as JSON bytes, ending in a newline as Vault's do (Go's `json.Encoder`), with an
-/// empty `mount_type`.
-pub fn to_bytes(resp: &Response, request_id: &str) -> Vec<u8> {
-    to_bytes_from_mount(resp, request_id, "")
-}
-
 /// The envelope as JSON bytes, ending in a newline, with `mount_type` naming the type of the
 /// mount that answered (`kv`, `token`, `system`), as Vault's does.
 pub fn to_bytes_from_mount(resp: &Response, request_id: &str, mount_type: &str) -> Vec<u8> {

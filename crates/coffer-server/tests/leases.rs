@@ -870,3 +870,21 @@ async fn a_lease_whose_mount_is_gone_is_retried_and_ends_irrevocable() {
     h.ok(Update, "sys/leases/revoke-force/db/", json!({})).await;
     assert!(!lease_exists(&h, &lease_id).await);
 }
+
+#[tokio::test]
+async fn a_wrapped_response_names_the_mount_type_it_came_from() {
+    let h = Harness::new().await;
+    h.ok(Update, "secret/data/w", json!({"data": {"k": "v"}}))
+        .await;
+    let mut request = coffer_sdk::Request::new(Read, "secret/data/w");
+    request.wrap_ttl = Some(Duration::from_secs(60));
+    let wrapped = h.core.handle(request, Some(&h.root)).await.unwrap();
+    let token = wrapped.wrap_info.unwrap().token;
+    let unwrapped = h
+        .call(Update, "sys/wrapping/unwrap", json!({}), &token)
+        .await
+        .unwrap();
+    let body: Value = serde_json::from_slice(&unwrapped.raw.unwrap().body).unwrap();
+    assert_eq!(body["mount_type"], "kv");
+    assert_eq!(body["data"]["data"]["k"], "v");
+}
