@@ -1,4 +1,5 @@
-//! Request sequences through the whole pipeline (`Core::handle`) of a fresh, unsealed core:
+//! Request sequences through the whole pipeline (`Core::handle`) of an unsealed core, reset
+//! to the same starting state before each input (see [`Fixture`]):
 //! every engine that exists — `sys/`, the token store, identity, cubbyhole, KV v1 and v2, and
 //! the userpass, AppRole, cert and JWT auth methods — with authentication, policy checks,
 //! lease registration, login token minting and response wrapping around them.
@@ -19,14 +20,22 @@
 #![no_main]
 
 use coffer_fuzz::{assert_client_error, block_on, body_data, operation_named, tick_length};
-use coffer_sdk::clock::ManualClock;
+use coffer_sdk::clock::{Clock, ManualClock};
 use coffer_sdk::{Operation, Request};
+use coffer_server::core::Core;
 use coffer_server::mounts::LeaseLimits;
 use coffer_storage::MemoryStorage;
 use libfuzzer_sys::fuzz_target;
 use serde_json::json;
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
+use zeroize::Zeroizing;
+
+// The server's allocator, as in the binary: the pipeline allocates many small short-lived
+// objects, and the system allocator was a sixth of this target's time.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Bounds the work per input so one input cannot stall the run.
 const MAX_REQUESTS: usize = 48;
@@ -47,31 +56,72 @@ const MOUNTS: &[(&str, &str)] = &[
     ("sys/auth/jwt", r#"{"type":"jwt"}"#),
 ];
 
+/// One core for the whole run, built once: initialised, unsealed, the mounts above, and a
+/// snapshot of its storage. Each input starts from that state again, through the host's own
+/// lifecycle: seal (which drops every cache and engine instance), put the storage back, move
+/// the clock back, unseal (which reloads everything from storage, as after a restart). That
+/// costs far less than building a core, so the fuzzer runs many more sequences.
+struct Fixture {
+    core: Arc<Core>,
+    storage: Arc<MemoryStorage>,
+    clock: ManualClock,
+    start: chrono::DateTime<chrono::Utc>,
+    snapshot: BTreeMap<String, Vec<u8>>,
+    key: Zeroizing<Vec<u8>>,
+    root: String,
+}
+
+fn fixture() -> &'static Fixture {
+    static FIXTURE: OnceLock<Fixture> = OnceLock::new();
+    FIXTURE.get_or_init(|| {
+        block_on(async {
+            let clock = ManualClock::new();
+            let limits = LeaseLimits {
+                default_ttl: Duration::from_secs(768 * 3600),
+                max_ttl: Duration::from_secs(768 * 3600),
+            };
+            let storage = Arc::new(MemoryStorage::new());
+            let core = coffer_server::host::build_core(
+                storage.clone(),
+                Arc::new(clock.clone()),
+                limits,
+                Arc::new(coffer_fuzz::catalog()),
+            );
+            let init = core.init(1, 1).await.expect("init");
+            let key = init.keys[0].clone();
+            core.unseal(Some(key.clone()), false).await.expect("unseal");
+            let root = init.root_token.clone();
+            for (path, body) in MOUNTS {
+                let mount =
+                    Request::new(Operation::Update, *path).with_data(json!(body_data(body)));
+                core.handle(mount, Some(&root)).await.expect("set-up mount");
+            }
+            Fixture {
+                start: clock.now(),
+                snapshot: storage.snapshot(),
+                core,
+                storage,
+                clock,
+                key,
+                root,
+            }
+        })
+    })
+}
+
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
+    let fixture = fixture();
     block_on(async {
-        let clock = ManualClock::new();
-        let limits = LeaseLimits {
-            default_ttl: Duration::from_secs(768 * 3600),
-            max_ttl: Duration::from_secs(768 * 3600),
-        };
-        let core = coffer_server::host::build_core(
-            Arc::new(MemoryStorage::new()),
-            Arc::new(clock.clone()),
-            limits,
-            Arc::new(coffer_fuzz::catalog()),
-        );
-        let init = core.init(1, 1).await.expect("init");
-        core.unseal(Some(init.keys[0].clone()), false)
+        let (core, clock, root) = (&fixture.core, &fixture.clock, fixture.root.clone());
+        core.seal().await.expect("seal");
+        fixture.storage.restore(&fixture.snapshot);
+        clock.set(fixture.start);
+        core.unseal(Some(fixture.key.clone()), false)
             .await
-            .expect("unseal");
-        let root = init.root_token.clone();
-        for (path, body) in MOUNTS {
-            let mount = Request::new(Operation::Update, *path).with_data(json!(body_data(body)));
-            core.handle(mount, Some(&root)).await.expect("set-up mount");
-        }
+            .expect("unseal from the snapshot");
 
         let mut last_token: Option<String> = None;
         for line in text.lines().take(MAX_REQUESTS) {

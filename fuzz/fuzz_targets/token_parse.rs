@@ -23,8 +23,11 @@ struct DevCore {
 fn dev_core() -> &'static DevCore {
     static CORE: OnceLock<DevCore> = OnceLock::new();
     CORE.get_or_init(|| {
-        let (core, _unseal_key, root_token) =
-            block_on(coffer_server::server::dev_core(None, Arc::new(coffer_fuzz::catalog()))).expect("dev core");
+        let (core, _unseal_key, root_token) = block_on(coffer_server::server::dev_core(
+            None,
+            Arc::new(coffer_fuzz::catalog()),
+        ))
+        .expect("dev core");
         let root_accessor = core
             .tokens
             .accessor_of(&root_token)

@@ -8,7 +8,7 @@
 
 use coffer_sdk::clock::ManualClock;
 use coffer_sdk::view::MemoryView;
-use coffer_sdk::{Backend, Ctx, Error, MountInfo, Operation, Request, Response, Result};
+use coffer_sdk::{Backend, Ctx, MountInfo, Operation, Request, Response, Result};
 use serde_json::{Map, Value};
 use std::future::Future;
 use std::sync::{Arc, OnceLock};

@@ -82,7 +82,7 @@ pub struct OperationSpec {
     pub operation: Operation,
     pub summary: &'static str,
     /// JSON schema of the input, when typed.
-    pub input_schema: Option<Value>,
+    pub input_schema: Option<Arc<Value>>,
     pub handler: HandlerFn,
 }
 
@@ -189,7 +189,7 @@ impl PathSpec {
         F: Fn(Ctx, T) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<Response>> + Send + 'static,
     {
-        let schema = schemars::schema_for!(T).to_value();
+        let schema = input_schema::<T>();
         let known: Option<Vec<String>> = schema
             .get("properties")
             .and_then(Value::as_object)
@@ -575,6 +575,24 @@ fn literal_prefix(pattern: &str) -> String {
         Some('?' | '*' | '{') => prefix[..prefix.len().saturating_sub(1)].to_string(),
         _ => prefix.to_string(),
     }
+}
+
+/// The JSON schema of input type `T`, generated once per process. Every mount builds its
+/// engine, and generating the schema of each typed operation again cost more than the rest of
+/// a mount (measured in the pipeline fuzz target, which remounts on every input).
+fn input_schema<T: JsonSchema + 'static>() -> Arc<Value> {
+    static SCHEMAS: OnceLock<Mutex<HashMap<std::any::TypeId, Arc<Value>>>> = OnceLock::new();
+    let cache = SCHEMAS.get_or_init(Default::default);
+    let id = std::any::TypeId::of::<T>();
+    if let Some(schema) = cache.lock().expect("schema cache").get(&id) {
+        return schema.clone();
+    }
+    let schema = Arc::new(schemars::schema_for!(T).to_value());
+    cache
+        .lock()
+        .expect("schema cache")
+        .insert(id, schema.clone());
+    schema
 }
 
 /// The compiled, anchored regex of a path pattern, compiled once per process.
