@@ -9,7 +9,38 @@
 //! requires `list=true`, because OpenAPI has no `list` method.
 
 use crate::core::Core;
+use parking_lot::Mutex;
 use serde_json::{json, Map, Value};
+use std::sync::Arc;
+
+/// The document as JSON bytes. It depends only on which engines are mounted where (kind and
+/// options decide the declarations), so it is built once per such mount set: building it walks
+/// every declaration and costs milliseconds.
+pub fn document_bytes(core: &Core) -> Arc<Vec<u8>> {
+    static CACHE: Mutex<Option<(String, Arc<Vec<u8>>)>> = Mutex::new(None);
+    let table = core.router.table();
+    let mut key = String::new();
+    for m in table.all() {
+        key.push_str(&m.route_path);
+        key.push('\0');
+        key.push_str(&m.entry.kind);
+        for (k, v) in &m.entry.options {
+            key.push('\0');
+            key.push_str(k);
+            key.push('=');
+            key.push_str(v);
+        }
+        key.push('\n');
+    }
+    if let Some((cached_key, bytes)) = CACHE.lock().as_ref() {
+        if *cached_key == key {
+            return bytes.clone();
+        }
+    }
+    let bytes = Arc::new(serde_json::to_vec(&document(core)).expect("json encodes"));
+    *CACHE.lock() = Some((key, bytes.clone()));
+    bytes
+}
 
 /// Build the OpenAPI 3.1 document for every mounted engine.
 pub fn document(core: &Core) -> Value {

@@ -449,3 +449,34 @@ async fn sys_tools_random_and_hash_answer_as_vault_does() {
         .unwrap_err();
     assert_eq!(err.status(), 400);
 }
+
+#[tokio::test]
+async fn the_openapi_document_follows_the_mounts() {
+    let h = Harness::new().await;
+    let doc = |h: &Harness| {
+        let core = h.core.clone();
+        async move {
+            let resp = core
+                .handle(
+                    coffer_sdk::Request::new(Read, "sys/internal/specs/openapi"),
+                    None,
+                )
+                .await
+                .unwrap();
+            serde_json::from_slice::<serde_json::Value>(&resp.raw.unwrap().body).unwrap()
+        }
+    };
+    let before = doc(&h).await;
+    assert!(before["paths"].get("/kv9/{path}").is_none());
+    h.ok(Update, "sys/mounts/kv9", json!({"type": "kv"})).await;
+    let after = doc(&h).await;
+    assert!(
+        after["paths"].get("/kv9/{path}").is_some(),
+        "a new mount shows at once"
+    );
+    h.ok(Delete, "sys/mounts/kv9", json!({})).await;
+    assert!(
+        doc(&h).await["paths"].get("/kv9/{path}").is_none(),
+        "and goes with its unmount"
+    );
+}

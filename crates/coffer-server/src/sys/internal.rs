@@ -82,7 +82,15 @@ pub(super) fn paths(e: &Engine<Core>) -> Vec<StatePath<Core>> {
             .op(
                 Operation::Read,
                 "OpenAPI document.",
-                |core, _ctx| async move { Ok(raw_json(crate::openapi::document(&core))) },
+                |core, _ctx| async move {
+                    Ok(Response {
+                        raw: Some(RawBody {
+                            content_type: "application/json".into(),
+                            body: crate::openapi::document_bytes(&core).as_ref().clone(),
+                        }),
+                        ..Response::default()
+                    })
+                },
             )
             .help(
                 "The OpenAPI document, generated from every engine's declarations.",
