@@ -75,9 +75,19 @@ impl Rollbacks {
     /// Call `mounted`'s rollback for the stored entry `key`; on failure, schedule a retry.
     /// Returns whether the entry is gone.
     async fn roll_back(&self, mounted: &Mounted, key: &str) -> Result<bool> {
-        let Some(mut stored) = get_json::<Stored>(&self.view, key).await? else {
-            return Ok(true);
-        };
+        match get_json::<Stored>(&self.view, key).await? {
+            Some(stored) => self.roll_back_stored(mounted, key, stored).await,
+            None => Ok(true),
+        }
+    }
+
+    /// [`Rollbacks::roll_back`] for an entry already read.
+    async fn roll_back_stored(
+        &self,
+        mounted: &Mounted,
+        key: &str,
+        mut stored: Stored,
+    ) -> Result<bool> {
         let Some(rollback) = mounted.backend.lifecycle.rollback.clone() else {
             return Err(Error::Internal(format!(
                 "mount {} left rollback entries but declares no rollback",
@@ -133,10 +143,14 @@ impl Rollbacks {
                     remaining += 1;
                     continue;
                 };
-                let due = get_json::<Stored>(&self.view, &key)
-                    .await?
-                    .is_some_and(|s| s.next_attempt.is_none_or(|t| t <= now));
-                if !due || !self.roll_back(mounted, &key).await? {
+                // One read: the entry both says whether it is due and is what is rolled back.
+                let Some(stored) = get_json::<Stored>(&self.view, &key).await? else {
+                    remaining += 1;
+                    continue;
+                };
+                if stored.next_attempt.is_some_and(|t| t > now)
+                    || !self.roll_back_stored(mounted, &key, stored).await?
+                {
                     remaining += 1;
                 }
             }

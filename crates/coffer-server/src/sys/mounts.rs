@@ -322,6 +322,15 @@ fn builtin_tune(core: &Core, path: &str, is_auth: bool) -> Option<Value> {
         .map(|m| tune_json(&m.entry, core))
 }
 
+/// A mount's tuning, built-in mounts included.
+async fn read_tune(core: &Core, path: &str, is_auth: bool) -> Result<Response> {
+    if let Some(v) = builtin_tune(core, path, is_auth) {
+        return Ok(Response::data(v));
+    }
+    let (table, pos) = find_entry(core, path, is_auth).await?;
+    Ok(Response::data(tune_json(&table[pos], core)))
+}
+
 async fn tune_mount(core: &Core, path: &str, input: TuneInput, is_auth: bool) -> Result<Response> {
     let (mut table, pos) = find_entry(core, path, is_auth).await?;
     let entry = &mut table[pos];
@@ -536,15 +545,7 @@ pub(super) fn paths(e: &Engine<Core>) -> Vec<StatePath<Core>> {
             .op(
                 Operation::Read,
                 "Read mount tuning.",
-                |core, ctx| async move {
-                    {
-                        if let Some(v) = builtin_tune(&core, ctx.param("path"), false) {
-                            return Ok(Response::data(v));
-                        }
-                        let (table, pos) = find_entry(&core, ctx.param("path"), false).await?;
-                        Ok(Response::data(tune_json(&table[pos], &core)))
-                    }
-                },
+                |core, ctx| async move { read_tune(&core, ctx.param("path"), false).await },
             )
             .typed(
                 Operation::Update,
@@ -602,15 +603,7 @@ pub(super) fn paths(e: &Engine<Core>) -> Vec<StatePath<Core>> {
             .op(
                 Operation::Read,
                 "Read auth tuning.",
-                |core, ctx| async move {
-                    {
-                        if let Some(v) = builtin_tune(&core, ctx.param("path"), true) {
-                            return Ok(Response::data(v));
-                        }
-                        let (table, pos) = find_entry(&core, ctx.param("path"), true).await?;
-                        Ok(Response::data(tune_json(&table[pos], &core)))
-                    }
-                },
+                |core, ctx| async move { read_tune(&core, ctx.param("path"), true).await },
             )
             .typed(
                 Operation::Update,
