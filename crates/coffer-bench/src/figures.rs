@@ -5,7 +5,7 @@
 use crate::canned::CannedResponse;
 use crate::cpu::{CpuSnapshot, CpuUse};
 use crate::error::BenchError;
-use crate::http::{build_request, exchange, free_loopback_port};
+use crate::http::{encode_request, exchange, free_loopback_port};
 use crate::load::{self, LoadPlan, LoadReport, RequestFactory};
 use crate::process::ServerProcess;
 use hyper::Method;
@@ -19,7 +19,10 @@ pub const READ_CONNECTIONS: usize = 32;
 /// Connections for the write figure.
 pub const WRITE_CONNECTIONS: usize = 64;
 /// Coffer reads must reach this fraction of the bare server's throughput.
-pub const READ_TARGET_RATIO: f64 = 0.7;
+pub const READ_TARGET_RATIO: f64 = 0.75;
+/// The harness's client must drive the bare server at least this fraction of `wrk`'s rate, or
+/// it is itself the bottleneck and flatters every ratio.
+pub const LOADGEN_TARGET_RATIO: f64 = 0.9;
 /// Durable writes per second must reach this multiple of the disk's single-fsync rate.
 pub const WRITE_TARGET_RATIO: f64 = 20.0;
 /// The dev server's root token, set on its command line.
@@ -156,7 +159,7 @@ pub(crate) struct SideRun {
 impl SideRun {
     pub(crate) fn to_json(&self) -> Value {
         let mut json = self.report.to_json();
-        json["cpu_cores"] = self.cpu.map_or(Value::Null, |c| json!({ "harness_and_server": c.watched_cores, "other_processes": c.other_cores, "steal": c.steal_cores, "idle": c.idle_cores }));
+        json["cpu_cores"] = self.cpu.map_or(Value::Null, cpu_json);
         json
     }
 }
@@ -226,8 +229,11 @@ pub(crate) fn plan(
 }
 
 /// KV v2 reads with 32 keep-alive connections: Coffer's dev server versus a bare hyper server
-/// replaying Coffer's own response bytes.
-pub async fn kv_read(settings: &Settings) -> Result<Figure, BenchError> {
+/// replaying Coffer's own response bytes; each side is driven by the harness's client and,
+/// when it can be had, by `wrk`. Gives the `kv-read` figure and, with `wrk`, the `loadgen`
+/// figure (the harness's client against `wrk` on the bare server).
+pub async fn kv_read(settings: &Settings) -> Result<Vec<Figure>, BenchError> {
+    let wrk = crate::wrk::locate_or_install();
     let dir = scratch(settings, "coffer-bench-read-")?;
     let port = free_loopback_port()?;
     let args = vec![
@@ -266,15 +272,16 @@ pub async fn kv_read(settings: &Settings) -> Result<Figure, BenchError> {
     .await?
     .expect_success("reading the secret back")?;
     let canned = CannedResponse::from_exchange(&captured);
-    let read_request: RequestFactory = Arc::new(move |_, _| {
-        build_request(
+    let read_request: RequestFactory = {
+        let request = encode_request(
             addr,
             Method::GET,
             READ_SECRET_PATH,
             Some(DEV_ROOT_TOKEN),
             None,
-        )
-    });
+        );
+        Arc::new(move |_, _| request.clone())
+    };
     let coffer_run = run_side(
         plan(
             settings,
@@ -286,19 +293,21 @@ pub async fn kv_read(settings: &Settings) -> Result<Figure, BenchError> {
         coffer.pid(),
     )
     .await?;
+    let coffer_wrk = wrk_read(settings, wrk.as_ref(), addr, coffer.pid(), "coffer").await?;
     drop(coffer);
 
     let bare = spawn_canned_baseline(settings, dir.path(), &canned, "canned-response.json").await?;
     let addr = bare.addr;
-    let read_request: RequestFactory = Arc::new(move |_, _| {
-        build_request(
+    let read_request: RequestFactory = {
+        let request = encode_request(
             addr,
             Method::GET,
             READ_SECRET_PATH,
             Some(DEV_ROOT_TOKEN),
             None,
-        )
-    });
+        );
+        Arc::new(move |_, _| request.clone())
+    };
     let bare_run = run_side(
         plan(
             settings,
@@ -310,28 +319,126 @@ pub async fn kv_read(settings: &Settings) -> Result<Figure, BenchError> {
         bare.pid(),
     )
     .await?;
+    let bare_wrk = wrk_read(settings, wrk.as_ref(), addr, bare.pid(), "bare hyper").await?;
     drop(bare);
 
     let caveat = caveat_for(&[("coffer", &coffer_run), ("bare hyper", &bare_run)]);
     let (coffer_report, bare_report) = (&coffer_run.report, &bare_run.report);
-    Ok(Figure {
-        name: "kv-read".into(),
+    let mut notes = Vec::new();
+    let mut figures = Vec::new();
+    match (&coffer_wrk, &bare_wrk) {
+        (Some(c), Some(b)) => {
+            let rate = |r: &crate::wrk::WrkReport| {
+                r.clean_rate()
+                    .map_or_else(|| "failed requests".to_string(), |v| format!("{v:.0}/s"))
+            };
+            let ratio = c.clean_rate().zip(b.clean_rate()).map(|(c, b)| c / b);
+            notes.push(format!(
+                "under wrk -t{} -c{READ_CONNECTIONS}: coffer {}, bare {}, ratio {}",
+                crate::wrk::WRK_THREADS,
+                rate(c),
+                rate(b),
+                ratio.map_or_else(|| "n/a".into(), |r| format!("{r:.2}"))
+            ));
+            figures.push(loadgen_figure(&bare_run, b));
+        }
+        _ => notes.push("wrk was not available: no second load generator".into()),
+    }
+    let wrk_json = |r: &Option<crate::wrk::WrkReport>| {
+        r.as_ref().map_or(Value::Null, |r| {
+            json!({ "requests_per_sec": r.requests_per_sec, "failures": r.failures, "cpu_cores": r.cpu.map(cpu_json) })
+        })
+    };
+    figures.insert(
+        0,
+        Figure {
+            name: "kv-read".into(),
+            unit: "req/s".into(),
+            coffer: coffer_report.throughput,
+            baseline: bare_report.throughput,
+            ratio: coffer_report.throughput / bare_report.throughput,
+            target: READ_TARGET_RATIO,
+            details: json!({
+                "connections": READ_CONNECTIONS,
+                "response_bytes": canned.body.len(),
+                "coffer": coffer_run.to_json(),
+                "baseline_bare_hyper": bare_run.to_json(),
+                "wrk": { "coffer": wrk_json(&coffer_wrk), "baseline_bare_hyper": wrk_json(&bare_wrk) },
+            }),
+            caveat,
+            published_baseline: None,
+            notes,
+            parts: Vec::new(),
+        },
+    );
+    Ok(figures)
+}
+
+/// One side of the read figure under `wrk`, with the same warm-up and duration as the
+/// harness's own runs; `None` when there is no `wrk`.
+async fn wrk_read(
+    settings: &Settings,
+    wrk: Option<&PathBuf>,
+    addr: std::net::SocketAddr,
+    server_pid: u32,
+    side: &str,
+) -> Result<Option<crate::wrk::WrkReport>, BenchError> {
+    let Some(wrk) = wrk else { return Ok(None) };
+    eprintln!(
+        "  kv-read {side}: wrk -t{} -c{READ_CONNECTIONS}",
+        crate::wrk::WRK_THREADS
+    );
+    let target = crate::wrk::Target {
+        wrk,
+        addr,
+        path: READ_SECRET_PATH,
+        headers: &[("X-Vault-Token", DEV_ROOT_TOKEN)],
+        connections: READ_CONNECTIONS,
+        server_pid,
+    };
+    crate::wrk::run(&target, settings.warmup, settings.duration)
+        .await
+        .map(Some)
+}
+
+/// The harness's client against `wrk` on the same bare server, same minute: the proof that the
+/// client is not the bottleneck of the other figures.
+fn loadgen_figure(harness: &SideRun, wrk: &crate::wrk::WrkReport) -> Figure {
+    let wrk_rate = wrk.clean_rate().unwrap_or(f64::NAN);
+    let mut problems = Vec::new();
+    if wrk.failures > 0 {
+        problems.push(format!("wrk: {} requests failed", wrk.failures));
+    }
+    if let Some(cpu) = wrk
+        .cpu
+        .filter(|c| c.other_cores + c.steal_cores > NOISY_NEIGHBOUR_CORES)
+    {
+        problems.push(format!("wrk: other processes used {:.2} cores (+{:.2} steal) during the run; rerun on a quiet machine", cpu.other_cores, cpu.steal_cores));
+    }
+    if let Some(c) = caveat_for(&[("coffer-bench", harness)]) {
+        problems.push(c);
+    }
+    Figure {
+        name: "loadgen".into(),
         unit: "req/s".into(),
-        coffer: coffer_report.throughput,
-        baseline: bare_report.throughput,
-        ratio: coffer_report.throughput / bare_report.throughput,
-        target: READ_TARGET_RATIO,
+        coffer: harness.report.throughput,
+        baseline: wrk_rate,
+        ratio: harness.report.throughput / wrk_rate,
+        target: LOADGEN_TARGET_RATIO,
         details: json!({
+            "what": "the bare kv-read server driven by coffer-bench's client (coffer column) and by wrk (baseline column)",
             "connections": READ_CONNECTIONS,
-            "response_bytes": canned.body.len(),
-            "coffer": coffer_run.to_json(),
-            "baseline_bare_hyper": bare_run.to_json(),
+            "wrk_threads": crate::wrk::WRK_THREADS,
         }),
-        caveat,
-        published_baseline: None,
-        notes: Vec::new(),
+        caveat: (!problems.is_empty()).then(|| problems.join("; ")),
+        published_baseline: Some(format!("wrk -t{} -c{READ_CONNECTIONS}", crate::wrk::WRK_THREADS)),
+        notes: vec!["the bare kv-read server under coffer-bench's client (first column) and under wrk (second); the client is lean enough when the ratio is near 1".into()],
         parts: Vec::new(),
-    })
+    }
+}
+
+fn cpu_json(c: CpuUse) -> Value {
+    json!({ "harness_and_server": c.watched_cores, "other_processes": c.other_cores, "steal": c.steal_cores, "idle": c.idle_cores })
 }
 
 /// The raw single-fsync rate of the disk under `dir`, measured for about `budget`.
@@ -506,7 +613,7 @@ pub async fn kv_write(settings: &Settings) -> Result<Figure, BenchError> {
     let root_token = coffer.root_token.clone();
     let write_request: RequestFactory = Arc::new(move |connection, seq| {
         let body = json!({ "data": { "value": SECRET_VALUE, "seq": seq } });
-        build_request(
+        encode_request(
             addr,
             Method::POST,
             &format!("/v1/secret/data/bench/write-{connection}"),

@@ -95,6 +95,34 @@ pub fn build_request(
     req
 }
 
+/// Encode a request as HTTP/1.1 bytes, ready to write to a keep-alive connection as often as
+/// the load generator likes: the same headers [`build_request`] sets, plus `content-length`.
+pub fn encode_request(
+    addr: SocketAddr,
+    method: Method,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&Value>,
+) -> Bytes {
+    let payload = body
+        .map(|b| serde_json::to_vec(b).expect("JSON values encode"))
+        .unwrap_or_default();
+    let mut request = format!("{method} {path} HTTP/1.1\r\nhost: {addr}\r\n");
+    if let Some(token) = token {
+        request.push_str(&format!("x-vault-token: {token}\r\n"));
+    }
+    if body.is_some() {
+        request.push_str("content-type: application/json\r\n");
+    }
+    if !payload.is_empty() || method != Method::GET {
+        request.push_str(&format!("content-length: {}\r\n", payload.len()));
+    }
+    request.push_str("\r\n");
+    let mut bytes = request.into_bytes();
+    bytes.extend_from_slice(&payload);
+    Bytes::from(bytes)
+}
+
 /// One request on a fresh connection, bounded by [`SETUP_TIMEOUT`].
 pub async fn exchange(
     addr: SocketAddr,

@@ -21,7 +21,7 @@ use crate::figures::{
     caveat_for, run_side, scratch, Bound, DurableCoffer, Figure, Settings, SideRun, SubResult,
     SECRET_VALUE,
 };
-use crate::http::{build_request, exchange, exchange_within};
+use crate::http::{encode_request, exchange, exchange_within};
 use crate::load::{self, LoadPlan, RequestFactory};
 use crate::process::ProcessMemory;
 use hyper::Method;
@@ -381,8 +381,8 @@ async fn create_tokens(
     let token = coffer.root_token.clone();
     let path = path.to_owned();
     let body = Arc::new(body);
-    let requests: RequestFactory =
-        Arc::new(move |_, _| build_request(addr, Method::POST, &path, Some(&token), Some(&body)));
+    let request = encode_request(addr, Method::POST, &path, Some(&token), Some(&body));
+    let requests: RequestFactory = Arc::new(move |_, _| request.clone());
     eprintln!("  {label}: {count} tokens, {CREATE_CONNECTIONS} connections");
     run_side(
         LoadPlan {
@@ -478,9 +478,8 @@ async fn restart(
 async fn memory_after_requests(coffer: &DurableCoffer) -> Result<ProcessMemory, BenchError> {
     let addr: SocketAddr = coffer.addr();
     let token = coffer.root_token.clone();
-    let requests: RequestFactory = Arc::new(move |_, _| {
-        build_request(addr, Method::GET, RESTART_READ_PATH, Some(&token), None)
-    });
+    let request = encode_request(addr, Method::GET, RESTART_READ_PATH, Some(&token), None);
+    let requests: RequestFactory = Arc::new(move |_, _| request.clone());
     let report = load::run(LoadPlan {
         label: "leases reads before the memory reading".into(),
         addr,

@@ -28,5 +28,6 @@ pub mod load;
 pub mod login;
 pub mod process;
 pub mod report;
+pub mod wrk;
 
 pub use error::BenchError;

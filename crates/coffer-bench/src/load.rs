@@ -5,25 +5,30 @@
 //! (`max_requests`, counted as requests are issued) and by wall time (warm-up + duration, plus
 //! a per-request timeout so a stuck server cannot hang the run). Requests that complete during
 //! warm-up are not measured; throughput is measured completions over the measured window.
+//!
+//! The client is built to cost as little as `wrk -t1`: every connection runs on one thread of
+//! its own (a single-threaded runtime), requests are sent as bytes encoded before the run, and
+//! responses are parsed only for their status and length. The `loadgen` figure checks it
+//! against `wrk` on the same bare server.
 
 use crate::error::BenchError;
 use crate::latency::LatencySummary;
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
 use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// The longest one request may take before it counts as failed and its connection is dropped.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Builds request number `seq` for connection number `connection`.
-pub type RequestFactory = Arc<dyn Fn(usize, u64) -> hyper::Request<Full<Bytes>> + Send + Sync>;
+/// Builds request number `seq` for connection number `connection`, encoded as it goes on the
+/// wire (see [`crate::http::encode_request`]).
+pub type RequestFactory = Arc<dyn Fn(usize, u64) -> Bytes + Send + Sync>;
 
 /// What to run: where, how wide, how long, how many at most.
 #[derive(Clone)]
@@ -97,20 +102,9 @@ pub async fn run(plan: LoadPlan) -> Result<LoadReport, BenchError> {
             plan.label
         )));
     }
-    let mut senders = Vec::with_capacity(plan.connections);
-    for _ in 0..plan.connections {
-        senders.push(connect(plan.addr).await.map_err(|e| {
-            BenchError::http(
-                format!("{}: opening a connection to {}", plan.label, plan.addr),
-                e,
-            )
-        })?);
-    }
     let started = Instant::now();
-    let warm_end = started + plan.warmup;
-    let end = warm_end + plan.duration;
-    let issued = Arc::new(AtomicU64::new(0));
     let completed = Arc::new(AtomicU64::new(0));
+    let end = started + plan.warmup + plan.duration;
     let progress = tokio::spawn(show_progress(
         plan.label.clone(),
         completed.clone(),
@@ -118,38 +112,39 @@ pub async fn run(plan: LoadPlan) -> Result<LoadReport, BenchError> {
         plan.warmup,
         end,
     ));
-    let mut tasks = Vec::with_capacity(plan.connections);
-    for (index, sender) in senders.into_iter().enumerate() {
-        let (issued, completed, requests) =
-            (issued.clone(), completed.clone(), plan.requests.clone());
-        let budget = plan.max_requests;
-        tasks.push(tokio::spawn(async move {
-            drive_connection(
-                index, sender, requests, issued, completed, budget, warm_end, end,
-            )
-            .await
-        }));
-    }
-    let mut latencies = Vec::new();
-    let mut failed = 0;
-    let mut last_completion = started;
-    let mut first_failure = None;
-    for task in tasks {
-        let outcome = task.await.map_err(|e| {
-            BenchError::Config(format!("{}: a load task panicked: {e}", plan.label))
-        })?;
-        latencies.extend(outcome.latencies_us);
-        failed += outcome.failed;
-        last_completion = last_completion.max(outcome.last_completion.unwrap_or(started));
-        first_failure = first_failure.or(outcome.first_failure);
-    }
+    let (finished, outcome) = tokio::sync::oneshot::channel();
+    let thread_plan = plan.clone();
+    std::thread::Builder::new()
+        .name("load-generator".into())
+        .spawn(move || {
+            let result = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| BenchError::io("starting the load generator's runtime", e))
+                .and_then(|runtime| runtime.block_on(drive_all(thread_plan, completed)));
+            let _ = finished.send(result);
+        })
+        .map_err(|e| BenchError::io("starting the load generator's thread", e))?;
+    let outcome = outcome.await.map_err(|_| {
+        BenchError::Config(format!("{}: the load generator's thread died", plan.label))
+    });
     progress.abort();
     let _ = progress.await;
+    let Outcomes {
+        mut latencies,
+        failed,
+        last_completion,
+        first_failure,
+        issued,
+        started,
+        warm_end,
+        end,
+    } = outcome??;
     // Each loop's final budget check also bumps the counter, so it can overshoot the cap.
-    let issued_requests = issued.load(Ordering::Relaxed).min(plan.max_requests);
+    let issued_requests = issued.min(plan.max_requests);
     let capped = issued_requests >= plan.max_requests;
     let window_end = if capped {
-        last_completion.min(end)
+        last_completion.unwrap_or(started).min(end)
     } else {
         end
     };
@@ -183,29 +178,81 @@ pub async fn run(plan: LoadPlan) -> Result<LoadReport, BenchError> {
     })
 }
 
-async fn connect(
-    addr: SocketAddr,
-) -> Result<hyper::client::conn::http1::SendRequest<Full<Bytes>>, String> {
-    let stream = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
-    stream.set_nodelay(true).map_err(|e| e.to_string())?;
-    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(|e| e.to_string())?;
-    tokio::spawn(connection);
-    Ok(sender)
+/// What every connection of one run saw, merged.
+struct Outcomes {
+    latencies: Vec<u64>,
+    failed: u64,
+    last_completion: Option<Instant>,
+    first_failure: Option<String>,
+    issued: u64,
+    started: Instant,
+    warm_end: Instant,
+    end: Instant,
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn drive_connection(
+/// Open every connection, then drive them all to the end of the run (on the calling thread).
+async fn drive_all(plan: LoadPlan, completed: Arc<AtomicU64>) -> Result<Outcomes, BenchError> {
+    let mut connections = Vec::with_capacity(plan.connections);
+    for _ in 0..plan.connections {
+        connections.push(connect(plan.addr).await.map_err(|e| {
+            BenchError::http(
+                format!("{}: opening a connection to {}", plan.label, plan.addr),
+                e,
+            )
+        })?);
+    }
+    let started = Instant::now();
+    let warm_end = started + plan.warmup;
+    let end = warm_end + plan.duration;
+    let issued = Arc::new(AtomicU64::new(0));
+    let mut tasks = tokio::task::JoinSet::new();
+    for (index, connection) in connections.into_iter().enumerate() {
+        let run = ConnectionRun {
+            index,
+            requests: plan.requests.clone(),
+            issued: issued.clone(),
+            completed: completed.clone(),
+            budget: plan.max_requests,
+            warm_end,
+            end,
+        };
+        tasks.spawn(drive_connection(connection, run));
+    }
+    let mut merged = Outcomes {
+        latencies: Vec::new(),
+        failed: 0,
+        last_completion: None,
+        first_failure: None,
+        issued: 0,
+        started,
+        warm_end,
+        end,
+    };
+    while let Some(joined) = tasks.join_next().await {
+        let outcome = joined.map_err(|e| {
+            BenchError::Config(format!("{}: a load task panicked: {e}", plan.label))
+        })?;
+        merged.latencies.extend(outcome.latencies_us);
+        merged.failed += outcome.failed;
+        merged.last_completion = merged.last_completion.max(outcome.last_completion);
+        merged.first_failure = merged.first_failure.or(outcome.first_failure);
+    }
+    merged.issued = issued.load(Ordering::Relaxed);
+    Ok(merged)
+}
+
+/// One connection's share of a run.
+struct ConnectionRun {
     index: usize,
-    mut sender: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
     requests: RequestFactory,
     issued: Arc<AtomicU64>,
     completed: Arc<AtomicU64>,
     budget: u64,
     warm_end: Instant,
     end: Instant,
-) -> ConnectionOutcome {
+}
+
+async fn drive_connection(mut connection: Connection, run: ConnectionRun) -> ConnectionOutcome {
     let mut outcome = ConnectionOutcome {
         latencies_us: Vec::with_capacity(64 * 1024),
         failed: 0,
@@ -213,22 +260,25 @@ async fn drive_connection(
         first_failure: None,
     };
     let mut seq = 0u64;
-    while Instant::now() < end && issued.fetch_add(1, Ordering::Relaxed) < budget {
-        let request = requests(index, seq);
+    while Instant::now() < run.end && run.issued.fetch_add(1, Ordering::Relaxed) < run.budget {
+        let request = (run.requests)(run.index, seq);
         seq += 1;
         let sent = Instant::now();
-        let result = tokio::time::timeout(REQUEST_TIMEOUT, exchange(&mut sender, request)).await;
+        let result =
+            tokio::time::timeout(REQUEST_TIMEOUT, exchange(&mut connection, &request)).await;
         let done = Instant::now();
-        completed.fetch_add(1, Ordering::Relaxed);
+        run.completed.fetch_add(1, Ordering::Relaxed);
         outcome.last_completion = Some(done);
-        let broken = matches!(result, Ok(Err(_)) | Err(_));
-        let failure = match result {
-            Ok(Ok(status)) if status.is_success() => None,
-            Ok(Ok(status)) => Some(format!("status {status}")),
-            Ok(Err(e)) => Some(e),
-            Err(_) => Some(format!("no response within {REQUEST_TIMEOUT:?}")),
+        let (failure, broken) = match result {
+            Ok(Ok((status, close))) if (200..300).contains(&status) => (None, close),
+            Ok(Ok((status, close))) => (Some(format!("status {status}")), close),
+            Ok(Err(e)) => (Some(e), true),
+            Err(_) => (
+                Some(format!("no response within {REQUEST_TIMEOUT:?}")),
+                true,
+            ),
         };
-        let measured = done >= warm_end && done <= end;
+        let measured = done >= run.warm_end && done <= run.end;
         match failure {
             None if measured => outcome
                 .latencies_us
@@ -242,30 +292,153 @@ async fn drive_connection(
             }
         }
         if broken {
-            // The connection's state is unknown after a transport error or timeout.
+            // The connection's state is unknown after a transport error or timeout, and a
+            // server that said `Connection: close` answers nothing more on it.
             break;
         }
     }
     outcome
 }
 
-async fn exchange(
-    sender: &mut hyper::client::conn::http1::SendRequest<Full<Bytes>>,
-    request: hyper::Request<Full<Bytes>>,
-) -> Result<hyper::StatusCode, String> {
-    sender.ready().await.map_err(|e| e.to_string())?;
-    let response = sender
-        .send_request(request)
+/// One keep-alive connection: the socket and a read buffer that lives as long as it does.
+struct Connection {
+    stream: TcpStream,
+    buffer: Vec<u8>,
+}
+
+async fn connect(addr: SocketAddr) -> Result<Connection, String> {
+    let stream = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+    stream.set_nodelay(true).map_err(|e| e.to_string())?;
+    Ok(Connection {
+        stream,
+        buffer: Vec::with_capacity(READ_BUFFER),
+    })
+}
+
+/// Bytes asked of the kernel per read; a response that does not fit is read in several.
+const READ_BUFFER: usize = 16 * 1024;
+
+/// A response as the load generator sees it: only what it needs to know where the response
+/// ends and whether it counts as a success.
+#[derive(Debug, PartialEq)]
+struct ResponseHead {
+    status: u16,
+    head_len: usize,
+    body: BodyLength,
+    close: bool,
+}
+
+#[derive(Debug, PartialEq)]
+enum BodyLength {
+    Exactly(usize),
+    Chunked,
+}
+
+/// Parse the status line and headers at the start of `bytes`, or `Ok(None)` when they are not
+/// all there yet.
+fn parse_head(bytes: &[u8]) -> Result<Option<ResponseHead>, String> {
+    let mut headers = [httparse::EMPTY_HEADER; 32];
+    let mut response = httparse::Response::new(&mut headers);
+    let head_len = match response.parse(bytes) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(e) => return Err(format!("unparsable response head: {e}")),
+    };
+    let status = response.code.unwrap_or(0);
+    let mut body = BodyLength::Exactly(0);
+    let mut close = response.version == Some(0);
+    for header in response.headers.iter() {
+        if header.name.eq_ignore_ascii_case("content-length") {
+            let length = std::str::from_utf8(header.value)
+                .ok()
+                .and_then(|v| v.trim().parse().ok())
+                .ok_or("invalid content-length")?;
+            body = BodyLength::Exactly(length);
+        } else if header.name.eq_ignore_ascii_case("transfer-encoding")
+            && header.value.eq_ignore_ascii_case(b"chunked")
+        {
+            body = BodyLength::Chunked;
+        } else if header.name.eq_ignore_ascii_case("connection") {
+            close = header.value.eq_ignore_ascii_case(b"close");
+        }
+    }
+    Ok(Some(ResponseHead {
+        status,
+        head_len,
+        body,
+        close,
+    }))
+}
+
+/// Where a chunked body that starts at `bytes[0]` ends, or `Ok(None)` when it is not all there.
+fn chunked_body_end(bytes: &[u8]) -> Result<Option<usize>, String> {
+    let mut at = 0;
+    loop {
+        let Some(line_end) = bytes[at..].windows(2).position(|w| w == b"\r\n") else {
+            return Ok(None);
+        };
+        let size_text = std::str::from_utf8(&bytes[at..at + line_end])
+            .map_err(|_| "invalid chunk size")?
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .trim();
+        let size = usize::from_str_radix(size_text, 16).map_err(|_| "invalid chunk size")?;
+        at += line_end + 2;
+        if size == 0 {
+            // No trailers are expected: the body ends with the empty line after the last chunk.
+            return Ok((bytes.len() >= at + 2).then_some(at + 2));
+        }
+        if bytes.len() < at + size + 2 {
+            return Ok(None);
+        }
+        at += size + 2;
+    }
+}
+
+/// Send one request and read its whole response; returns the status and whether the server
+/// will close the connection after it. Requests are written pre-encoded and responses are
+/// parsed only as far as their status and length, like `wrk`, so the client costs little of
+/// the machine the server shares with it.
+async fn exchange(connection: &mut Connection, request: &[u8]) -> Result<(u16, bool), String> {
+    connection
+        .stream
+        .write_all(request)
         .await
         .map_err(|e| e.to_string())?;
-    let status = response.status();
-    // Read the whole body: a request is done when the client has all of the answer.
-    response
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| e.to_string())?;
-    Ok(status)
+    let buffer = &mut connection.buffer;
+    buffer.clear();
+    loop {
+        if let Some(head) = parse_head(buffer)? {
+            let end = loop {
+                let body = &buffer[head.head_len..];
+                let end = match head.body {
+                    BodyLength::Exactly(length) => {
+                        (body.len() >= length).then_some(head.head_len + length)
+                    }
+                    BodyLength::Chunked => chunked_body_end(body)?.map(|e| head.head_len + e),
+                };
+                if let Some(end) = end {
+                    break end;
+                }
+                read_more(&mut connection.stream, buffer).await?;
+            };
+            if end != buffer.len() {
+                return Err("the server sent more than one response".into());
+            }
+            return Ok((head.status, head.close));
+        }
+        read_more(&mut connection.stream, buffer).await?;
+    }
+}
+
+async fn read_more(stream: &mut TcpStream, buffer: &mut Vec<u8>) -> Result<(), String> {
+    buffer.reserve(READ_BUFFER);
+    let read = stream.read_buf(buffer).await.map_err(|e| e.to_string())?;
+    if read == 0 {
+        return Err("the server closed the connection".into());
+    }
+    Ok(())
 }
 
 async fn show_progress(

@@ -5,7 +5,7 @@
 use crate::canned::CannedResponse;
 use crate::error::BenchError;
 use crate::figures::{caveat_for, plan, run_side, scratch, Figure, Settings, DEV_ROOT_TOKEN};
-use crate::http::{build_request, exchange, free_loopback_port};
+use crate::http::{encode_request, exchange, free_loopback_port};
 use crate::load::RequestFactory;
 use crate::process::ServerProcess;
 use hyper::Method;
@@ -100,7 +100,8 @@ pub async fn approle_login(settings: &Settings) -> Result<Figure, BenchError> {
     let canned = CannedResponse::from_exchange(&captured);
     let login_request = |addr| -> RequestFactory {
         let body = login_body.clone();
-        Arc::new(move |_, _| build_request(addr, Method::POST, LOGIN_PATH, None, Some(&body)))
+        let request = encode_request(addr, Method::POST, LOGIN_PATH, None, Some(&body));
+        Arc::new(move |_, _| request.clone())
     };
     let coffer_run = run_side(
         plan(

@@ -167,18 +167,18 @@ async fn run(args: RunArgs, which: &[Which]) -> Result<ExitCode, BenchError> {
             }
             Which::Write => {
                 eprintln!("kv-write: durable KV v2 POST, {} connections, {duration} s (+{warmup} s warm-up) against coffer on file storage, fsync probe before and after", figures::WRITE_CONNECTIONS);
-                figures::kv_write(&settings).await?
+                vec![figures::kv_write(&settings).await?]
             }
             Which::Login => {
                 eprintln!("approle-login: AppRole login POST, {} connections, {duration} s (+{warmup} s warm-up) each against the coffer dev server and a bare hyper server", login::LOGIN_CONNECTIONS);
-                login::approle_login(&settings).await?
+                vec![login::approle_login(&settings).await?]
             }
             Which::Leases => {
                 eprintln!("leases: {} idle leases, {} under a prefix, {} expiring, on coffer with file storage", lease_sizes.idle, lease_sizes.under_prefix, lease_sizes.expiring);
-                leases::leases(&settings, lease_sizes).await?
+                vec![leases::leases(&settings, lease_sizes).await?]
             }
         };
-        results.push(result);
+        results.extend(result);
     }
     print!("{}", report::table(&results));
     let settings_json = json!({

@@ -52,7 +52,7 @@ pub fn table(figures: &[Figure]) -> String {
     }
     let mut out = aligned(&rows);
     for f in figures {
-        if f.parts.is_empty() {
+        if f.parts.is_empty() && f.name != "loadgen" {
             out.push_str(&format!("{}: {}", f.name, latency_line(f)));
             out.push('\n');
         }
