@@ -144,7 +144,16 @@ pub fn validate_request_path(path: &str) -> Result<()> {
             "invalid request path {path:?}: empty, '.' or '..' segments are not allowed"
         )));
     }
-    if path.chars().any(char::is_control) {
+    // Byte by byte (this runs on every request): C0 controls and DEL are single bytes, and the
+    // C1 controls U+0080..=U+009F are the only other `char::is_control` characters, encoded as
+    // 0xC2 followed by 0x80..=0x9F.
+    let bytes = path.as_bytes();
+    let control = bytes.iter().enumerate().any(|(i, &b)| {
+        b < 0x20
+            || b == 0x7f
+            || (b == 0xc2 && bytes.get(i + 1).is_some_and(|n| (0x80..=0x9f).contains(n)))
+    });
+    if control {
         return Err(Error::bad(
             "invalid request path: control characters are not allowed",
         ));
@@ -852,5 +861,39 @@ impl Core {
     /// Mount table snapshot helper for sys handlers.
     pub fn mounted(&self) -> Vec<Arc<Mounted>> {
         self.router.table().all().to_vec()
+    }
+}
+
+#[cfg(test)]
+mod path_tests {
+    use super::validate_request_path;
+
+    #[test]
+    fn control_characters_are_refused_exactly_as_char_is_control_says() {
+        for code in (0u32..0x800).chain([0x2028, 0xfeff, 0x10ffff]) {
+            let Some(c) = char::from_u32(code) else {
+                continue;
+            };
+            let path = format!("secret/a{c}b");
+            let refused = validate_request_path(&path).is_err();
+            assert_eq!(refused, c.is_control(), "U+{code:04X}");
+        }
+    }
+
+    #[test]
+    fn empty_and_dot_segments_are_refused() {
+        for bad in [
+            "",
+            "secret//x",
+            "secret/./x",
+            "secret/../x",
+            "/secret",
+            "secret/..",
+        ] {
+            assert!(validate_request_path(bad).is_err(), "{bad:?}");
+        }
+        for good in ["secret/x", "secret/x/", "secret/.x", "secret/..x/"] {
+            assert!(validate_request_path(good).is_ok(), "{good:?}");
+        }
     }
 }

@@ -7,7 +7,9 @@ use coffer_sdk::logical::Connection;
 use coffer_sdk::{Error, Operation, Request, Response};
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Body as _, Incoming};
-use hyper::header::{HeaderValue, CACHE_CONTROL, CONNECTION, CONTENT_TYPE, EXPECT};
+use hyper::header::{
+    HeaderName, HeaderValue, AUTHORIZATION, CACHE_CONTROL, CONNECTION, CONTENT_TYPE, EXPECT,
+};
 use hyper::http::request::Parts;
 use hyper::{Method, StatusCode, Version};
 use serde_json::{Map, Value};
@@ -62,7 +64,12 @@ fn render(resp: Response, request_id: &str, head: bool, mount_type: &str) -> Htt
     json_response(resp.status.unwrap_or(200), body)
 }
 
-fn header<'a>(req: &'a Parts, name: &str) -> Option<&'a str> {
+// Looked up by `HeaderName` rather than by `&str`, which would parse the name on every call.
+const X_VAULT_TOKEN: HeaderName = HeaderName::from_static("x-vault-token");
+const X_VAULT_NAMESPACE: HeaderName = HeaderName::from_static("x-vault-namespace");
+const X_VAULT_WRAP_TTL: HeaderName = HeaderName::from_static("x-vault-wrap-ttl");
+
+fn header<'a>(req: &'a Parts, name: &HeaderName) -> Option<&'a str> {
     req.headers.get(name).and_then(|v| v.to_str().ok())
 }
 
@@ -122,6 +129,10 @@ fn form_urlencoded_pairs(q: &str) -> Vec<(String, String)> {
 
 /// Decode a URL path (percent-escapes), refusing malformed escapes and invalid UTF-8.
 fn decode_path(raw: &str) -> Result<String, Error> {
+    if !raw.contains('%') {
+        // Nothing to decode, and a `&str` is valid UTF-8 already.
+        return Ok(raw.to_string());
+    }
     let bytes =
         percent_decode(raw, false).ok_or_else(|| Error::bad("invalid percent-encoding in path"))?;
     String::from_utf8(bytes).map_err(|_| Error::bad("request path is not valid UTF-8"))
@@ -302,13 +313,13 @@ async fn handle_inner(
     };
     let mut path = decode_path(rest)?;
     let mut query = query_map(req.uri.query());
-    if let Some(ns) = header(req, "x-vault-namespace") {
+    if let Some(ns) = header(req, &X_VAULT_NAMESPACE) {
         let ns = ns.trim().trim_matches('/');
         if !ns.is_empty() && ns != "root" {
             return Err(Error::bad(format!("namespaces are not enabled on this Coffer server (X-Vault-Namespace \"{ns}\"); send requests without the header")));
         }
     }
-    let wrap_ttl = match header(req, "x-vault-wrap-ttl")
+    let wrap_ttl = match header(req, &X_VAULT_WRAP_TTL)
         .map(str::trim)
         .filter(|v| !v.is_empty())
     {
@@ -337,15 +348,15 @@ async fn handle_inner(
             path.push('/');
         }
     }
-    let token = header(req, "x-vault-token")
+    let token = header(req, &X_VAULT_TOKEN)
         .map(str::to_string)
         .or_else(|| {
-            header(req, "authorization")
+            header(req, &AUTHORIZATION)
                 .and_then(|v| v.strip_prefix("Bearer ").map(|t| t.trim().to_string()))
         })
         .filter(|t| !t.is_empty());
     if operation == Operation::Patch {
-        let ct = header(req, "content-type").unwrap_or("");
+        let ct = header(req, &CONTENT_TYPE).unwrap_or("");
         if !ct.starts_with("application/merge-patch+json") {
             return Err(Error::bad(format!(
                 "PATCH requires Content-Type application/merge-patch+json, got \"{ct}\""

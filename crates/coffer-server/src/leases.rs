@@ -91,7 +91,7 @@ pub struct LeaseEntry {
 
 /// Short, fixed-length name of a lease id for index keys.
 pub fn lease_hash(lease_id: &str) -> String {
-    hex::encode(&digest::digest(&digest::SHA256, lease_id.as_bytes()).as_ref()[..16])
+    crate::tokens::lower_hex(&digest::digest(&digest::SHA256, lease_id.as_bytes()).as_ref()[..16])
 }
 
 fn index_key(at: DateTime<Utc>, lease_id: &str) -> String {
