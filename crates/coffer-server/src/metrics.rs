@@ -2,6 +2,7 @@
 //! rendered as Prometheus text or JSON by `sys/metrics`.
 
 use coffer_sdk::Operation;
+use coffer_storage::CommitStats;
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -64,8 +65,9 @@ impl Metrics {
             .fetch_add(elapsed.as_nanos() as u64, Ordering::Relaxed);
     }
 
-    /// Prometheus text exposition format.
-    pub fn prometheus(&self) -> String {
+    /// Prometheus text exposition format; `commits` are the storage backend's commit counters
+    /// when it groups writes.
+    pub fn prometheus(&self, commits: Option<CommitStats>) -> String {
         let mut out = String::new();
         out.push_str("# HELP coffer_requests_total Requests handled by the pipeline.\n# TYPE coffer_requests_total counter\n");
         for (i, op) in OPS.iter().enumerate() {
@@ -97,17 +99,52 @@ impl Metrics {
             self.latency_sum_nanos.load(Ordering::Relaxed) as f64 / 1e9
         ));
         out.push_str(&format!("coffer_request_duration_seconds_count {count}\n"));
+        if let Some(commits) = commits {
+            for (name, help, value) in storage_counters(commits) {
+                out.push_str(&format!(
+                    "# HELP coffer_storage_{name}_total {help}\n# TYPE coffer_storage_{name}_total counter\ncoffer_storage_{name}_total {value}\n"
+                ));
+            }
+        }
         out
     }
 
     /// The same counters as JSON.
-    pub fn json(&self, now: chrono::DateTime<chrono::Utc>) -> Value {
+    pub fn json(&self, now: chrono::DateTime<chrono::Utc>, commits: Option<CommitStats>) -> Value {
         let mut counters = Vec::new();
         for (i, op) in OPS.iter().enumerate() {
             for (j, c) in CLASSES.iter().enumerate() {
                 counters.push(json!({"Name": "coffer.requests", "Labels": {"operation": op.as_str(), "status": c}, "Count": self.requests[i][j].load(Ordering::Relaxed)}));
             }
         }
+        if let Some(commits) = commits {
+            for (name, _, value) in storage_counters(commits) {
+                counters.push(
+                    json!({"Name": format!("coffer.storage.{name}"), "Labels": {}, "Count": value}),
+                );
+            }
+        }
         json!({"Counters": counters, "Gauges": [], "Samples": [], "Timestamp": now.to_rfc3339()})
     }
+}
+
+/// Name, help text and value of each storage commit counter.
+fn storage_counters(commits: CommitStats) -> [(&'static str, &'static str, u64); 3] {
+    [
+        (
+            "commits",
+            "Storage transactions committed for writers.",
+            commits.commits,
+        ),
+        (
+            "durable_commits",
+            "Of those, the ones committed with an fsync.",
+            commits.durable_commits,
+        ),
+        (
+            "ops",
+            "Writes (puts and deletes) those transactions applied.",
+            commits.ops,
+        ),
+    ]
 }

@@ -231,4 +231,8 @@ impl Storage for EmbeddedStorage {
     fn kind(&self) -> &'static str {
         "file"
     }
+
+    fn commit_stats(&self) -> Option<CommitStats> {
+        Some(self.stats())
+    }
 }

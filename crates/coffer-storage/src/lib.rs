@@ -109,4 +109,10 @@ pub trait Storage: Send + Sync + 'static {
 
     /// Short name of the backend: "inmem", "file", ...
     fn kind(&self) -> &'static str;
+
+    /// Commit counters of a backend that groups writes into transactions (`None` for one
+    /// that does not): how many writes each fsync carried, for metrics and benchmarks.
+    fn commit_stats(&self) -> Option<CommitStats> {
+        None
+    }
 }

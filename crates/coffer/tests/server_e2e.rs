@@ -105,6 +105,70 @@ fn file_storage_server_keeps_secrets_across_seal_and_restart() {
     }
 }
 
+/// The file backend's group-commit counters, from `sys/metrics`.
+fn storage_counter(server: &TestServer, token: &str, name: &str) -> u64 {
+    let (status, body) = server.request("GET", "sys/metrics", Some(token), None);
+    assert_eq!(status, 200, "{body}");
+    body["Counters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["Name"] == format!("coffer.storage.{name}"))
+        .unwrap_or_else(|| panic!("no coffer.storage.{name} in {body}"))["Count"]
+        .as_u64()
+        .unwrap()
+}
+
+#[test]
+fn metrics_count_durable_commits_and_the_writes_they_carry() {
+    let server = TestServer::from_config(FILE_STORAGE_CONFIG);
+    let (_, root) = init_and_unseal(&server, 1, 1);
+    server.request(
+        "POST",
+        "sys/mounts/secret",
+        Some(&root),
+        Some(&json!({"type": "kv-v2"})),
+    );
+    let fsyncs_before = storage_counter(&server, &root, "durable_commits");
+    let ops_before = storage_counter(&server, &root, "ops");
+    for i in 0..5 {
+        let (status, _) = server.request(
+            "POST",
+            &format!("secret/data/k{i}"),
+            Some(&root),
+            Some(&json!({"data": {"i": i}})),
+        );
+        assert_eq!(status, 200);
+    }
+    // One at a time, every write is its own durable commit of at least one op.
+    let fsyncs = storage_counter(&server, &root, "durable_commits") - fsyncs_before;
+    let ops = storage_counter(&server, &root, "ops") - ops_before;
+    assert!(
+        fsyncs >= 5,
+        "{fsyncs} durable commits for 5 sequential writes"
+    );
+    assert!(ops >= fsyncs, "{ops} ops in {fsyncs} commits");
+    let out = Command::new("curl")
+        .args([
+            "-s",
+            "-H",
+            &format!("X-Vault-Token: {root}"),
+            &format!("{}/v1/sys/metrics?format=prometheus", server.addr),
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("coffer_storage_durable_commits_total "),
+        "{text}"
+    );
+
+    // The in-memory dev server has no commits to count and says nothing about them.
+    let dev = TestServer::dev();
+    let (_, body) = dev.request("GET", "sys/metrics", Some(dev.root_token()), None);
+    assert!(!body.to_string().contains("coffer.storage."), "{body}");
+}
+
 #[test]
 fn acknowledged_writes_survive_sigkill() {
     let mut server = TestServer::from_config(FILE_STORAGE_CONFIG);

@@ -105,11 +105,17 @@ pub(super) fn paths(e: &Engine<Core>) -> Vec<StatePath<Core>> {
                         "prometheus" => Ok(Response {
                             raw: Some(RawBody {
                                 content_type: "text/plain; version=0.0.4".into(),
-                                body: core.metrics.prometheus().into_bytes(),
+                                body: core
+                                    .metrics
+                                    .prometheus(core.barrier.physical().commit_stats())
+                                    .into_bytes(),
                             }),
                             ..Response::default()
                         }),
-                        "" | "json" => Ok(raw_json(core.metrics.json(core.clock.now()))),
+                        "" | "json" => Ok(raw_json(
+                            core.metrics
+                                .json(core.clock.now(), core.barrier.physical().commit_stats()),
+                        )),
                         _ => Err(Error::bad(
                             "unsupported metrics format: use prometheus or json",
                         )),
