@@ -23,8 +23,12 @@ pub const READ_TARGET_RATIO: f64 = 0.75;
 /// The harness's client must drive the bare server at least this fraction of `wrk`'s rate, or
 /// it is itself the bottleneck and flatters every ratio.
 pub const LOADGEN_TARGET_RATIO: f64 = 0.9;
-/// Durable writes per second must reach this multiple of the disk's single-fsync rate.
-pub const WRITE_TARGET_RATIO: f64 = 20.0;
+/// Coffer's KV reads must reach this multiple of RustyVault 0.2.1's, when it is installed.
+pub const RUSTYVAULT_TARGET_RATIO: f64 = 4.5;
+/// The policy the read figure's token holds: read on the one secret, nothing else.
+pub const READ_POLICY: &str = "path \"secret/data/bench/read\" {\n  capabilities = [\"read\"]\n}\n";
+/// Durable writes per second must reach this fraction of the same binary's in-memory rate.
+pub const WRITE_TARGET_RATIO: f64 = 0.5;
 /// The dev server's root token, set on its command line.
 pub const DEV_ROOT_TOKEN: &str = "root";
 /// The secret the read figure reads.
@@ -235,23 +239,7 @@ pub(crate) fn plan(
 pub async fn kv_read(settings: &Settings) -> Result<Vec<Figure>, BenchError> {
     let wrk = crate::wrk::locate_or_install();
     let dir = scratch(settings, "coffer-bench-read-")?;
-    let port = free_loopback_port()?;
-    let args = vec![
-        "server".into(),
-        "-dev".into(),
-        // The harness's servers leave the user's CLI token file alone.
-        "-dev-no-store-token".into(),
-        format!("-dev-root-token-id={DEV_ROOT_TOKEN}"),
-        format!("-dev-listen-address=127.0.0.1:{port}"),
-    ];
-    let mut coffer = ServerProcess::spawn(
-        "coffer dev server",
-        &settings.coffer_bin,
-        &args,
-        port,
-        &dir.path().join("coffer.log"),
-    )?;
-    coffer.wait_until_answering("/v1/sys/health").await?;
+    let coffer = spawn_dev(settings, dir.path(), "coffer.log").await?;
     let addr = coffer.addr;
     exchange(
         addr,
@@ -262,24 +250,15 @@ pub async fn kv_read(settings: &Settings) -> Result<Vec<Figure>, BenchError> {
     )
     .await?
     .expect_success("writing the secret to read")?;
-    let captured = exchange(
-        addr,
-        Method::GET,
-        READ_SECRET_PATH,
-        Some(DEV_ROOT_TOKEN),
-        None,
-    )
-    .await?
-    .expect_success("reading the secret back")?;
+    // Reads use a token whose one policy grants read on this secret, as a workload's would:
+    // the root token would skip the ACL decision.
+    let token = read_policy_token(addr).await?;
+    let captured = exchange(addr, Method::GET, READ_SECRET_PATH, Some(&token), None)
+        .await?
+        .expect_success("reading the secret back")?;
     let canned = CannedResponse::from_exchange(&captured);
-    let read_request: RequestFactory = {
-        let request = encode_request(
-            addr,
-            Method::GET,
-            READ_SECRET_PATH,
-            Some(DEV_ROOT_TOKEN),
-            None,
-        );
+    let read_request = |addr| -> RequestFactory {
+        let request = encode_request(addr, Method::GET, READ_SECRET_PATH, Some(&token), None);
         Arc::new(move |_, _| request.clone())
     };
     let coffer_run = run_side(
@@ -288,38 +267,47 @@ pub async fn kv_read(settings: &Settings) -> Result<Vec<Figure>, BenchError> {
             "kv-read coffer",
             addr,
             READ_CONNECTIONS,
-            read_request,
+            read_request(addr),
         ),
         coffer.pid(),
     )
     .await?;
-    let coffer_wrk = wrk_read(settings, wrk.as_ref(), addr, coffer.pid(), "coffer").await?;
+    let coffer_wrk = wrk_read(settings, wrk.as_ref(), addr, &token, coffer.pid(), "coffer").await?;
     drop(coffer);
+
+    let rustyvault = match crate::rustyvault::locate() {
+        Some(rvault) => {
+            eprintln!("  kv-read rustyvault: {}", rvault.display());
+            Some(crate::rustyvault::measure_reads(settings, &rvault, dir.path()).await?)
+        }
+        None => {
+            eprintln!("  kv-read: RustyVault is not installed (cargo install rusty_vault --version 0.2.1 --locked); no rustyvault figure");
+            None
+        }
+    };
 
     let bare = spawn_canned_baseline(settings, dir.path(), &canned, "canned-response.json").await?;
     let addr = bare.addr;
-    let read_request: RequestFactory = {
-        let request = encode_request(
-            addr,
-            Method::GET,
-            READ_SECRET_PATH,
-            Some(DEV_ROOT_TOKEN),
-            None,
-        );
-        Arc::new(move |_, _| request.clone())
-    };
     let bare_run = run_side(
         plan(
             settings,
             "kv-read bare hyper",
             addr,
             READ_CONNECTIONS,
-            read_request,
+            read_request(addr),
         ),
         bare.pid(),
     )
     .await?;
-    let bare_wrk = wrk_read(settings, wrk.as_ref(), addr, bare.pid(), "bare hyper").await?;
+    let bare_wrk = wrk_read(
+        settings,
+        wrk.as_ref(),
+        addr,
+        &token,
+        bare.pid(),
+        "bare hyper",
+    )
+    .await?;
     drop(bare);
 
     let caveat = caveat_for(&[("coffer", &coffer_run), ("bare hyper", &bare_run)]);
@@ -371,7 +359,69 @@ pub async fn kv_read(settings: &Settings) -> Result<Vec<Figure>, BenchError> {
             parts: Vec::new(),
         },
     );
+    if let Some(rv) = rustyvault {
+        figures.push(rustyvault_figure(&coffer_run, &rv));
+    }
     Ok(figures)
+}
+
+/// A token for the read figure: its only policy grants `read` on the secret read.
+async fn read_policy_token(addr: std::net::SocketAddr) -> Result<String, BenchError> {
+    exchange(
+        addr,
+        Method::PUT,
+        "/v1/sys/policies/acl/bench-read",
+        Some(DEV_ROOT_TOKEN),
+        Some(&json!({ "policy": READ_POLICY })),
+    )
+    .await?
+    .expect_success("writing the read policy")?;
+    exchange(
+        addr,
+        Method::POST,
+        "/v1/auth/token/create",
+        Some(DEV_ROOT_TOKEN),
+        Some(&json!({ "policies": ["bench-read"], "no_default_policy": true, "ttl": "24h" })),
+    )
+    .await?
+    .expect_success("creating the read token")?
+    .json("creating the read token")?["auth"]["client_token"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| BenchError::UnexpectedResponse {
+            context: "creating the read token".into(),
+            detail: "no auth.client_token in the answer".into(),
+        })
+}
+
+/// Coffer's KV v2 read rate against RustyVault's KV read rate, both under the harness's client.
+fn rustyvault_figure(coffer: &SideRun, rv: &crate::rustyvault::RustyVaultRun) -> Figure {
+    let token = if rv.policy_token {
+        "a token whose one policy reads the secret"
+    } else {
+        "the root token (RustyVault 0.2.1 answers 404 to both policy endpoints and does not enforce token policies, so it makes no ACL decision where Coffer makes one)"
+    };
+    Figure {
+        name: "vs-rustyvault".into(),
+        unit: "req/s".into(),
+        coffer: coffer.report.throughput,
+        baseline: rv.run.report.throughput,
+        ratio: coffer.report.throughput / rv.run.report.throughput,
+        target: RUSTYVAULT_TARGET_RATIO,
+        details: json!({
+            "connections": READ_CONNECTIONS,
+            "rustyvault": rv.run.to_json(),
+            "rustyvault_policy_token": rv.policy_token,
+            "rustyvault_path": crate::rustyvault::RUSTYVAULT_READ_PATH,
+        }),
+        caveat: caveat_for(&[("coffer", coffer), ("rustyvault", &rv.run)]),
+        published_baseline: Some("RustyVault 0.2.1".into()),
+        notes: vec![format!(
+            "Coffer's kv-read rate (KV v2, policy token) against RustyVault 0.2.1 reading the same value from its KV v1 secret/ mount on file storage in /dev/shm with {token}; RustyVault p50 {}",
+            rv.run.report.latency.as_ref().map_or_else(|| "n/a".to_string(), |l| format!("{:.2} ms", l.p50_us as f64 / 1000.0))
+        )],
+        parts: Vec::new(),
+    }
 }
 
 /// One side of the read figure under `wrk`, with the same warm-up and duration as the
@@ -380,6 +430,7 @@ async fn wrk_read(
     settings: &Settings,
     wrk: Option<&PathBuf>,
     addr: std::net::SocketAddr,
+    token: &str,
     server_pid: u32,
     side: &str,
 ) -> Result<Option<crate::wrk::WrkReport>, BenchError> {
@@ -392,7 +443,7 @@ async fn wrk_read(
         wrk,
         addr,
         path: READ_SECRET_PATH,
-        headers: &[("X-Vault-Token", DEV_ROOT_TOKEN)],
+        headers: &[("X-Vault-Token", token)],
         connections: READ_CONNECTIONS,
         server_pid,
     };
@@ -600,67 +651,165 @@ fn spawn_on_file_storage(
     )
 }
 
-/// Durable KV v2 writes with 64 connections (distinct key per connection, each request a new
-/// version) on `storage "file"`, versus the raw single-fsync rate in the same directory.
-pub async fn kv_write(settings: &Settings) -> Result<Figure, BenchError> {
-    let dir = scratch(settings, "coffer-bench-write-")?;
-    let probe_budget = settings.duration.min(Duration::from_secs(3));
-    let fsync_before = measure_fsync_rate(dir.path(), probe_budget).await?;
-    eprintln!("  kv-write fsync probe: {fsync_before:.0} fsyncs/s");
+/// The file backend's commit counters, read from `sys/metrics`.
+#[derive(Debug, Clone, Copy, Default)]
+struct CommitCounters {
+    durable_commits: u64,
+    ops: u64,
+}
 
-    let coffer = DurableCoffer::start(dir.path(), &settings.coffer_bin).await?;
-    let addr = coffer.addr();
-    let root_token = coffer.root_token.clone();
-    let write_request: RequestFactory = Arc::new(move |connection, seq| {
+async fn commit_counters(
+    addr: std::net::SocketAddr,
+    token: &str,
+) -> Result<Option<CommitCounters>, BenchError> {
+    let metrics = exchange(addr, Method::GET, "/v1/sys/metrics", Some(token), None)
+        .await?
+        .expect_success("reading sys/metrics")?
+        .json("reading sys/metrics")?;
+    let counter = |name: &str| {
+        metrics["Counters"].as_array().and_then(|counters| {
+            counters
+                .iter()
+                .find(|c| c["Name"] == name)
+                .and_then(|c| c["Count"].as_u64())
+        })
+    };
+    Ok(counter("coffer.storage.durable_commits")
+        .zip(counter("coffer.storage.ops"))
+        .map(|(durable_commits, ops)| CommitCounters {
+            durable_commits,
+            ops,
+        }))
+}
+
+/// A request factory for the write figure: request *n* of connection *i* creates the new key
+/// `bench/write-i-n`.
+fn write_requests(addr: std::net::SocketAddr, token: String) -> RequestFactory {
+    Arc::new(move |connection, seq| {
         let body = json!({ "data": { "value": SECRET_VALUE, "seq": seq } });
         encode_request(
             addr,
             Method::POST,
-            &format!("/v1/secret/data/bench/write-{connection}"),
-            Some(&root_token),
+            &format!("/v1/secret/data/bench/write-{connection}-{seq}"),
+            Some(&token),
             Some(&body),
         )
-    });
-    let coffer_run = run_side(
+    })
+}
+
+/// Durable KV v2 writes with 64 connections, each request creating a new key, on `storage "file"`, versus the same binary's in-memory dev server taking the same
+/// writes: what durability costs. The disk's single-fsync rate and the server's own commit
+/// counters (fsyncs per second, writes per fsync) go in the notes.
+pub async fn kv_write(settings: &Settings) -> Result<Figure, BenchError> {
+    let dir = scratch(settings, "coffer-bench-write-")?;
+    let probe_budget = settings.duration.min(Duration::from_secs(3));
+    let fsync_rate = measure_fsync_rate(dir.path(), probe_budget).await?;
+    eprintln!("  kv-write fsync probe: {fsync_rate:.0} fsyncs/s");
+
+    let coffer = DurableCoffer::start(dir.path(), &settings.coffer_bin).await?;
+    let addr = coffer.addr();
+    let before = commit_counters(addr, &coffer.root_token).await?;
+    let durable_run = run_side(
         plan(
             settings,
-            "kv-write coffer",
+            "kv-write coffer (file)",
             addr,
             WRITE_CONNECTIONS,
-            write_request,
+            write_requests(addr, coffer.root_token.clone()),
         ),
         coffer.process.pid(),
     )
     .await?;
+    let after = commit_counters(addr, &coffer.root_token).await?;
     drop(coffer);
 
-    let fsync_after = measure_fsync_rate(dir.path(), probe_budget).await?;
-    eprintln!("  kv-write fsync probe: {fsync_after:.0} fsyncs/s");
-    // Disk speed drifts with other load; the mean of a probe on each side of the run is fairer
-    // than either alone.
-    let fsync_rate = (fsync_before + fsync_after) / 2.0;
-    let coffer_report = &coffer_run.report;
-    let mut caveat = caveat_for(&[("coffer", &coffer_run)]);
+    let memory = spawn_dev(settings, dir.path(), "coffer-memory.log").await?;
+    let memory_run = run_side(
+        plan(
+            settings,
+            "kv-write coffer (in memory)",
+            memory.addr,
+            WRITE_CONNECTIONS,
+            write_requests(memory.addr, DEV_ROOT_TOKEN.to_string()),
+        ),
+        memory.pid(),
+    )
+    .await?;
+    drop(memory);
+
+    let (durable, in_memory) = (&durable_run.report, &memory_run.report);
+    let mut caveat = caveat_for(&[("file", &durable_run), ("in memory", &memory_run)]);
     if fsync_rate > 50_000.0 {
         caveat = Some(format!("{fsync_rate:.0} fsyncs/s is not a real disk (tmpfs?); pass --scratch-dir on a durable filesystem"));
     }
+    // The counters span the whole run, warm-up included, as does `issued_requests`.
+    let run_secs = (settings.warmup + settings.duration).as_secs_f64();
+    let commits = before.zip(after).map(|(b, a)| {
+        let fsyncs = a.durable_commits.saturating_sub(b.durable_commits);
+        json!({
+            "durable_commits": fsyncs,
+            "ops": a.ops.saturating_sub(b.ops),
+            "fsyncs_per_sec": fsyncs as f64 / run_secs,
+            "writes_per_fsync": durable.issued_requests as f64 / fsyncs.max(1) as f64,
+        })
+    });
+    let mut notes = vec![format!(
+        "file storage {:.0} writes/s, in memory {:.0} writes/s; the disk alone fsyncs {fsync_rate:.0}/s one at a time",
+        durable.throughput, in_memory.throughput
+    )];
+    if let Some(c) = &commits {
+        notes.push(format!(
+            "file storage committed {:.0} fsyncs/s carrying {:.1} writes each (whole run, warm-up included)",
+            c["fsyncs_per_sec"].as_f64().unwrap_or(0.0),
+            c["writes_per_fsync"].as_f64().unwrap_or(0.0)
+        ));
+    }
     Ok(Figure {
         name: "kv-write".into(),
-        unit: "writes/s vs fsyncs/s".into(),
-        coffer: coffer_report.throughput,
-        baseline: fsync_rate,
-        ratio: coffer_report.throughput / fsync_rate,
+        unit: "writes/s".into(),
+        coffer: durable.throughput,
+        baseline: in_memory.throughput,
+        ratio: durable.throughput / in_memory.throughput,
         target: WRITE_TARGET_RATIO,
         details: json!({
             "connections": WRITE_CONNECTIONS,
-            "coffer": coffer_run.to_json(),
-            "baseline_fsync_probe": { "before_per_sec": fsync_before, "after_per_sec": fsync_after, "mean_per_sec": fsync_rate, "dir": settings.scratch_dir.display().to_string() },
+            "coffer": durable_run.to_json(),
+            "baseline_in_memory": memory_run.to_json(),
+            "group_commit": commits.unwrap_or(Value::Null),
+            "fsync_probe": { "per_sec": fsync_rate, "dir": settings.scratch_dir.display().to_string() },
         }),
         caveat,
-        published_baseline: None,
-        notes: Vec::new(),
+        published_baseline: Some("same binary, in memory".into()),
+        notes,
         parts: Vec::new(),
     })
+}
+
+/// Start `coffer server -dev` (in memory, KV v2 at `secret/`, root token [`DEV_ROOT_TOKEN`])
+/// with its log in `dir`, and wait until it answers.
+pub(crate) async fn spawn_dev(
+    settings: &Settings,
+    dir: &Path,
+    log: &str,
+) -> Result<ServerProcess, BenchError> {
+    let port = free_loopback_port()?;
+    let args = vec![
+        "server".into(),
+        "-dev".into(),
+        // The harness's servers leave the user's CLI token file alone.
+        "-dev-no-store-token".into(),
+        format!("-dev-root-token-id={DEV_ROOT_TOKEN}"),
+        format!("-dev-listen-address=127.0.0.1:{port}"),
+    ];
+    let mut coffer = ServerProcess::spawn(
+        "coffer dev server",
+        &settings.coffer_bin,
+        &args,
+        port,
+        &dir.join(log),
+    )?;
+    coffer.wait_until_answering("/v1/sys/health").await?;
+    Ok(coffer)
 }
 
 /// Start the bare hyper baseline (a `canned-server` child of this binary) replaying `canned`,

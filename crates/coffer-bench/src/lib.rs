@@ -5,8 +5,10 @@
 //!
 //! * `kv-read`: KV v2 reads through Coffer versus a bare hyper server that replays Coffer's own
 //!   response bytes ([`canned`]) — what Coffer's request path costs over plain HTTP.
-//! * `kv-write`: durable KV v2 writes versus the raw single-fsync rate of the same disk
-//!   ([`coffer_storage::fsync_probe`]) — how well group commit amortises fsyncs.
+//! * `vs-rustyvault`: the same KV read rate versus RustyVault 0.2.1's, when it is installed
+//!   ([`rustyvault`]).
+//! * `kv-write`: durable KV v2 writes on file storage versus the same binary's in-memory write
+//!   rate — what durability costs once group commit has amortised the fsyncs.
 //! * `approle-login`: AppRole logins per second versus Vault's published dev-server rate (a
 //!   constant), with this machine's bare-HTTP ceiling for the same exchange measured alongside
 //!   ([`login`]).
@@ -28,6 +30,7 @@ pub mod load;
 pub mod login;
 pub mod process;
 pub mod report;
+pub mod rustyvault;
 pub mod wrk;
 
 pub use error::BenchError;

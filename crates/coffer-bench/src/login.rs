@@ -4,10 +4,11 @@
 
 use crate::canned::CannedResponse;
 use crate::error::BenchError;
-use crate::figures::{caveat_for, plan, run_side, scratch, Figure, Settings, DEV_ROOT_TOKEN};
-use crate::http::{encode_request, exchange, free_loopback_port};
+use crate::figures::{
+    caveat_for, plan, run_side, scratch, spawn_dev, Figure, Settings, DEV_ROOT_TOKEN,
+};
+use crate::http::{encode_request, exchange};
 use crate::load::RequestFactory;
-use crate::process::ServerProcess;
 use hyper::Method;
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -18,7 +19,7 @@ pub const LOGIN_CONNECTIONS: usize = 32;
 /// is not run here.
 pub const VAULT_PUBLISHED_LOGINS_PER_SEC: f64 = 5_200.0;
 /// Coffer logins per second must reach this multiple of Vault's published rate.
-pub const LOGIN_TARGET_RATIO: f64 = 3.0;
+pub const LOGIN_TARGET_RATIO: f64 = 4.0;
 /// The AppRole role the figure logs in with.
 pub const ROLE_NAME: &str = "bench";
 /// The login path.
@@ -29,23 +30,7 @@ pub const LOGIN_PATH: &str = "/v1/auth/approle/login";
 /// answer gives this machine's ceiling.
 pub async fn approle_login(settings: &Settings) -> Result<Figure, BenchError> {
     let dir = scratch(settings, "coffer-bench-login-")?;
-    let port = free_loopback_port()?;
-    let args = vec![
-        "server".into(),
-        "-dev".into(),
-        // The harness's servers leave the user's CLI token file alone.
-        "-dev-no-store-token".into(),
-        format!("-dev-root-token-id={DEV_ROOT_TOKEN}"),
-        format!("-dev-listen-address=127.0.0.1:{port}"),
-    ];
-    let mut coffer = ServerProcess::spawn(
-        "coffer dev server",
-        &settings.coffer_bin,
-        &args,
-        port,
-        &dir.path().join("coffer.log"),
-    )?;
-    coffer.wait_until_answering("/v1/sys/health").await?;
+    let coffer = spawn_dev(settings, dir.path(), "coffer.log").await?;
     let addr = coffer.addr;
     let root = Some(DEV_ROOT_TOKEN);
     exchange(

@@ -162,11 +162,11 @@ async fn run(args: RunArgs, which: &[Which]) -> Result<ExitCode, BenchError> {
     for figure in which {
         let result = match figure {
             Which::Read => {
-                eprintln!("kv-read: KV v2 GET, {} connections, {duration} s (+{warmup} s warm-up) each against coffer and a bare hyper server", figures::READ_CONNECTIONS);
+                eprintln!("kv-read: KV v2 GET with a policy token, {} connections, {duration} s (+{warmup} s warm-up) each against coffer, a bare hyper server and (when installed) RustyVault", figures::READ_CONNECTIONS);
                 figures::kv_read(&settings).await?
             }
             Which::Write => {
-                eprintln!("kv-write: durable KV v2 POST, {} connections, {duration} s (+{warmup} s warm-up) against coffer on file storage, fsync probe before and after", figures::WRITE_CONNECTIONS);
+                eprintln!("kv-write: durable KV v2 POST, {} connections, {duration} s (+{warmup} s warm-up) against coffer on file storage and the same binary in memory, fsync probe before", figures::WRITE_CONNECTIONS);
                 vec![figures::kv_write(&settings).await?]
             }
             Which::Login => {

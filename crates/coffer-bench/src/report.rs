@@ -159,6 +159,12 @@ fn latency_line(f: &Figure) -> String {
             side("coffer"),
             side("machine_ceiling_bare_hyper")
         ),
+        "kv-write" => format!(
+            "coffer on file storage {}; in memory {}",
+            side("coffer"),
+            side("baseline_in_memory")
+        ),
+        "vs-rustyvault" => format!("rustyvault {}", side("rustyvault")),
         _ => format!("coffer {}", side("coffer")),
     }
 }

@@ -1,0 +1,194 @@
+//! RustyVault 0.2.1 (crates.io `rusty_vault`, binary `rvault`) as a second read baseline: the
+//! nearest other Vault-compatible server written in Rust. It is measured only when installed
+//! (`cargo install rusty_vault --version 0.2.1 --locked`, or `COFFER_BENCH_RVAULT=/path`);
+//! the harness never builds it.
+//!
+//! RustyVault has no dev mode and no in-memory storage, so it runs on its `file` backend in a
+//! directory under `/dev/shm` (memory-backed, so no disk is measured), initialised with one
+//! share and unsealed. Its `secret/` mount is KV version 1: the read is
+//! `GET /v1/secret/bench/read` of the same ~100-byte value Coffer serves from KV v2.
+
+use crate::error::BenchError;
+use crate::figures::{plan, run_side, Settings, SideRun, READ_CONNECTIONS, SECRET_VALUE};
+use crate::http::{encode_request, exchange, free_loopback_port};
+use crate::load::RequestFactory;
+use crate::process::ServerProcess;
+use hyper::Method;
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Where RustyVault's secret is read from (its `secret/` mount is KV version 1).
+pub const RUSTYVAULT_READ_PATH: &str = "/v1/secret/bench/read";
+
+/// The `rvault` binary: `$COFFER_BENCH_RVAULT`, else `rvault` on `PATH` or in `~/.cargo/bin`.
+pub fn locate() -> Option<PathBuf> {
+    if let Some(explicit) = std::env::var_os("COFFER_BENCH_RVAULT") {
+        let path = PathBuf::from(explicit);
+        return path.is_file().then_some(path);
+    }
+    let on_path = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join("rvault"))
+            .find(|candidate| candidate.is_file())
+    });
+    on_path.or_else(|| {
+        let cargo_bin = PathBuf::from(std::env::var_os("HOME")?).join(".cargo/bin/rvault");
+        cargo_bin.is_file().then_some(cargo_bin)
+    })
+}
+
+/// What the RustyVault run measured.
+pub(crate) struct RustyVaultRun {
+    /// The load run against it.
+    pub(crate) run: SideRun,
+    /// Whether the reads used a token limited by a policy (like Coffer's) or, where the policy
+    /// could not be set up, the root token.
+    pub(crate) policy_token: bool,
+}
+
+/// Start RustyVault, store the secret, and load it with [`READ_CONNECTIONS`] connections of
+/// reads, as the Coffer side of `kv-read` is loaded.
+pub(crate) async fn measure_reads(
+    settings: &Settings,
+    rvault: &Path,
+    log_dir: &Path,
+) -> Result<RustyVaultRun, BenchError> {
+    // Memory-backed when the machine has /dev/shm, like Coffer's in-memory dev server.
+    let data_parent = Path::new("/dev/shm");
+    let data = tempfile::Builder::new()
+        .prefix("coffer-bench-rvault-")
+        .tempdir_in(if data_parent.is_dir() {
+            data_parent
+        } else {
+            log_dir
+        })
+        .map_err(|e| BenchError::io("creating RustyVault's data directory", e))?;
+    let port = free_loopback_port()?;
+    let config = log_dir.join("rvault.hcl");
+    std::fs::write(
+        &config,
+        format!(
+            "storage \"file\" {{\n  path = \"{}\"\n}}\n\nlistener \"tcp\" {{\n  address = \"127.0.0.1:{port}\"\n  tls_disable = true\n}}\n\nlog_level = \"error\"\n",
+            data.path().display()
+        ),
+    )
+    .map_err(|e| BenchError::io("writing RustyVault's config", e))?;
+    let args = vec![
+        "server".into(),
+        "--config".into(),
+        config.display().to_string(),
+    ];
+    let mut server =
+        ServerProcess::spawn("rvault", rvault, &args, port, &log_dir.join("rvault.log"))?;
+    server.wait_until_answering("/v1/sys/seal-status").await?;
+    let addr = server.addr;
+    let init = exchange(
+        addr,
+        Method::PUT,
+        "/v1/sys/init",
+        None,
+        Some(&json!({ "secret_shares": 1, "secret_threshold": 1 })),
+    )
+    .await?
+    .expect_success("initialising RustyVault")?
+    .json("initialising RustyVault")?;
+    let text = |v: &Value, what: &str| {
+        v.as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| BenchError::UnexpectedResponse {
+                context: "initialising RustyVault".into(),
+                detail: format!("no {what} in the answer"),
+            })
+    };
+    let key = text(&init["keys"][0], "unseal key")?;
+    let root = text(&init["root_token"], "root token")?;
+    exchange(
+        addr,
+        Method::PUT,
+        "/v1/sys/unseal",
+        None,
+        Some(&json!({ "key": key })),
+    )
+    .await?
+    .expect_success("unsealing RustyVault")?;
+    exchange(
+        addr,
+        Method::POST,
+        RUSTYVAULT_READ_PATH,
+        Some(&root),
+        Some(&json!({ "value": SECRET_VALUE })),
+    )
+    .await?
+    .expect_success("writing the secret to RustyVault")?;
+    let policy_token = read_policy_token(addr, &root).await;
+    let token = policy_token.clone().unwrap_or(root);
+    exchange(addr, Method::GET, RUSTYVAULT_READ_PATH, Some(&token), None)
+        .await?
+        .expect_success("reading the secret back from RustyVault")?;
+    let request = encode_request(addr, Method::GET, RUSTYVAULT_READ_PATH, Some(&token), None);
+    let requests: RequestFactory = Arc::new(move |_, _| request.clone());
+    let run = run_side(
+        plan(
+            settings,
+            "kv-read rustyvault",
+            addr,
+            READ_CONNECTIONS,
+            requests,
+        ),
+        server.pid(),
+    )
+    .await?;
+    drop(server);
+    Ok(RustyVaultRun {
+        run,
+        policy_token: policy_token.is_some(),
+    })
+}
+
+/// A token whose only policy reads the secret, as Coffer's side uses; `None` when RustyVault
+/// refuses any step (the caller then reads with the root token and says so). RustyVault 0.2.1
+/// has neither `sys/policies/acl/` nor `sys/policy/` (404) and does not enforce a token's
+/// policies, so with it this is always `None`.
+async fn read_policy_token(addr: std::net::SocketAddr, root: &str) -> Option<String> {
+    let policy = "path \"secret/bench/read\" {\n  capabilities = [\"read\"]\n}\n";
+    let mut made = false;
+    for endpoint in [
+        "/v1/sys/policies/acl/bench-read",
+        "/v1/sys/policy/bench-read",
+    ] {
+        let answer = exchange(
+            addr,
+            Method::PUT,
+            endpoint,
+            Some(root),
+            Some(&json!({ "policy": policy })),
+        )
+        .await
+        .ok()?;
+        made |= answer.status.is_success();
+    }
+    if !made {
+        return None;
+    }
+    let created = exchange(
+        addr,
+        Method::POST,
+        "/v1/auth/token/create",
+        Some(root),
+        Some(&json!({ "policies": ["bench-read"], "ttl": "24h" })),
+    )
+    .await
+    .ok()?;
+    if !created.status.is_success() {
+        return None;
+    }
+    let token = created.json("creating a RustyVault token").ok()?["auth"]["client_token"]
+        .as_str()?
+        .to_owned();
+    // The token must actually be able to read, or the run would measure refusals.
+    let probe = exchange(addr, Method::GET, RUSTYVAULT_READ_PATH, Some(&token), None)
+        .await
+        .ok()?;
+    probe.status.is_success().then_some(token)
+}
