@@ -71,6 +71,10 @@ struct AppRole {
     roles: Mutex<()>,
     /// Serialises making the mount's HMAC key.
     salt: Mutex<()>,
+    /// The mount's HMAC key once read or made, so a login does not decrypt it again. Emptied on
+    /// every init (mount, unseal) and cleanup (seal, unmount), so it never outlives the storage
+    /// it was read from.
+    key: std::sync::RwLock<Option<Arc<MountKey>>>,
     /// One lock per secret ID (by HMAC): consuming a use is read-modify-write.
     secret_ids: KeyLocks,
 }
@@ -83,6 +87,7 @@ pub fn backend() -> Backend {
         Arc::new(AppRole {
             roles: Mutex::new(()),
             salt: Mutex::new(()),
+            key: std::sync::RwLock::new(None),
             secret_ids: KeyLocks::new(),
         }),
     );
@@ -228,6 +233,14 @@ pub fn backend() -> Backend {
         tidy,
         login,
     ])
+    .on_init(|state, _ctx| async move {
+        state.forget_key();
+        Ok(())
+    })
+    .on_cleanup(|state, _ctx| async move {
+        state.forget_key();
+        Ok(())
+    })
     .configure(|backend| {
         backend.with_login_renewal(
             |ctx: Ctx, renewal: coffer_sdk::logical::LoginRenewal| async move {
@@ -336,7 +349,7 @@ impl MountKey {
         ctx.update(domain.as_bytes());
         ctx.update(b":");
         ctx.update(value.as_bytes());
-        hex::encode(ctx.sign().as_ref())
+        coffer_sdk::lower_hex(ctx.sign().as_ref())
     }
 
     fn role_id_key(&self, role_id: &str) -> String {
@@ -364,20 +377,43 @@ struct StoredSalt {
 const SALT_KEY: &str = "salt";
 
 /// Load the mount's HMAC key, making it on first use.
-async fn mount_key(state: &AppRole, view: &dyn View) -> Result<MountKey> {
-    if let Some(key) = existing_mount_key(view).await? {
+impl AppRole {
+    fn cached_key(&self) -> Option<Arc<MountKey>> {
+        self.key.read().ok().and_then(|key| key.clone())
+    }
+
+    fn remember_key(&self, key: MountKey) -> Arc<MountKey> {
+        let key = Arc::new(key);
+        if let Ok(mut slot) = self.key.write() {
+            *slot = Some(key.clone());
+        }
+        key
+    }
+
+    fn forget_key(&self) {
+        if let Ok(mut slot) = self.key.write() {
+            *slot = None;
+        }
+    }
+}
+
+async fn mount_key(state: &AppRole, view: &dyn View) -> Result<Arc<MountKey>> {
+    if let Some(key) = state.cached_key() {
         return Ok(key);
     }
     let _making = state.salt.lock().await;
-    if let Some(key) = existing_mount_key(view).await? {
+    if let Some(key) = state.cached_key() {
         return Ok(key);
+    }
+    if let Some(key) = existing_mount_key(view).await? {
+        return Ok(state.remember_key(key));
     }
     let bytes = Zeroizing::new(random_bytes::<32>()?);
     let stored = StoredSalt {
         hmac_key: hex::encode(bytes.as_ref()),
     };
     view::put_json(view, SALT_KEY, &stored).await?;
-    Ok(MountKey(hmac::Key::new(hmac::HMAC_SHA256, bytes.as_ref())))
+    Ok(state.remember_key(MountKey(hmac::Key::new(hmac::HMAC_SHA256, bytes.as_ref()))))
 }
 
 /// The mount's HMAC key if it has one yet.
@@ -849,7 +885,7 @@ async fn locate_by_secret_id(
     state: &AppRole,
     ctx: &Ctx,
     secret_id: Option<String>,
-) -> Result<(MountKey, SecretIdLocation)> {
+) -> Result<(Arc<MountKey>, SecretIdLocation)> {
     let secret_id = Zeroizing::new(secret_id.unwrap_or_default());
     if secret_id.trim().is_empty() {
         return Err(Error::bad("missing secret_id"));
@@ -873,7 +909,7 @@ async fn locate_by_accessor(
     state: &AppRole,
     ctx: &Ctx,
     accessor: Option<String>,
-) -> Result<(MountKey, SecretIdLocation)> {
+) -> Result<(Arc<MountKey>, SecretIdLocation)> {
     let accessor = accessor.unwrap_or_default();
     let accessor = accessor.trim();
     if accessor.is_empty() {

@@ -22,3 +22,27 @@ pub use view::View;
 
 /// Re-exported so engines derive input schemas with the same version.
 pub use schemars;
+
+/// Lower-case hex of `bytes`, written through a table: the storage names of hashed secrets
+/// (tokens, accessors, secret IDs, leases) are made on every login and token lookup, and the
+/// `hex` crate's `encode` builds its string one `char` at a time.
+pub fn lower_hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = Vec::with_capacity(bytes.len() * 2);
+    for byte in bytes {
+        out.push(DIGITS[usize::from(byte >> 4)]);
+        out.push(DIGITS[usize::from(byte & 0x0f)]);
+    }
+    String::from_utf8(out).expect("hex digits are ASCII")
+}
+
+#[cfg(test)]
+mod hex_tests {
+    #[test]
+    fn lower_hex_writes_two_lower_case_digits_per_byte_in_order() {
+        let bytes: Vec<u8> = (0..=255).collect();
+        let expected: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(super::lower_hex(&bytes), expected);
+        assert_eq!(super::lower_hex(&[]), "");
+    }
+}

@@ -820,9 +820,9 @@ impl Core {
                 )
                 .await?
         };
-        let (token, entry) = self
+        let issued = self
             .tokens
-            .create(NewToken {
+            .issue(NewToken {
                 id: None,
                 parent_hash: None,
                 entity_id: entity_id.clone(),
@@ -844,7 +844,7 @@ impl Core {
                 internal: login.internal,
             })
             .await?;
-        let mut auth = self.tokens.auth_block(&token, &entry)?;
+        let mut auth = self.tokens.issued_auth_block(&issued);
         if !entity_id.is_empty() {
             let identity = self.identity.policies_for(&entity_id).await?;
             if identity.disabled {

@@ -217,7 +217,7 @@ pub struct IdentityPolicies {
 }
 
 fn hex_name(name: &str) -> String {
-    hex::encode(name.as_bytes())
+    coffer_sdk::lower_hex(name.as_bytes())
 }
 
 fn validate_name(kind: &str, name: &str) -> Result<()> {

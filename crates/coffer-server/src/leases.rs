@@ -73,10 +73,14 @@ pub struct LeaseEntry {
     pub kind: LeaseKind,
     /// Hash of the token whose request created it (revoked with that token).
     pub owner: Option<String>,
+    #[serde(with = "coffer_sdk::clock::rfc3339")]
     pub issue_time: DateTime<Utc>,
+    #[serde(with = "coffer_sdk::clock::rfc3339")]
     pub expire_time: DateTime<Utc>,
+    #[serde(default, with = "coffer_sdk::clock::rfc3339::option")]
     pub last_renewal: Option<DateTime<Utc>>,
     /// Latest time renewals may reach.
+    #[serde(with = "coffer_sdk::clock::rfc3339")]
     pub max_expire: DateTime<Utc>,
     /// TTL granted at issue, seconds.
     pub ttl: u64,
@@ -91,7 +95,7 @@ pub struct LeaseEntry {
 
 /// Short, fixed-length name of a lease id for index keys.
 pub fn lease_hash(lease_id: &str) -> String {
-    crate::tokens::lower_hex(&digest::digest(&digest::SHA256, lease_id.as_bytes()).as_ref()[..16])
+    coffer_sdk::lower_hex(&digest::digest(&digest::SHA256, lease_id.as_bytes()).as_ref()[..16])
 }
 
 fn index_key(at: DateTime<Utc>, lease_id: &str) -> String {

@@ -42,9 +42,11 @@ pub struct TokenEntry {
     pub display_name: String,
     /// Remaining uses; 0 = unlimited.
     pub num_uses: i64,
+    #[serde(with = "coffer_sdk::clock::rfc3339")]
     pub creation_time: DateTime<Utc>,
     /// TTL given at creation, seconds (0 = never expires).
     pub creation_ttl: u64,
+    #[serde(default, with = "coffer_sdk::clock::rfc3339::option")]
     pub expire_time: Option<DateTime<Utc>>,
     pub explicit_max_ttl: u64,
     pub period: u64,
@@ -54,6 +56,7 @@ pub struct TokenEntry {
     pub role: Option<String>,
     #[serde(default)]
     pub entity_id: String,
+    #[serde(with = "coffer_sdk::clock::rfc3339")]
     pub issue_time: DateTime<Utc>,
     /// CIDR blocks the token may be used from (empty = anywhere).
     #[serde(default)]
@@ -151,6 +154,13 @@ struct Salts {
 struct Keys {
     salt: hmac::Key,
     accessor: hmac::Key,
+}
+
+/// A token just created: the secret itself (shown once), its accessor, and its entry.
+pub struct IssuedToken {
+    pub token: String,
+    pub accessor: String,
+    pub entry: TokenEntry,
 }
 
 /// Parameters for a new token, after policy and role checks.
@@ -335,7 +345,7 @@ impl TokenStore {
 
     /// Salted hash of a token or accessor: the only form in which either is stored.
     pub fn hash(&self, secret: &str) -> Result<String> {
-        Ok(lower_hex(
+        Ok(coffer_sdk::lower_hex(
             hmac::sign(&self.keys()?.salt, secret.as_bytes()).as_ref(),
         ))
     }
@@ -480,6 +490,13 @@ impl TokenStore {
 
     /// Create and persist a token. Returns the token and its entry.
     pub async fn create(&self, req: NewToken) -> Result<(String, TokenEntry)> {
+        let issued = self.issue(req).await?;
+        Ok((issued.token, issued.entry))
+    }
+
+    /// Create and persist a token, keeping its accessor for the `auth` block (deriving it
+    /// again would cost another HMAC on every login).
+    pub async fn issue(&self, req: NewToken) -> Result<IssuedToken> {
         let token = match &req.id {
             Some(id) => {
                 if id.is_empty() || id.len() > 256 || id.contains(char::is_whitespace) {
@@ -569,7 +586,11 @@ impl TokenStore {
         };
         self.batch_with(ops, lease_ops).await?;
         self.cache_put(id_hash, Arc::new(entry.clone()));
-        Ok((token, entry))
+        Ok(IssuedToken {
+            token,
+            accessor,
+            entry,
+        })
     }
 
     /// The longest life a token may have from its creation: the smallest of the system
@@ -796,10 +817,19 @@ impl TokenStore {
 
     /// The `auth` block for a token.
     pub fn auth_block(&self, token: &str, entry: &TokenEntry) -> Result<Auth> {
+        Ok(self.auth_block_with(token, self.accessor_of(token)?, entry))
+    }
+
+    /// The `auth` block for a token just issued.
+    pub fn issued_auth_block(&self, issued: &IssuedToken) -> Auth {
+        self.auth_block_with(&issued.token, issued.accessor.clone(), &issued.entry)
+    }
+
+    fn auth_block_with(&self, token: &str, accessor: String, entry: &TokenEntry) -> Auth {
         let now = self.clock.now();
-        Ok(Auth {
+        Auth {
             client_token: token.to_string(),
-            accessor: self.accessor_of(token)?,
+            accessor,
             policies: entry.policies.clone(),
             token_policies: entry.policies.clone(),
             identity_policies: None,
@@ -815,7 +845,7 @@ impl TokenStore {
             orphan: entry.parent_hash.is_none(),
             mfa_requirement: None,
             num_uses: entry.num_uses.max(0) as u64,
-        })
+        }
     }
 
     /// The `data` of a lookup, as Vault shapes it. `id` is shown only to the token's holder.
@@ -848,25 +878,3 @@ impl TokenStore {
 
 mod paths;
 pub use paths::backend;
-
-/// Lower-case hex of a digest, written through a table (the `hex` crate's `encode` builds its
-/// string one `char` at a time, which cost more than the HMAC on every request).
-pub(crate) fn lower_hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = Vec::with_capacity(bytes.len() * 2);
-    for byte in bytes {
-        out.push(DIGITS[usize::from(byte >> 4)]);
-        out.push(DIGITS[usize::from(byte & 0x0f)]);
-    }
-    String::from_utf8(out).expect("hex digits are ASCII")
-}
-
-#[cfg(test)]
-mod hex_tests {
-    #[test]
-    fn lower_hex_matches_the_hex_crate() {
-        let bytes: Vec<u8> = (0..=255).collect();
-        assert_eq!(super::lower_hex(&bytes), hex::encode(&bytes));
-        assert_eq!(super::lower_hex(&[]), "");
-    }
-}

@@ -420,8 +420,8 @@ async fn handle_create(
             m
         }
     };
-    let (token, entry) = ts
-        .create(NewToken {
+    let issued = ts
+        .issue(NewToken {
             id: input.id,
             parent_hash: if orphan {
                 None
@@ -445,7 +445,7 @@ async fn handle_create(
             ..NewToken::default()
         })
         .await?;
-    let auth = ts.auth_block(&token, &entry)?;
+    let auth = ts.issued_auth_block(&issued);
     Ok(Response {
         auth: Some(auth),
         ..Response::default()
