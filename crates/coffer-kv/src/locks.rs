@@ -19,8 +19,11 @@ use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use tokio::sync::{Mutex, MutexGuard};
 
-/// How many independent locks paths are spread over; collisions only cost a little waiting.
-const STRIPES: usize = 64;
+/// How many independent locks paths are spread over. A collision makes one writer wait for
+/// another's whole write, fsync included, so this is far above the number of concurrent
+/// writers: with 64 of them, each meets another on its stripe about 6% of the time (with 64
+/// stripes it was over 60%, which serialised durable writes). About 40 KiB per mount.
+const STRIPES: usize = 1024;
 /// Cached metadata entries beyond this are dropped wholesale (idle keys live in storage).
 const CACHE_LIMIT: usize = 100_000;
 

@@ -1,55 +1,119 @@
-//! Group commit: one thread owns every write transaction.
+//! Group commit through a write-ahead log: one thread owns every write.
+//!
+//! A group is every request queued while the previous group was being made durable. The
+//! committer appends the whole group to the write-ahead log (`wal` module) as one record,
+//! fsyncs the log once if any request in it asked for durability, publishes the group's ops in
+//! the **pending map** (newest value or deletion per key, which every read consults before
+//! redb), and only then answers. redb receives pending ops in bulk: one non-durable
+//! transaction when the pending map grows large or old ([`FLUSH_ENTRIES`], [`FLUSH_BYTES`],
+//! [`FLUSH_AFTER`]), so many groups share the copy-on-write of each B-tree page. A
+//! **checkpoint** (a durable redb commit that also moves the log's generation on) makes the
+//! log redundant when it grows past [`CHECKPOINT_BYTES`] and on shutdown.
 //!
 //! Invariants this module keeps:
-//! - **Acknowledged means durable.** A writer's reply is sent only after the transaction holding
-//!   its ops has committed with `Durability::Immediate`, i.e. after redb has fsynced it
-//!   (unless the writer asked for an unsynced write, below). A
-//!   crash before that point may lose the write, but the writer was never told it succeeded.
-//! - **A request is never torn.** All ops of one request go into the same transaction, and a
-//!   redb transaction is atomic across crashes, so a batch is on disk entirely or not at all.
-//! - **Arrival order.** Requests are applied in the order they were queued, so of two
-//!   acknowledged concurrent writes to one key, the one queued later wins.
+//! - **Acknowledged means durable.** A writer's reply is sent only after the log record
+//!   holding its ops has been fsynced (unless the writer asked for an unsynced write, below).
+//!   After a crash, opening the storage replays every record of the current generation.
+//! - **Acknowledged means visible.** The ops are in the pending map before the reply, so every
+//!   read started after it sees them; a durable write is never visible before it is durable.
+//! - **A request is never torn.** A request's ops are in one record, and a record is replayed
+//!   whole or not at all (checksummed; replay stops at the first bad one).
+//! - **Arrival order.** Requests are logged and applied in the order they were queued, so of
+//!   two acknowledged concurrent writes to one key, the one queued later wins.
 //! - **Unsynced writes become durable with the next durable commit.** A request queued with
-//!   [`Durability::Unsynced`] is acknowledged once its group committed with redb's
-//!   `Durability::None`: applied atomically and visible to every later read, but a crash may
-//!   undo it (whole) until a durable commit follows, which makes every earlier commit durable
-//!   too. Groups with any durable request commit durably; a sync request (no ops) commits an
-//!   empty durable transaction when unsynced commits are pending, and nothing otherwise.
-//! - **One bad request does not sink its group.** Requests are validated before they are
-//!   queued; if one still fails while being applied, the transaction is rolled back, that
-//!   request alone gets the error, and the rest are retried in a fresh transaction.
+//!   [`Durability::Unsynced`] is logged but not fsynced before its reply; the next fsync of the
+//!   log (any durable request's, or a sync's) covers it and every record before it. A sync
+//!   request (no ops) fsyncs the log when unsynced records are pending, and nothing otherwise.
+//! - **Nothing is lost to a failed bulk apply.** A failed transaction into redb leaves the
+//!   pending map as it was (still logged, still visible) and is retried at the next flush.
 //!
-//! Why a dedicated thread: a durable commit blocks for a whole fsync (hundreds of µs to
-//! milliseconds). Doing it on the async executor would stall unrelated requests, and letting
-//! each writer commit for itself would serialise them behind redb's single-writer lock, one
-//! fsync each. Here, while one fsync is in flight, new requests pile up in the queue and the
-//! next transaction takes them all: N concurrent writers share one fsync.
+//! Why a dedicated thread: an fsync blocks for hundreds of µs to milliseconds. While one is in
+//! flight, new requests pile up in the queue and the next group takes them all: N concurrent
+//! writers share one fsync.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
-use redb::{Database, TableDefinition};
+use parking_lot::RwLock;
+use redb::{Database, ReadableTable, TableDefinition};
 use tokio::sync::oneshot;
 
+use crate::wal::Wal;
 use crate::{BatchOp, StorageError};
 
-/// Most requests folded into one transaction, so a flood of writers still gets acknowledged
-/// in bounded slices.
+/// Most requests folded into one group, so a flood of writers still gets acknowledged in
+/// bounded slices.
 const MAX_GROUP_REQUESTS: usize = 4096;
 
-/// Most key + value bytes folded into one transaction (a single larger request still commits,
-/// alone), bounding the memory a transaction dirties before its fsync.
+/// Most key + value bytes folded into one group (a single larger request still commits,
+/// alone), bounding the size of one log record.
 const MAX_GROUP_BYTES: usize = 64 * 1024 * 1024;
+
+/// Pending keys that trigger a bulk apply into redb.
+pub(crate) const FLUSH_ENTRIES: usize = 16 * 1024;
+
+/// Pending value bytes that trigger a bulk apply into redb.
+pub(crate) const FLUSH_BYTES: usize = 16 * 1024 * 1024;
+
+/// The longest a write waits in the pending map before its bulk apply.
+pub(crate) const FLUSH_AFTER: Duration = Duration::from_millis(2);
+
+/// Log size past which the next group is followed by a checkpoint. Bounds replay at open.
+pub(crate) const CHECKPOINT_BYTES: u64 = 32 * 1024 * 1024;
+
+/// Newest value per key (`None` for a deletion).
+pub(crate) type PendingMap = BTreeMap<String, Option<Vec<u8>>>;
+
+/// Writes published but not yet in redb. Readers consult `active`, then `frozen`, then redb.
+#[derive(Default)]
+pub(crate) struct PendingMaps {
+    /// Groups published since the last hand-over to the applier; only the committer writes it.
+    pub(crate) active: PendingMap,
+    /// What is being written into redb; emptied only after redb committed it, and kept (newer
+    /// writes going on top at the next freeze) if that failed.
+    pub(crate) frozen: Arc<PendingMap>,
+}
+
+impl PendingMaps {
+    /// The pending state of `key`: `Some(Some(value))`, `Some(None)` for a pending deletion,
+    /// `None` when redb decides.
+    pub(crate) fn get(&self, key: &str) -> Option<&Option<Vec<u8>>> {
+        self.active.get(key).or_else(|| self.frozen.get(key))
+    }
+
+    /// Move `active` into `frozen` (whose entries it overrides), leaving `active` empty.
+    fn freeze(&mut self) {
+        let active = std::mem::take(&mut self.active);
+        if self.frozen.is_empty() {
+            self.frozen = Arc::new(active);
+        } else {
+            // Left over from a failed apply: keep it, newer writes on top.
+            Arc::make_mut(&mut self.frozen).extend(active);
+        }
+    }
+}
+
+/// The pending maps, shared by the committer and readers.
+pub(crate) type Pending = Arc<RwLock<PendingMaps>>;
+
+/// Where the log's generation lives in redb.
+pub(crate) const WAL_META: TableDefinition<'static, &'static str, u64> =
+    TableDefinition::new("wal");
+
+/// The key of the generation in [`WAL_META`].
+pub(crate) const GENERATION_KEY: &str = "generation";
 
 /// Commit counters, see [`crate::EmbeddedStorage::stats`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct CommitStats {
-    /// Transactions committed on behalf of writers (durable or not).
+    /// Groups committed on behalf of writers (logged, durably or not).
     pub commits: u64,
-    /// Of those, the ones committed durably (with an fsync).
+    /// fsyncs made for writers: of the log, and of redb at checkpoints.
     pub durable_commits: u64,
-    /// Write ops (puts and deletes) those transactions applied.
+    /// Write ops (puts and deletes) those groups carried.
     pub ops: u64,
 }
 
@@ -63,9 +127,9 @@ struct CommitCounters {
 /// When a writer may be acknowledged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Durability {
-    /// After the transaction holding the ops committed with an fsync.
+    /// After the log record holding the ops has been fsynced.
     Durable,
-    /// After the transaction committed without one (see the module documentation).
+    /// After the record was written, without waiting for an fsync (see the module docs).
     Unsynced,
 }
 
@@ -78,6 +142,15 @@ struct CommitRequest {
     reply: oneshot::Sender<Result<(), StorageError>>,
 }
 
+/// What the committer thread works on.
+pub(crate) struct CommitterParts {
+    pub(crate) db: Arc<Database>,
+    pub(crate) table: EntriesTable,
+    pub(crate) wal: Wal,
+    pub(crate) generation: u64,
+    pub(crate) pending: Pending,
+}
+
 /// Handle to the committer thread; dropping it lets the thread finish every queued request and
 /// waits for it to exit.
 pub(crate) struct Committer {
@@ -87,17 +160,14 @@ pub(crate) struct Committer {
 }
 
 impl Committer {
-    /// Start the committer thread writing into `table` of `db`.
-    pub(crate) fn start(
-        db: Arc<Database>,
-        table: TableDefinition<'static, &'static str, &'static [u8]>,
-    ) -> std::io::Result<Self> {
+    /// Start the committer thread over `parts`.
+    pub(crate) fn start(parts: CommitterParts) -> std::io::Result<Self> {
         let (queue, requests) = mpsc::channel();
         let counters = Arc::new(CommitCounters::default());
         let thread_counters = Arc::clone(&counters);
         let thread = std::thread::Builder::new()
             .name("coffer-storage-committer".into())
-            .spawn(move || run(&db, table, &requests, &thread_counters))?;
+            .spawn(move || run(parts, &requests, &thread_counters))?;
         Ok(Self {
             queue: Some(queue),
             thread: Some(thread),
@@ -149,26 +219,58 @@ impl Drop for Committer {
     }
 }
 
-type EntriesTable = TableDefinition<'static, &'static str, &'static [u8]>;
+pub(crate) type EntriesTable = TableDefinition<'static, &'static str, &'static [u8]>;
+
+fn reply_all(group: Vec<CommitRequest>, result: &Result<(), StorageError>) {
+    for request in group {
+        // A writer that stopped waiting (cancelled future) has nobody to tell.
+        let _ = request.reply.send(match result {
+            Ok(()) => Ok(()),
+            Err(error) => Err(StorageError::backend("commit", error)),
+        });
+    }
+}
 
 fn run(
-    db: &Database,
-    table: EntriesTable,
+    mut parts: CommitterParts,
     requests: &mpsc::Receiver<CommitRequest>,
     counters: &CommitCounters,
 ) {
     // A request taken off the queue that would have pushed the previous group over its byte
     // bound; it opens the next group.
     let mut carried: Option<CommitRequest> = None;
-    // Whether an unsynced commit happened since the last durable one.
-    let mut unsynced_pending = false;
+    // When the oldest write in the pending map was published, and the map's value bytes.
+    let mut oldest_pending: Option<Instant> = None;
+    let mut pending_bytes = 0usize;
     loop {
         let first = match carried.take() {
             Some(request) => request,
-            None => match requests.recv() {
-                Ok(request) => request,
-                Err(mpsc::RecvError) => return,
-            },
+            None => {
+                let next = match oldest_pending {
+                    // Wait for work, but not past the pending map's flush deadline.
+                    Some(since) => {
+                        let wait = (since + FLUSH_AFTER).saturating_duration_since(Instant::now());
+                        requests.recv_timeout(wait)
+                    }
+                    None => requests
+                        .recv()
+                        .map_err(|_| mpsc::RecvTimeoutError::Disconnected),
+                };
+                match next {
+                    Ok(request) => request,
+                    Err(mpsc::RecvTimeoutError::Timeout) => {
+                        if flush(&parts) {
+                            oldest_pending = None;
+                            pending_bytes = 0;
+                        } else {
+                            // Retry after another interval; the writes stay logged and visible.
+                            oldest_pending = Some(Instant::now());
+                        }
+                        continue;
+                    }
+                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                }
+            }
         };
         let mut group_bytes = first.bytes;
         let mut group = vec![first];
@@ -186,124 +288,212 @@ fn run(
             group.push(next);
         }
         let durable = group.iter().any(|r| r.durability == Durability::Durable);
-        if durable && !unsynced_pending && group.iter().all(|r| r.ops.is_empty()) {
-            // Only syncs, and everything acknowledged is already durable.
-            for request in group {
-                let _ = request.reply.send(Ok(()));
+        let writes: Vec<&[BatchOp]> = group
+            .iter()
+            .filter(|r| !r.ops.is_empty())
+            .map(|r| r.ops.as_slice())
+            .collect();
+        let ops: u64 = writes.iter().map(|w| w.len() as u64).sum();
+        if !writes.is_empty() {
+            if let Err(error) = parts.wal.append(&writes) {
+                tracing::error!(%error, requests = group.len(), "write-ahead log append failed");
+                reply_all(group, &Err(error));
+                continue;
             }
-            continue;
         }
-        let durability = if durable {
-            redb::Durability::Immediate
-        } else {
-            redb::Durability::None
-        };
-        if commit_group(db, table, group, durability, counters) {
-            unsynced_pending = !durable;
-        }
-    }
-}
-
-/// Why a group's transaction did not commit.
-enum GroupFailure {
-    /// One request could not be applied; the others may still commit without it.
-    Request { index: usize, error: StorageError },
-    /// The transaction itself failed; every request in it fails.
-    Transaction {
-        operation: &'static str,
-        detail: String,
-    },
-}
-
-/// Commit `group` (retrying without a request that cannot be applied); returns whether a
-/// transaction committed.
-fn commit_group(
-    db: &Database,
-    table: EntriesTable,
-    mut group: Vec<CommitRequest>,
-    durability: redb::Durability,
-    counters: &CommitCounters,
-) -> bool {
-    // Each retry removes one request, so this ends after at most `group.len()` attempts.
-    while !group.is_empty() {
-        match apply_and_commit(db, table, &group, durability) {
-            Ok(ops) => {
-                counters.commits.fetch_add(1, Ordering::Relaxed);
-                if matches!(durability, redb::Durability::Immediate) {
+        if durable {
+            match parts.wal.sync() {
+                Ok(true) => {
                     counters.durable_commits.fetch_add(1, Ordering::Relaxed);
                 }
-                counters.ops.fetch_add(ops, Ordering::Relaxed);
-                tracing::trace!(requests = group.len(), ops, "storage group committed");
-                for request in group {
-                    // A writer that stopped waiting (cancelled future) still had its write
-                    // applied; there is nobody to tell.
-                    let _ = request.reply.send(Ok(()));
+                Ok(false) => {}
+                Err(error) => {
+                    // The record may or may not be on disk: the writers were not told it is.
+                    tracing::error!(%error, requests = group.len(), "write-ahead log fsync failed");
+                    reply_all(group, &Err(error));
+                    continue;
                 }
-                return true;
-            }
-            Err(GroupFailure::Request { index, error }) => {
-                tracing::warn!(%error, "storage write rejected; committing the rest of its group");
-                let rejected = group.remove(index);
-                let _ = rejected.reply.send(Err(error));
-            }
-            Err(GroupFailure::Transaction { operation, detail }) => {
-                tracing::error!(operation, %detail, requests = group.len(), "storage commit failed");
-                for request in group {
-                    let _ = request
-                        .reply
-                        .send(Err(StorageError::backend(operation, &detail)));
-                }
-                return false;
             }
         }
+        if !writes.is_empty() {
+            let mut pending = parts.pending.write();
+            for op in writes.iter().flat_map(|w| w.iter()) {
+                match op {
+                    BatchOp::Put { key, value } => {
+                        pending_bytes += key.len() + value.len();
+                        pending.active.insert(key.clone(), Some(value.clone()));
+                    }
+                    BatchOp::Delete { key } => {
+                        pending_bytes += key.len();
+                        pending.active.insert(key.clone(), None);
+                    }
+                }
+            }
+            drop(pending);
+            oldest_pending.get_or_insert_with(Instant::now);
+            counters.commits.fetch_add(1, Ordering::Relaxed);
+            counters.ops.fetch_add(ops, Ordering::Relaxed);
+            tracing::trace!(requests = group.len(), ops, "storage group committed");
+        }
+        reply_all(group, &Ok(()));
+
+        if parts.wal.len() >= CHECKPOINT_BYTES {
+            if checkpoint(&mut parts).is_ok() {
+                counters.durable_commits.fetch_add(1, Ordering::Relaxed);
+                oldest_pending = None;
+                pending_bytes = 0;
+            }
+        } else if (oldest_pending.is_some_and(|since| since.elapsed() >= FLUSH_AFTER)
+            || pending_bytes >= FLUSH_BYTES
+            || parts.pending.read().active.len() >= FLUSH_ENTRIES)
+            && flush(&parts)
+        {
+            oldest_pending = None;
+            pending_bytes = 0;
+        }
     }
-    false
+    // Shutting down: everything goes into redb durably, so the next open replays nothing.
+    if checkpoint(&mut parts).is_err() {
+        tracing::error!("final checkpoint failed; the write-ahead log will be replayed at open");
+    }
 }
 
-/// Apply every request of `group` in one write transaction and commit it durably; returns the
-/// number of ops applied. Dropping the transaction on an error path rolls it back.
-fn apply_and_commit(
+/// Move the active map to `frozen` and write it into redb without an fsync. Returns whether
+/// redb took it (on failure it stays pending and goes out with the next flush).
+fn flush(parts: &CommitterParts) -> bool {
+    parts.pending.write().freeze();
+    apply_frozen(&parts.db, parts.table, &parts.pending, None).is_ok()
+}
+
+/// Write the frozen map into redb in one transaction, then empty it. With `generation`, the
+/// transaction is durable and records that generation (a checkpoint). On failure the map stays
+/// (still logged, still visible) and goes out with the next apply.
+fn apply_frozen(
     db: &Database,
     table: EntriesTable,
-    group: &[CommitRequest],
-    durability: redb::Durability,
-) -> Result<u64, GroupFailure> {
-    let mut txn = db.begin_write().map_err(failed("begin write"))?;
-    txn.set_durability(durability)
-        .map_err(failed("set durability"))?;
-    let mut ops = 0u64;
-    {
-        let mut entries = txn.open_table(table).map_err(failed("open table"))?;
-        for (index, request) in group.iter().enumerate() {
-            for op in &request.ops {
-                let applied = match op {
-                    BatchOp::Put { key, value } => {
-                        entries.insert(key.as_str(), value.as_slice()).map(drop)
-                    }
-                    BatchOp::Delete { key } => entries.remove(key.as_str()).map(drop),
-                };
-                match applied {
-                    Ok(()) => ops += 1,
-                    // Specific to this request's data; the rest of the group is fine.
-                    Err(error @ redb::StorageError::ValueTooLarge(_)) => {
-                        return Err(GroupFailure::Request {
-                            index,
-                            error: StorageError::backend("apply write", error),
-                        });
-                    }
-                    Err(error) => return Err(failed("apply write")(error)),
-                }
-            }
-        }
+    pending: &Pending,
+    generation: Option<u64>,
+) -> Result<(), StorageError> {
+    let frozen = Arc::clone(&pending.read().frozen);
+    if frozen.is_empty() && generation.is_none() {
+        return Ok(());
     }
-    txn.commit().map_err(failed("commit"))?;
-    Ok(ops)
+    let result = write_to_redb(db, table, &frozen, generation);
+    match &result {
+        Ok(()) => pending.write().frozen = Arc::default(),
+        Err(error) => tracing::error!(%error, "applying pending writes to the database failed"),
+    }
+    result
 }
 
-/// Map an engine error to a failure of the whole transaction.
-fn failed<E: std::fmt::Display>(operation: &'static str) -> impl FnOnce(E) -> GroupFailure {
-    move |error| GroupFailure::Transaction {
-        operation,
-        detail: error.to_string(),
+fn write_to_redb(
+    db: &Database,
+    table: EntriesTable,
+    writes: &PendingMap,
+    generation: Option<u64>,
+) -> Result<(), StorageError> {
+    let failed =
+        |operation: &'static str| move |e: redb::Error| StorageError::backend(operation, e);
+    let mut txn = db
+        .begin_write()
+        .map_err(|e| failed("begin write")(e.into()))?;
+    txn.set_durability(if generation.is_some() {
+        redb::Durability::Immediate
+    } else {
+        redb::Durability::None
+    })
+    .map_err(|e| failed("set durability")(e.into()))?;
+    {
+        let mut entries = txn
+            .open_table(table)
+            .map_err(|e| failed("open table")(e.into()))?;
+        for (key, value) in writes {
+            match value {
+                Some(value) => entries.insert(key.as_str(), value.as_slice()).map(drop),
+                None => entries.remove(key.as_str()).map(drop),
+            }
+            .map_err(|e| failed("apply write")(e.into()))?;
+        }
     }
+    if let Some(generation) = generation {
+        let mut meta = txn
+            .open_table(WAL_META)
+            .map_err(|e| failed("open table")(e.into()))?;
+        meta.insert(GENERATION_KEY, generation)
+            .map_err(|e| failed("apply write")(e.into()))?;
+    }
+    txn.commit().map_err(|e| failed("commit")(e.into()))
+}
+
+/// Make redb hold everything durably under the next generation, then start the log over.
+fn checkpoint(parts: &mut CommitterParts) -> Result<(), StorageError> {
+    let next = parts.generation + 1;
+    parts.pending.write().freeze();
+    apply_frozen(&parts.db, parts.table, &parts.pending, Some(next))?;
+    parts.generation = next;
+    parts.wal.restart(next);
+    Ok(())
+}
+
+/// Open-time recovery: the generation redb holds (1 for a new database, whose log is emptied),
+/// the log replayed into redb and checkpointed when it held any record. Returns the parts the
+/// committer starts from.
+pub(crate) fn recover(
+    db: Arc<Database>,
+    table: EntriesTable,
+    wal_path: &std::path::Path,
+) -> Result<CommitterParts, StorageError> {
+    let failed =
+        |operation: &'static str| move |e: redb::Error| StorageError::backend(operation, e);
+    let txn = db
+        .begin_write()
+        .map_err(|e| failed("begin write")(e.into()))?;
+    let stored = {
+        txn.open_table(table)
+            .map_err(|e| failed("create table")(e.into()))?;
+        let mut meta = txn
+            .open_table(WAL_META)
+            .map_err(|e| failed("create table")(e.into()))?;
+        let stored = meta
+            .get(GENERATION_KEY)
+            .map_err(|e| failed("read")(e.into()))?
+            .map(|g| g.value());
+        if stored.is_none() {
+            meta.insert(GENERATION_KEY, 1)
+                .map_err(|e| failed("apply write")(e.into()))?;
+        }
+        stored
+    };
+    txn.commit().map_err(|e| failed("commit")(e.into()))?;
+    if stored.is_none() {
+        // A database without a generation has never had a log: whatever file is there
+        // belongs to something else and must not be replayed into it.
+        std::fs::File::create(wal_path)?;
+    }
+    let generation = stored.unwrap_or(1);
+    let (wal, records) = Wal::open(wal_path, generation)?;
+    let mut parts = CommitterParts {
+        db,
+        table,
+        wal,
+        generation,
+        pending: Pending::default(),
+    };
+    if !records.is_empty() {
+        let mut replayed = PendingMap::new();
+        let mut ops = 0usize;
+        for op in records.into_iter().flatten().flatten() {
+            ops += 1;
+            match op {
+                BatchOp::Put { key, value } => replayed.insert(key, Some(value)),
+                BatchOp::Delete { key } => replayed.insert(key, None),
+            };
+        }
+        let next = generation + 1;
+        write_to_redb(&parts.db, table, &replayed, Some(next))?;
+        parts.generation = next;
+        parts.wal.restart(next);
+        tracing::info!(ops, "write-ahead log replayed");
+    }
+    Ok(parts)
 }

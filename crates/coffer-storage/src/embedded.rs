@@ -1,26 +1,35 @@
-//! The default durable backend: one redb database file in the data directory.
+//! The default durable backend: one redb database file and its write-ahead log in the data
+//! directory.
 //!
-//! Writes go through the group committer (see the `committer` module); reads open their own
-//! redb read transaction inline. A read transaction is a snapshot of the latest committed
-//! state, and a writer is acknowledged only after its commit, so every read started after an
-//! acknowledgement sees that write.
+//! Writes go through the group committer (see the `committer` module), which logs them,
+//! publishes them in its pending map and applies them to redb in bulk later. Reads run inline:
+//! first the pending map, then a redb read transaction (a snapshot of the latest commit). The
+//! order matters: the committer empties the pending map only after redb committed what it
+//! held, so a key missing from the map when a read looks is already in any redb snapshot the
+//! read opens afterwards. A writer is acknowledged only once its ops are in the map, so every
+//! read started after an acknowledgement sees that write.
 //!
 //! The database is opened in redb's default `ExclusiveWriter` mode, which locks the whole file:
 //! a second process (or a second handle in this process) opening the same directory fails with
 //! [`StorageError::DataDirInUse`] instead of corrupting it.
 
+use std::collections::BTreeMap;
 use std::fs;
+use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use redb::{Database, DatabaseError, ReadOnlyTable, ReadableDatabase, TableDefinition};
 
-use crate::committer::{CommitStats, Committer, Durability};
+use crate::committer::{recover, CommitStats, Committer, Durability, Pending, PendingMaps};
 use crate::keys::{list_children, validate_ops};
 use crate::{BatchOp, Storage, StorageError};
 
 /// Name of the database file inside the data directory.
 const DATABASE_FILE: &str = "coffer.redb";
+
+/// Name of the write-ahead log inside the data directory.
+const WAL_FILE: &str = "coffer.wal";
 
 /// The single table: full storage key → ciphertext.
 const ENTRIES: TableDefinition<'static, &'static str, &'static [u8]> =
@@ -35,6 +44,8 @@ pub struct EmbeddedStorage {
     // its thread, releasing its handle on the database before `db` closes it.
     committer: Committer,
     db: Arc<Database>,
+    /// Acknowledged writes not yet applied to redb; consulted before it.
+    pending: Pending,
     dir: PathBuf,
 }
 
@@ -66,21 +77,17 @@ impl EmbeddedStorage {
                 },
                 other => StorageError::backend("open database", other),
             })?;
-        // Create the table up front so readers never meet a missing table.
-        let txn = db
-            .begin_write()
-            .map_err(|e| StorageError::backend("create table", e))?;
-        txn.open_table(ENTRIES)
-            .map_err(|e| StorageError::backend("create table", e))?;
-        txn.commit()
-            .map_err(|e| StorageError::backend("create table", e))?;
-
+        // Creates the tables up front (readers never meet a missing table) and replays the
+        // write-ahead log left by a crash.
         let db = Arc::new(db);
-        let committer = Committer::start(Arc::clone(&db), ENTRIES)?;
+        let parts = recover(Arc::clone(&db), ENTRIES, &dir.join(WAL_FILE))?;
+        let pending = Arc::clone(&parts.pending);
+        let committer = Committer::start(parts)?;
         tracing::debug!(dir = %dir.display(), "embedded storage opened");
         Ok(Self {
             committer,
             db,
+            pending,
             dir: dir.to_path_buf(),
         })
     }
@@ -117,24 +124,116 @@ impl EmbeddedStorage {
     }
 }
 
-/// The smallest key `>= from` in `table`.
-fn first_key_from(
-    table: &ReadOnlyTable<&'static str, &'static [u8]>,
-    from: &str,
-) -> Result<Option<String>, StorageError> {
-    let mut range = table
-        .range(from..)
-        .map_err(|e| StorageError::backend("read", e))?;
-    match range.next() {
-        Some(Ok((key, _))) => Ok(Some(key.value().to_owned())),
-        Some(Err(e)) => Err(StorageError::backend("read", e)),
-        None => Ok(None),
+type Entries = ReadOnlyTable<&'static str, &'static [u8]>;
+
+/// The pending entries of `map` in `start..` under `prefix`, as (key, exists).
+fn pending_range<'a>(
+    map: &'a BTreeMap<String, Option<Vec<u8>>>,
+    start: Bound<&'a str>,
+    prefix: &'a str,
+) -> impl Iterator<Item = (&'a str, bool)> + 'a {
+    map.range::<str, _>((start, Bound::Unbounded))
+        .take_while(move |(key, _)| key.starts_with(prefix))
+        .map(|(key, value)| (key.as_str(), value.is_some()))
+}
+
+/// Two sorted runs of (key, exists) merged lazily into one, `newer`'s entry winning for a key
+/// in both.
+struct Layered<N: Iterator, O: Iterator> {
+    newer: std::iter::Peekable<N>,
+    older: std::iter::Peekable<O>,
+}
+
+impl<'a, N, O> Iterator for Layered<N, O>
+where
+    N: Iterator<Item = (&'a str, bool)>,
+    O: Iterator<Item = (&'a str, bool)>,
+{
+    type Item = (&'a str, bool);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match (self.newer.peek(), self.older.peek()) {
+            (None, None) => None,
+            (Some(_), None) => self.newer.next(),
+            (None, Some(_)) => self.older.next(),
+            (Some(n), Some(o)) => {
+                if o.0 < n.0 {
+                    self.older.next()
+                } else {
+                    if o.0 == n.0 {
+                        self.older.next();
+                    }
+                    self.newer.next()
+                }
+            }
+        }
     }
+}
+
+/// Keys of the merged view (pending map over a redb snapshot) in `start..`, in order, that
+/// start with `prefix`, at most `limit` of them. A pending entry shadows redb's entry for the
+/// same key: a value there means the key exists, a deletion that it does not.
+fn merged_keys(
+    pending: &PendingMaps,
+    table: &Entries,
+    start: Bound<&str>,
+    prefix: &str,
+    limit: usize,
+) -> Result<Vec<String>, StorageError> {
+    let read = |e| StorageError::backend("read", e);
+    let mut stored = table
+        .range::<&str>((start, Bound::Unbounded))
+        .map_err(read)?;
+    let mut shadow = Layered {
+        newer: pending_range(&pending.active, start, prefix).peekable(),
+        older: pending_range(&pending.frozen, start, prefix).peekable(),
+    }
+    .peekable();
+    let mut next_stored = || -> Result<Option<String>, StorageError> {
+        match stored.next() {
+            Some(Ok((key, _))) => {
+                let key = key.value();
+                Ok(key.starts_with(prefix).then(|| key.to_owned()))
+            }
+            Some(Err(e)) => Err(read(e)),
+            None => Ok(None),
+        }
+    };
+    let mut keys = Vec::new();
+    let mut from_redb = next_stored()?;
+    while keys.len() < limit {
+        let from_pending = shadow.peek().copied();
+        match (from_redb.as_deref(), from_pending) {
+            (None, None) => break,
+            (Some(stored), Some((shadowing, _))) if stored < shadowing => {
+                keys.push(from_redb.take().expect("just matched"));
+                from_redb = next_stored()?;
+            }
+            (Some(stored), None) => {
+                keys.push(stored.to_owned());
+                from_redb = next_stored()?;
+            }
+            (stored, Some((shadowing, exists))) => {
+                if stored == Some(shadowing) {
+                    from_redb = next_stored()?;
+                }
+                if exists {
+                    keys.push(shadowing.to_owned());
+                }
+                shadow.next();
+            }
+        }
+    }
+    Ok(keys)
 }
 
 #[async_trait::async_trait]
 impl Storage for EmbeddedStorage {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        // The pending map first, then redb (see the module documentation for why this order).
+        if let Some(pending) = self.pending.read().get(key) {
+            return Ok(pending.clone());
+        }
         let table = self.snapshot()?;
         let value = table
             .get(key)
@@ -164,25 +263,25 @@ impl Storage for EmbeddedStorage {
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
+        // The pending map is held (read) while redb is read, so it cannot be emptied between
+        // the two: see the module documentation.
+        let pending = self.pending.read();
         let table = self.snapshot()?;
-        list_children(prefix, |from| first_key_from(&table, from))
+        list_children(prefix, |from| {
+            Ok(merged_keys(&pending, &table, Bound::Included(from), "", 1)?.pop())
+        })
     }
 
     async fn scan(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
+        let pending = self.pending.read();
         let table = self.snapshot()?;
-        let mut keys = Vec::new();
-        for entry in table
-            .range(prefix..)
-            .map_err(|e| StorageError::backend("read", e))?
-        {
-            let (key, _) = entry.map_err(|e| StorageError::backend("read", e))?;
-            let key = key.value();
-            if !key.starts_with(prefix) {
-                break;
-            }
-            keys.push(key.to_owned());
-        }
-        Ok(keys)
+        merged_keys(
+            &pending,
+            &table,
+            Bound::Included(prefix),
+            prefix,
+            usize::MAX,
+        )
     }
 
     async fn scan_page(
@@ -191,27 +290,13 @@ impl Storage for EmbeddedStorage {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<String>, StorageError> {
-        let table = self.snapshot()?;
         let start = match after {
-            Some(a) if a >= prefix => std::ops::Bound::Excluded(a),
-            _ => std::ops::Bound::Included(prefix),
+            Some(a) if a >= prefix => Bound::Excluded(a),
+            _ => Bound::Included(prefix),
         };
-        let mut keys = Vec::new();
-        for entry in table
-            .range::<&str>((start, std::ops::Bound::Unbounded))
-            .map_err(|e| StorageError::backend("read", e))?
-        {
-            if keys.len() >= limit {
-                break;
-            }
-            let (key, _) = entry.map_err(|e| StorageError::backend("read", e))?;
-            let key = key.value();
-            if !key.starts_with(prefix) {
-                break;
-            }
-            keys.push(key.to_owned());
-        }
-        Ok(keys)
+        let pending = self.pending.read();
+        let table = self.snapshot()?;
+        merged_keys(&pending, &table, start, prefix, limit)
     }
 
     async fn batch(&self, ops: Vec<BatchOp>) -> Result<(), StorageError> {
@@ -234,5 +319,78 @@ impl Storage for EmbeddedStorage {
 
     fn commit_stats(&self) -> Option<CommitStats> {
         Some(self.stats())
+    }
+}
+
+#[cfg(test)]
+mod merge_tests {
+    use super::*;
+    use crate::committer::PendingMap;
+    use std::collections::BTreeSet;
+
+    /// redb holds some keys, the frozen map changes some, the active map changes some again:
+    /// the merged view must equal applying the three in that order.
+    #[test]
+    fn merged_keys_layer_active_over_frozen_over_redb() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::create(dir.path().join("db")).unwrap();
+        let names: Vec<String> = ["", "a/", "a/b/", "b/"]
+            .iter()
+            .flat_map(|folder| (0..12).map(move |n| format!("{folder}k{n:02}")))
+            .collect();
+        let txn = db.begin_write().unwrap();
+        {
+            let mut table = txn.open_table(ENTRIES).unwrap();
+            for name in names.iter().step_by(2) {
+                table.insert(name.as_str(), b"redb".as_slice()).unwrap();
+            }
+        }
+        txn.commit().unwrap();
+        let layer = |every: usize, offset: usize| -> PendingMap {
+            names
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| i % every == offset)
+                .map(|(i, name)| (name.clone(), (i % 2 == 1).then(|| b"new".to_vec())))
+                .collect()
+        };
+        let pending = PendingMaps {
+            active: layer(5, 1),
+            frozen: Arc::new(layer(3, 0)),
+        };
+        let mut expected: BTreeSet<String> = names.iter().step_by(2).cloned().collect();
+        for layer in [&*pending.frozen, &pending.active] {
+            for (key, value) in layer {
+                if value.is_some() {
+                    expected.insert(key.clone());
+                } else {
+                    expected.remove(key);
+                }
+            }
+        }
+        let table = db.begin_read().unwrap().open_table(ENTRIES).unwrap();
+        for prefix in ["", "a/", "a/b/", "b/", "k0", "z"] {
+            for start in [None, Some("a/k05"), Some("a/b/k11"), Some("b/k00")] {
+                let bound = match start {
+                    Some(s) if s >= prefix => Bound::Excluded(s),
+                    _ => Bound::Included(prefix),
+                };
+                let want: Vec<String> = expected
+                    .iter()
+                    .filter(|k| k.starts_with(prefix))
+                    .filter(|k| match bound {
+                        Bound::Excluded(s) => k.as_str() > s,
+                        Bound::Included(s) => k.as_str() >= s,
+                        Bound::Unbounded => true,
+                    })
+                    .cloned()
+                    .collect();
+                for limit in [1, 4, usize::MAX] {
+                    let got = merged_keys(&pending, &table, bound, prefix, limit).unwrap();
+                    let want: Vec<String> = want.iter().take(limit).cloned().collect();
+                    assert_eq!(got, want, "prefix {prefix:?} start {start:?} limit {limit}");
+                }
+            }
+        }
     }
 }

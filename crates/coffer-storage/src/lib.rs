@@ -5,9 +5,10 @@
 //! and values' *lengths* at most, never their contents.
 //!
 //! Two backends implement [`Storage`]:
-//! - [`EmbeddedStorage`]: the default durable backend, a single redb file in the data
-//!   directory. Every acknowledged write is fsynced; concurrent writers share fsyncs through
-//!   group commit (see the `committer` module).
+//! - [`EmbeddedStorage`]: the default durable backend, a redb file and its write-ahead log in
+//!   the data directory. Every acknowledged write is fsynced in the log; concurrent writers
+//!   share fsyncs through group commit, and redb takes the writes in bulk (see the `committer`
+//!   and `wal` modules).
 //! - [`MemoryStorage`]: a sorted map in memory, for tests and dev mode.
 //!
 //! Keys are `/`-separated paths such as `logical/<uuid>/data/foo`; [`Storage::list`] follows
@@ -21,6 +22,7 @@ mod error;
 mod keys;
 mod memory;
 mod probe;
+mod wal;
 
 pub use committer::CommitStats;
 pub use embedded::EmbeddedStorage;
