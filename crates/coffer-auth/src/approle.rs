@@ -42,6 +42,7 @@ use ring::rand::{SecureRandom, SystemRandom};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Mutex;
@@ -75,6 +76,12 @@ struct AppRole {
     /// every init (mount, unseal) and cleanup (seal, unmount), so it never outlives the storage
     /// it was read from.
     key: std::sync::RwLock<Option<Arc<MountKey>>>,
+    /// Roles as logins find them, by role ID. Emptied by every role write
+    /// (they all hold `roles`, see [`AppRole::lock_roles`]) and on init and cleanup.
+    login_roles: std::sync::RwLock<HashMap<String, Arc<LoginRole>>>,
+    /// Moves on with every emptying of `login_roles`; a login caches what it read only if this
+    /// did not move meanwhile (else the role may have changed under it).
+    login_roles_generation: std::sync::atomic::AtomicU64,
     /// One lock per secret ID (by HMAC): consuming a use is read-modify-write.
     secret_ids: KeyLocks,
 }
@@ -88,6 +95,8 @@ pub fn backend() -> Backend {
             roles: Mutex::new(()),
             salt: Mutex::new(()),
             key: std::sync::RwLock::new(None),
+            login_roles: std::sync::RwLock::new(HashMap::new()),
+            login_roles_generation: std::sync::atomic::AtomicU64::new(0),
             secret_ids: KeyLocks::new(),
         }),
     );
@@ -394,6 +403,92 @@ impl AppRole {
         if let Ok(mut slot) = self.key.write() {
             *slot = None;
         }
+        self.forget_login_roles();
+    }
+
+    fn forget_login_roles(&self) {
+        if let Ok(mut roles) = self.login_roles.write() {
+            self.login_roles_generation
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            roles.clear();
+        }
+    }
+
+    /// Hold while changing a role or its role ID; on release the login cache is emptied, after
+    /// the change is stored.
+    async fn lock_roles(&self) -> RolesGuard<'_> {
+        RolesGuard {
+            _held: self.roles.lock().await,
+            state: self,
+        }
+    }
+
+    /// The role a login's role ID names, from the cache or from storage (then cached).
+    async fn login_role(
+        &self,
+        view: &dyn View,
+        key: &MountKey,
+        role_id: &str,
+    ) -> Result<Option<Arc<LoginRole>>> {
+        let generation = self
+            .login_roles_generation
+            .load(std::sync::atomic::Ordering::SeqCst);
+        if let Some(found) = self
+            .login_roles
+            .read()
+            .ok()
+            .and_then(|roles| roles.get(role_id).cloned())
+        {
+            return Ok(Some(found));
+        }
+        let Some(index) = view::get_json::<RoleIdIndex>(view, &key.role_id_key(role_id)).await?
+        else {
+            return Ok(None);
+        };
+        let Some(role) = load_role(view, &index.role_name).await? else {
+            return Ok(None);
+        };
+        let found = Arc::new(LoginRole {
+            secret_id_folder: key.secret_id_folder(&index.role_name),
+            name: index.role_name,
+            role,
+        });
+        if let Ok(mut roles) = self.login_roles.write() {
+            let unchanged = self
+                .login_roles_generation
+                .load(std::sync::atomic::Ordering::SeqCst)
+                == generation;
+            if unchanged {
+                if roles.len() >= LOGIN_ROLE_CACHE_LIMIT {
+                    roles.clear();
+                }
+                roles.insert(role_id.to_string(), found.clone());
+            }
+        }
+        Ok(Some(found))
+    }
+}
+
+/// What a login needs of its role, cached by role ID.
+struct LoginRole {
+    name: String,
+    role: RoleEntry,
+    /// Where the role's secret IDs are stored (an HMAC of the name).
+    secret_id_folder: String,
+}
+
+/// Cached login roles beyond this are dropped wholesale.
+const LOGIN_ROLE_CACHE_LIMIT: usize = 10_000;
+
+/// [`AppRole::lock_roles`]'s guard.
+struct RolesGuard<'a> {
+    _held: tokio::sync::MutexGuard<'a, ()>,
+    state: &'a AppRole,
+}
+
+impl Drop for RolesGuard<'_> {
+    fn drop(&mut self) {
+        self.state.forget_login_roles();
     }
 }
 
@@ -483,7 +578,7 @@ with_token_fields! {
 async fn write_role(state: Arc<AppRole>, ctx: Ctx, mut input: RoleWrite) -> Result<Response> {
     let name = role_name(&ctx);
     let view = ctx.view.as_ref();
-    let _roles = state.roles.lock().await;
+    let _roles = state.lock_roles().await;
     let existing = load_role(view, &name).await?;
 
     let mut role = existing.clone().unwrap_or(RoleEntry {
@@ -614,7 +709,7 @@ async fn list_roles(ctx: Ctx) -> Result<Response> {
 async fn delete_role(state: Arc<AppRole>, ctx: Ctx) -> Result<Response> {
     let name = role_name(&ctx);
     let view = ctx.view.as_ref();
-    let _roles = state.roles.lock().await;
+    let _roles = state.lock_roles().await;
     let Some(role) = load_role(view, &name).await? else {
         return Ok(Response::empty());
     };
@@ -664,7 +759,7 @@ async fn write_role_id(state: Arc<AppRole>, ctx: Ctx, input: RoleIdWrite) -> Res
     if new.is_empty() {
         return Err(Error::bad("missing role_id"));
     }
-    let _roles = state.roles.lock().await;
+    let _roles = state.lock_roles().await;
     let mut role = load_role(view, &name)
         .await?
         .ok_or_else(|| role_missing(&name))?;
@@ -1075,11 +1170,11 @@ async fn login(state: Arc<AppRole>, ctx: Ctx, input: LoginInput) -> Result<Respo
     let key = mount_key(&state, view).await?;
     let invalid = || Error::bad(INVALID_CREDENTIALS);
 
-    let index = view::get_json::<RoleIdIndex>(view, &key.role_id_key(role_id))
+    let found = state
+        .login_role(view, &key, role_id)
         .await?
         .ok_or_else(invalid)?;
-    let name = index.role_name;
-    let role = load_role(view, &name).await?.ok_or_else(invalid)?;
+    let (name, role) = (found.name.clone(), &found.role);
     let remote = ctx.request.connection.remote_addr;
 
     let mut metadata = Map::new();
@@ -1090,7 +1185,7 @@ async fn login(state: Arc<AppRole>, ctx: Ctx, input: LoginInput) -> Result<Respo
             return Err(Error::bad("missing secret_id"));
         }
         let hmac = key.secret_id_hmac(secret_id);
-        let entry_key = format!("{}{hmac}", key.secret_id_folder(&name));
+        let entry_key = format!("{}{hmac}", found.secret_id_folder);
         // Held from reading the remaining uses to writing them back.
         let _secret = state.secret_ids.lock(&hmac).await;
         let now = ctx.clock.now();

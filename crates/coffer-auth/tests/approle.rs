@@ -585,3 +585,91 @@ async fn role_without_bind_secret_id_logs_in_by_role_id_from_bound_cidrs() {
         "bind_secret_id is not set on the role",
     );
 }
+
+/// Logins keep the role they found (by role ID) in memory; every change to a role must reach
+/// the very next login: policies, the role ID itself, its CIDR binding, bind_secret_id, and
+/// deletion (a deleted role's role ID must not log in from memory).
+#[tokio::test]
+async fn a_role_change_reaches_the_very_next_login() {
+    let mount = approle();
+    mount
+        .write("role/web", json!({"token_policies": ["first"]}))
+        .await
+        .unwrap();
+    let rid = role_id(&mount, "web").await;
+    let sid = new_secret_id(&mount, "web", json!({})).await["secret_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let policies = |resp: coffer_sdk::Response| resp.login.unwrap().policies;
+    assert_eq!(
+        policies(login(&mount, &rid, &sid).await.unwrap()),
+        vec!["first"]
+    );
+    // Twice, so the second comes from memory.
+    assert_eq!(
+        policies(login(&mount, &rid, &sid).await.unwrap()),
+        vec!["first"]
+    );
+
+    mount
+        .write("role/web", json!({"token_policies": ["second"]}))
+        .await
+        .unwrap();
+    assert_eq!(
+        policies(login(&mount, &rid, &sid).await.unwrap()),
+        vec!["second"]
+    );
+
+    mount
+        .write(
+            "role/web",
+            json!({"secret_id_bound_cidrs": ["10.9.9.0/24"]}),
+        )
+        .await
+        .unwrap();
+    assert!(
+        login(&mount, &rid, &sid).await.is_err(),
+        "the new CIDR binding applies"
+    );
+    mount
+        .write("role/web", json!({"secret_id_bound_cidrs": []}))
+        .await
+        .unwrap();
+    assert!(login(&mount, &rid, &sid).await.is_ok());
+
+    mount
+        .write("role/web/role-id", json!({"role_id": "moved-id"}))
+        .await
+        .unwrap();
+    assert_error(login(&mount, &rid, &sid).await, 400, INVALID_CREDENTIALS);
+    assert!(login(&mount, "moved-id", &sid).await.is_ok());
+
+    mount.delete("role/web").await.unwrap();
+    assert_error(
+        login(&mount, "moved-id", &sid).await,
+        400,
+        INVALID_CREDENTIALS,
+    );
+    // A new role taking the old name does not inherit anything remembered for the old one.
+    mount
+        .write(
+            "role/web",
+            json!({"role_id": "moved-id", "token_policies": ["third"]}),
+        )
+        .await
+        .unwrap();
+    assert_error(
+        login(&mount, "moved-id", &sid).await,
+        400,
+        INVALID_CREDENTIALS,
+    );
+    let sid = new_secret_id(&mount, "web", json!({})).await["secret_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        policies(login(&mount, "moved-id", &sid).await.unwrap()),
+        vec!["third"]
+    );
+}

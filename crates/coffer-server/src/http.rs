@@ -259,7 +259,13 @@ pub async fn handle(
     busy: crate::listener::RequestGuard,
 ) -> Result<HttpResponse, std::convert::Infallible> {
     let _busy = busy;
-    let request_id = uuid::Uuid::new_v4().to_string();
+    let request_id = {
+        let mut bytes = [0u8; 16];
+        crate::barrier::fill_random(&mut bytes);
+        uuid::Builder::from_random_bytes(bytes)
+            .into_uuid()
+            .to_string()
+    };
     let (parts, incoming) = req.into_parts();
     let head = parts.method == Method::HEAD;
     let mut body = Body::new(incoming, &options);

@@ -206,7 +206,13 @@ pub struct Identity {
     generation: AtomicU64,
     groups: RwLock<Option<(u64, Arc<Vec<Group>>)>>,
     policies: RwLock<HashMap<String, (u64, Arc<IdentityPolicies>)>>,
+    /// Aliases by (mount accessor, name) as logins resolve them, each with the generation it
+    /// was read at; a login reads two records otherwise.
+    aliases: RwLock<HashMap<(String, String), (u64, Alias)>>,
 }
+
+/// Cached aliases beyond this are dropped wholesale (idle ones live in storage).
+const ALIAS_CACHE_LIMIT: usize = 100_000;
 
 /// What identity adds to a token at request time.
 #[derive(Debug, Clone, Default)]
@@ -259,6 +265,7 @@ impl Identity {
             generation: AtomicU64::new(1),
             groups: RwLock::new(None),
             policies: RwLock::new(HashMap::new()),
+            aliases: RwLock::new(HashMap::new()),
         }
     }
 
@@ -271,6 +278,7 @@ impl Identity {
     pub fn invalidate(&self) {
         self.generation.fetch_add(1, Ordering::SeqCst);
         self.policies.write().clear();
+        self.aliases.write().clear();
     }
 
     /// A record (`entity` or `group`) by id.
@@ -368,14 +376,33 @@ impl Identity {
     }
 
     async fn alias_by_name(&self, mount_accessor: &str, name: &str) -> Result<Option<Alias>> {
-        match self
+        // The generation is read before storage: a write that lands meanwhile moves it on, and
+        // what was read is then not cached (it may be older than that write).
+        let gen = self.generation.load(Ordering::SeqCst);
+        let cache_key = (mount_accessor.to_string(), name.to_string());
+        if let Some((g, alias)) = self.aliases.read().get(&cache_key) {
+            if *g == gen {
+                return Ok(Some(alias.clone()));
+            }
+        }
+        let alias = match self
             .view
             .get(&format!("alias/lookup/{mount_accessor}/{}", hex_name(name)))
             .await?
         {
-            Some(id) => self.alias(&String::from_utf8_lossy(&id)).await,
-            None => Ok(None),
+            Some(id) => self.alias(&String::from_utf8_lossy(&id)).await?,
+            None => None,
+        };
+        if let Some(alias) = &alias {
+            let mut cache = self.aliases.write();
+            if self.generation.load(Ordering::SeqCst) == gen {
+                if cache.len() >= ALIAS_CACHE_LIMIT {
+                    cache.clear();
+                }
+                cache.insert(cache_key, (gen, alias.clone()));
+            }
         }
+        Ok(alias)
     }
 
     async fn save_alias(&self, a: &Alias) -> Result<()> {

@@ -422,3 +422,65 @@ async fn entities_groups_and_lookups_follow_vaults_api() {
         404
     );
 }
+
+/// Logins remember the alias they resolved; deleting the alias, or the entity behind it, must
+/// reach the very next login (a new entity, never the deleted one from memory).
+#[tokio::test]
+async fn deleting_an_alias_or_its_entity_reaches_the_next_login() {
+    let h = setup().await;
+    h.ok(Update, "sys/auth/userpass", json!({"type": "userpass"}))
+        .await;
+    h.ok(
+        Update,
+        "auth/userpass/users/bob",
+        json!({"password": "pw-bob-1"}),
+    )
+    .await;
+    let login = || async {
+        h.call(
+            Update,
+            "auth/userpass/login/bob",
+            json!({"password": "pw-bob-1"}),
+            "",
+        )
+        .await
+        .unwrap()
+        .auth
+        .unwrap()
+        .entity_id
+    };
+    let first = login().await;
+    assert_eq!(
+        login().await,
+        first,
+        "the second login resolves the same alias"
+    );
+    let entity = h
+        .ok(Read, &format!("identity/entity/id/{first}"), json!({}))
+        .await
+        .data
+        .unwrap();
+    let alias_id = entity["aliases"][0]["id"].as_str().unwrap().to_string();
+
+    h.ok(
+        Delete,
+        &format!("identity/entity-alias/id/{alias_id}"),
+        json!({}),
+    )
+    .await;
+    let second = login().await;
+    assert_ne!(second, first, "a deleted alias is not resolved from memory");
+
+    h.ok(Delete, &format!("identity/entity/id/{second}"), json!({}))
+        .await;
+    let third = login().await;
+    assert_ne!(
+        third, second,
+        "a deleted entity's alias is not resolved from memory"
+    );
+    assert!(h
+        .ok(Read, &format!("identity/entity/id/{third}"), json!({}))
+        .await
+        .data
+        .is_some());
+}
