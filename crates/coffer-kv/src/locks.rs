@@ -60,6 +60,11 @@ impl PathLocks {
         &self.stripes[(hasher.finish() % STRIPES as u64) as usize]
     }
 
+    /// Drop every cached metadata entry (on init and cleanup: storage may change meanwhile).
+    pub(crate) fn forget_metadata(&self) {
+        self.cache.write().clear();
+    }
+
     /// Hold this while reading and rewriting `path`'s metadata.
     pub(crate) async fn lock(&self, path: &str) -> PathGuard<'_> {
         PathGuard {

@@ -49,6 +49,39 @@ const CAS_REQUIRED_BY_MOUNT_WARNING: &str =
 struct KvV2 {
     /// Every handler that rewrites a key's metadata shares one set of per-path locks.
     locks: PathLocks,
+    /// The mount's `config`, read once instead of on every write.
+    config: ConfigCache,
+}
+
+/// The mount's settings as last read. Only `write_config` changes them, and it empties this
+/// after storing; a read that raced it does not store what it read (the generation moved).
+#[derive(Default)]
+struct ConfigCache {
+    value: parking_lot::RwLock<Option<Arc<MountConfig>>>,
+    generation: std::sync::atomic::AtomicU64,
+}
+
+impl ConfigCache {
+    async fn get(&self, view: &dyn coffer_sdk::View) -> Result<Arc<MountConfig>> {
+        use std::sync::atomic::Ordering::SeqCst;
+        let generation = self.generation.load(SeqCst);
+        if let Some(config) = self.value.read().clone() {
+            return Ok(config);
+        }
+        let config = Arc::new(MountConfig::load(view).await?);
+        let mut slot = self.value.write();
+        if self.generation.load(SeqCst) == generation {
+            *slot = Some(config.clone());
+        }
+        Ok(config)
+    }
+
+    fn forget(&self) {
+        let mut slot = self.value.write();
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        *slot = None;
+    }
 }
 
 /// The KV v2 engine's path declarations.
@@ -58,6 +91,7 @@ pub fn backend() -> Backend {
         HELP,
         Arc::new(KvV2 {
             locks: PathLocks::new(),
+            config: ConfigCache::default(),
         }),
     );
 
@@ -72,7 +106,7 @@ pub fn backend() -> Backend {
         .typed_ops(
             &[Operation::Create, Operation::Update],
             "Change the mount's KV v2 settings.",
-            |_, ctx, input| write_config(ctx, input),
+            |state, ctx, input| write_config(state, ctx, input),
         );
 
     let data = e
@@ -174,6 +208,17 @@ pub fn backend() -> Backend {
     e.paths(vec![
         config, data, delete, undelete, destroy, metadata, subkeys,
     ])
+    // What is remembered of storage is dropped whenever storage may have changed under it.
+    .on_init(|state, _ctx| async move {
+        state.config.forget();
+        state.locks.forget_metadata();
+        Ok(())
+    })
+    .on_cleanup(|state, _ctx| async move {
+        state.config.forget();
+        state.locks.forget_metadata();
+        Ok(())
+    })
     .build()
 }
 
@@ -303,7 +348,7 @@ async fn read_config(ctx: Ctx) -> Result<Response> {
     ))
 }
 
-async fn write_config(ctx: Ctx, input: ConfigInput) -> Result<Response> {
+async fn write_config(state: Arc<KvV2>, ctx: Ctx, input: ConfigInput) -> Result<Response> {
     let mut config = MountConfig::load(ctx.view.as_ref()).await?;
     if let Some(max) = input.max_versions {
         config.max_versions = max_versions_u32(max)?;
@@ -315,6 +360,7 @@ async fn write_config(ctx: Ctx, input: ConfigInput) -> Result<Response> {
         config.delete_version_after = after;
     }
     view::put_json(ctx.view.as_ref(), CONFIG_KEY, &config).await?;
+    state.config.forget();
     Ok(Response::empty())
 }
 
@@ -459,7 +505,7 @@ async fn write_data(state: Arc<KvV2>, ctx: Ctx, input: DataInput) -> Result<Resp
     let path = secret_path(ctx.param("path"))?;
     let data = input.data.ok_or_else(|| Error::bad("no data provided"))?;
     let cas = input.options.unwrap_or_default().cas;
-    let config = MountConfig::load(ctx.view.as_ref()).await?;
+    let config = state.config.get(ctx.view.as_ref()).await?;
 
     let _guard = state.locks.lock(path).await;
     let now = ctx.clock.now();
@@ -479,7 +525,7 @@ async fn patch_data(state: Arc<KvV2>, ctx: Ctx, input: DataInput) -> Result<Resp
     let meta = KeyMetadata::load(ctx.view.as_ref(), path)
         .await?
         .ok_or(Error::NotFound)?;
-    let config = MountConfig::load(ctx.view.as_ref()).await?;
+    let config = state.config.get(ctx.view.as_ref()).await?;
     check_and_set(cas, &config, &meta)?;
     let current = meta.current_version;
     let current_meta = meta.versions.get(&current).ok_or(Error::NotFound)?;

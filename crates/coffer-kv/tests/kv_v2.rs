@@ -247,6 +247,37 @@ async fn cas_required_by_mount_config() {
         .unwrap();
 }
 
+/// Writes read the mount's config from memory once they have read it; a config change must
+/// reach the very next write (both ways), and max_versions must prune at once.
+#[tokio::test]
+async fn a_config_change_reaches_the_very_next_write() {
+    let kv = Mount::v2();
+    // Two writes so the default config is remembered.
+    kv.write("data/c", json!({"data": {"k": 1}})).await.unwrap();
+    kv.write("data/c", json!({"data": {"k": 2}})).await.unwrap();
+    kv.write("config", json!({"cas_required": true}))
+        .await
+        .unwrap();
+    let err = kv
+        .write("data/c", json!({"data": {"k": 3}}))
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), 400, "{err}");
+    kv.write("config", json!({"cas_required": false}))
+        .await
+        .unwrap();
+    kv.write("data/c", json!({"data": {"k": 3}})).await.unwrap();
+
+    kv.write("config", json!({"max_versions": 1}))
+        .await
+        .unwrap();
+    let resp = kv.write("data/c", json!({"data": {"k": 4}})).await.unwrap();
+    assert_eq!(body(&resp)["version"], 4);
+    let meta = body(&kv.read("metadata/c").await.unwrap());
+    let versions: Vec<&String> = meta["versions"].as_object().unwrap().keys().collect();
+    assert_eq!(versions, vec!["4"], "max_versions 1 keeps only the newest");
+}
+
 #[tokio::test]
 async fn cas_required_by_key_metadata() {
     let kv = Mount::v2();
