@@ -106,7 +106,7 @@ pub fn backend() -> Backend {
         .typed_ops(
             &[Operation::Create, Operation::Update],
             "Change the mount's KV v2 settings.",
-            |state, ctx, input| write_config(state, ctx, input),
+            write_config,
         );
 
     let data = e
