@@ -24,6 +24,9 @@
 //!   [`Durability::Unsynced`] is logged but not fsynced before its reply; the next fsync of the
 //!   log (any durable request's, or a sync's) covers it and every record before it. A sync
 //!   request (no ops) fsyncs the log when unsynced records are pending, and nothing otherwise.
+//! - **A failed log write stops writes.** If an append or fsync of the log fails, that group
+//!   gets the error and every later write is refused until restart, which replays the records
+//!   that are whole: nothing written after a possibly lost page can be acknowledged.
 //! - **Nothing is lost to a failed bulk apply.** A failed transaction into redb leaves the
 //!   pending map as it was (still logged, still visible) and is retried at the next flush.
 //!
@@ -221,6 +224,14 @@ impl Drop for Committer {
 
 pub(crate) type EntriesTable = TableDefinition<'static, &'static str, &'static [u8]>;
 
+/// The answer to every write after the log failed.
+fn log_failure() -> StorageError {
+    StorageError::backend(
+        "write-ahead log",
+        "an earlier append or fsync failed; writes are refused until the server restarts",
+    )
+}
+
 fn reply_all(group: Vec<CommitRequest>, result: &Result<(), StorageError>) {
     for request in group {
         // A writer that stopped waiting (cancelled future) has nobody to tell.
@@ -242,6 +253,10 @@ fn run(
     // When the oldest write in the pending map was published, and the map's value bytes.
     let mut oldest_pending: Option<Instant> = None;
     let mut pending_bytes = 0usize;
+    // Set when the log failed to take or sync a record. After a failed fsync the kernel may
+    // have dropped the unwritten pages, and records after it could be replayed over a hole, so
+    // no write is accepted again until the process restarts (and replays what is whole).
+    let mut log_failed = false;
     loop {
         let first = match carried.take() {
             Some(request) => request,
@@ -287,6 +302,10 @@ fn run(
             group_bytes += next.bytes;
             group.push(next);
         }
+        if log_failed {
+            reply_all(group, &Err(log_failure()));
+            continue;
+        }
         let durable = group.iter().any(|r| r.durability == Durability::Durable);
         let writes: Vec<&[BatchOp]> = group
             .iter()
@@ -296,7 +315,8 @@ fn run(
         let ops: u64 = writes.iter().map(|w| w.len() as u64).sum();
         if !writes.is_empty() {
             if let Err(error) = parts.wal.append(&writes) {
-                tracing::error!(%error, requests = group.len(), "write-ahead log append failed");
+                tracing::error!(%error, requests = group.len(), "write-ahead log append failed; refusing writes until restart");
+                log_failed = true;
                 reply_all(group, &Err(error));
                 continue;
             }
@@ -309,7 +329,8 @@ fn run(
                 Ok(false) => {}
                 Err(error) => {
                     // The record may or may not be on disk: the writers were not told it is.
-                    tracing::error!(%error, requests = group.len(), "write-ahead log fsync failed");
+                    tracing::error!(%error, requests = group.len(), "write-ahead log fsync failed; refusing writes until restart");
+                    log_failed = true;
                     reply_all(group, &Err(error));
                     continue;
                 }
@@ -496,4 +517,73 @@ pub(crate) fn recover(
         tracing::info!(ops, "write-ahead log replayed");
     }
     Ok(parts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use redb::ReadableDatabase;
+
+    const TABLE: EntriesTable = TableDefinition::new("entries");
+
+    fn put(key: &str) -> Vec<BatchOp> {
+        vec![BatchOp::Put {
+            key: key.into(),
+            value: b"v".to_vec(),
+        }]
+    }
+
+    #[tokio::test]
+    async fn after_a_failed_log_write_every_write_is_refused_and_none_is_visible() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Arc::new(Database::create(dir.path().join("db")).unwrap());
+        let log = dir.path().join("log");
+        let mut parts = recover(Arc::clone(&db), TABLE, &log).unwrap();
+        // A read-only handle: every append fails as a full or failing disk would.
+        parts
+            .wal
+            .replace_file_for_test(std::fs::File::open(&log).unwrap());
+        let pending = Arc::clone(&parts.pending);
+        let committer = Committer::start(parts).unwrap();
+        assert!(committer
+            .submit(put("a"), 2, Durability::Durable)
+            .await
+            .is_err());
+        let refused = committer
+            .submit(put("b"), 2, Durability::Durable)
+            .await
+            .unwrap_err();
+        assert!(
+            refused
+                .to_string()
+                .contains("refused until the server restarts"),
+            "{refused}"
+        );
+        assert!(committer
+            .submit(Vec::new(), 0, Durability::Durable)
+            .await
+            .is_err());
+        assert!(pending.read().get("a").is_none() && pending.read().get("b").is_none());
+        assert_eq!(committer.stats().commits, 0);
+        drop(committer);
+
+        // A restart takes writes again, and neither refused write is there.
+        let parts = recover(Arc::clone(&db), TABLE, &log).unwrap();
+        let pending = Arc::clone(&parts.pending);
+        let committer = Committer::start(parts).unwrap();
+        committer
+            .submit(put("c"), 2, Durability::Durable)
+            .await
+            .unwrap();
+        assert!(pending.read().get("c").is_some());
+        drop(committer);
+        let read = db.begin_read().unwrap();
+        let table = read.open_table(TABLE).unwrap();
+        assert!(table.get("a").unwrap().is_none());
+        assert!(table.get("b").unwrap().is_none());
+        assert!(
+            table.get("c").unwrap().is_some(),
+            "the shutdown checkpoint applied c"
+        );
+    }
 }

@@ -77,6 +77,12 @@ impl Wal {
         ))
     }
 
+    /// Swap in another handle for the log file (tests make appends fail with a read-only one).
+    #[cfg(test)]
+    pub(crate) fn replace_file_for_test(&mut self, file: File) {
+        self.file = file;
+    }
+
     /// Bytes of records since the last checkpoint.
     pub(crate) fn len(&self) -> u64 {
         self.len
