@@ -73,7 +73,7 @@ pub(crate) type PendingMap = BTreeMap<String, Option<Vec<u8>>>;
 /// Writes published but not yet in redb. Readers consult `active`, then `frozen`, then redb.
 #[derive(Default)]
 pub(crate) struct PendingMaps {
-    /// Groups published since the last hand-over to the applier; only the committer writes it.
+    /// Groups published since the last flush; only the committer writes it.
     pub(crate) active: PendingMap,
     /// What is being written into redb; emptied only after redb committed it, and kept (newer
     /// writes going on top at the next freeze) if that failed.
