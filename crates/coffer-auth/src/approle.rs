@@ -32,6 +32,7 @@ use crate::cidr;
 use crate::locks::KeyLocks;
 use crate::token::{with_token_fields, TokenSettings};
 use chrono::{DateTime, Utc};
+use coffer_sdk::cache::Remembered;
 use coffer_sdk::clock::format_time;
 use coffer_sdk::framework::de;
 use coffer_sdk::logical::Login;
@@ -42,7 +43,6 @@ use ring::rand::{SecureRandom, SystemRandom};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Mutex;
@@ -76,12 +76,9 @@ struct AppRole {
     /// every init (mount, unseal) and cleanup (seal, unmount), so it never outlives the storage
     /// it was read from.
     key: std::sync::RwLock<Option<Arc<MountKey>>>,
-    /// Roles as logins find them, by role ID. Emptied by every role write
-    /// (they all hold `roles`, see [`AppRole::lock_roles`]) and on init and cleanup.
-    login_roles: std::sync::RwLock<HashMap<String, Arc<LoginRole>>>,
-    /// Moves on with every emptying of `login_roles`; a login caches what it read only if this
-    /// did not move meanwhile (else the role may have changed under it).
-    login_roles_generation: std::sync::atomic::AtomicU64,
+    /// Roles as logins find them, by role ID. Forgotten by every role write (they all hold
+    /// `roles`, see [`AppRole::lock_roles`]) and on init and cleanup.
+    login_roles: Remembered<String, Arc<LoginRole>>,
     /// One lock per secret ID (by HMAC): consuming a use is read-modify-write.
     secret_ids: KeyLocks,
 }
@@ -95,8 +92,7 @@ pub fn backend() -> Backend {
             roles: Mutex::new(()),
             salt: Mutex::new(()),
             key: std::sync::RwLock::new(None),
-            login_roles: std::sync::RwLock::new(HashMap::new()),
-            login_roles_generation: std::sync::atomic::AtomicU64::new(0),
+            login_roles: Remembered::new(LOGIN_ROLE_CACHE_LIMIT),
             secret_ids: KeyLocks::new(),
         }),
     );
@@ -403,15 +399,7 @@ impl AppRole {
         if let Ok(mut slot) = self.key.write() {
             *slot = None;
         }
-        self.forget_login_roles();
-    }
-
-    fn forget_login_roles(&self) {
-        if let Ok(mut roles) = self.login_roles.write() {
-            self.login_roles_generation
-                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            roles.clear();
-        }
+        self.login_roles.forget();
     }
 
     /// Hold while changing a role or its role ID; on release the login cache is emptied, after
@@ -423,49 +411,29 @@ impl AppRole {
         }
     }
 
-    /// The role a login's role ID names, from the cache or from storage (then cached).
+    /// The role a login's role ID names, remembered or read from storage.
     async fn login_role(
         &self,
         view: &dyn View,
         key: &MountKey,
         role_id: &str,
     ) -> Result<Option<Arc<LoginRole>>> {
-        let generation = self
-            .login_roles_generation
-            .load(std::sync::atomic::Ordering::SeqCst);
-        if let Some(found) = self
-            .login_roles
-            .read()
-            .ok()
-            .and_then(|roles| roles.get(role_id).cloned())
-        {
-            return Ok(Some(found));
-        }
-        let Some(index) = view::get_json::<RoleIdIndex>(view, &key.role_id_key(role_id)).await?
-        else {
-            return Ok(None);
-        };
-        let Some(role) = load_role(view, &index.role_name).await? else {
-            return Ok(None);
-        };
-        let found = Arc::new(LoginRole {
-            secret_id_folder: key.secret_id_folder(&index.role_name),
-            name: index.role_name,
-            role,
-        });
-        if let Ok(mut roles) = self.login_roles.write() {
-            let unchanged = self
-                .login_roles_generation
-                .load(std::sync::atomic::Ordering::SeqCst)
-                == generation;
-            if unchanged {
-                if roles.len() >= LOGIN_ROLE_CACHE_LIMIT {
-                    roles.clear();
-                }
-                roles.insert(role_id.to_string(), found.clone());
-            }
-        }
-        Ok(Some(found))
+        self.login_roles
+            .get_or_load(role_id.to_string(), || async {
+                let Some(index) =
+                    view::get_json::<RoleIdIndex>(view, &key.role_id_key(role_id)).await?
+                else {
+                    return Ok(None);
+                };
+                Ok(load_role(view, &index.role_name).await?.map(|role| {
+                    Arc::new(LoginRole {
+                        secret_id_folder: key.secret_id_folder(&index.role_name),
+                        name: index.role_name,
+                        role,
+                    })
+                }))
+            })
+            .await
     }
 }
 
@@ -488,7 +456,7 @@ struct RolesGuard<'a> {
 
 impl Drop for RolesGuard<'_> {
     fn drop(&mut self) {
-        self.state.forget_login_roles();
+        self.state.login_roles.forget();
     }
 }
 

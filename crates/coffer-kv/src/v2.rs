@@ -21,6 +21,7 @@ use crate::store::{
     meta_folder, meta_key, version_key, CustomMetadata, KeyMetadata, MountConfig, CONFIG_KEY,
 };
 use chrono::{DateTime, Utc};
+use coffer_sdk::cache::Remembered;
 use coffer_sdk::framework::{de, decode_input};
 use coffer_sdk::view::{self, ViewOp};
 use coffer_sdk::{Backend, Ctx, Engine, Error, Operation, Response, Result};
@@ -49,38 +50,21 @@ const CAS_REQUIRED_BY_MOUNT_WARNING: &str =
 struct KvV2 {
     /// Every handler that rewrites a key's metadata shares one set of per-path locks.
     locks: PathLocks,
-    /// The mount's `config`, read once instead of on every write.
-    config: ConfigCache,
+    /// The mount's `config`, read once instead of on every write. Forgotten by `write_config`
+    /// (its only writer) and on init and cleanup.
+    config: Remembered<(), Arc<MountConfig>>,
 }
 
-/// The mount's settings as last read. Only `write_config` changes them, and it empties this
-/// after storing; a read that raced it does not store what it read (the generation moved).
-#[derive(Default)]
-struct ConfigCache {
-    value: parking_lot::RwLock<Option<Arc<MountConfig>>>,
-    generation: std::sync::atomic::AtomicU64,
-}
-
-impl ConfigCache {
-    async fn get(&self, view: &dyn coffer_sdk::View) -> Result<Arc<MountConfig>> {
-        use std::sync::atomic::Ordering::SeqCst;
-        let generation = self.generation.load(SeqCst);
-        if let Some(config) = self.value.read().clone() {
-            return Ok(config);
-        }
-        let config = Arc::new(MountConfig::load(view).await?);
-        let mut slot = self.value.write();
-        if self.generation.load(SeqCst) == generation {
-            *slot = Some(config.clone());
-        }
-        Ok(config)
-    }
-
-    fn forget(&self) {
-        let mut slot = self.value.write();
-        self.generation
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        *slot = None;
+impl KvV2 {
+    /// The mount's settings, remembered or read.
+    async fn config(&self, view: &dyn coffer_sdk::View) -> Result<Arc<MountConfig>> {
+        let config = self
+            .config
+            .get_or_load((), || async {
+                Ok::<_, Error>(Some(Arc::new(MountConfig::load(view).await?)))
+            })
+            .await?;
+        Ok(config.unwrap_or_default())
     }
 }
 
@@ -91,7 +75,7 @@ pub fn backend() -> Backend {
         HELP,
         Arc::new(KvV2 {
             locks: PathLocks::new(),
-            config: ConfigCache::default(),
+            config: Remembered::new(1),
         }),
     );
 
@@ -505,7 +489,7 @@ async fn write_data(state: Arc<KvV2>, ctx: Ctx, input: DataInput) -> Result<Resp
     let path = secret_path(ctx.param("path"))?;
     let data = input.data.ok_or_else(|| Error::bad("no data provided"))?;
     let cas = input.options.unwrap_or_default().cas;
-    let config = state.config.get(ctx.view.as_ref()).await?;
+    let config = state.config(ctx.view.as_ref()).await?;
 
     let _guard = state.locks.lock(path).await;
     let now = ctx.clock.now();
@@ -525,7 +509,7 @@ async fn patch_data(state: Arc<KvV2>, ctx: Ctx, input: DataInput) -> Result<Resp
     let meta = KeyMetadata::load(ctx.view.as_ref(), path)
         .await?
         .ok_or(Error::NotFound)?;
-    let config = state.config.get(ctx.view.as_ref()).await?;
+    let config = state.config(ctx.view.as_ref()).await?;
     check_and_set(cas, &config, &meta)?;
     let current = meta.current_version;
     let current_meta = meta.versions.get(&current).ok_or(Error::NotFound)?;

@@ -4,6 +4,7 @@
 //! Invariant: nothing here does authentication, policy or audit. An engine built on this
 //! crate cannot check policy or write audit records itself; the pipeline does that, once.
 
+pub mod cache;
 pub mod catalog;
 pub mod clock;
 pub mod duration;

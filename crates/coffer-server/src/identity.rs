@@ -8,6 +8,7 @@
 //! on the next request.
 
 use crate::barrier::BarrierView;
+use coffer_sdk::cache::Remembered;
 use coffer_sdk::clock::{format_time, Clock};
 use coffer_sdk::framework::de;
 use coffer_sdk::view::{get_json, to_json, View, ViewOp};
@@ -206,9 +207,9 @@ pub struct Identity {
     generation: AtomicU64,
     groups: RwLock<Option<(u64, Arc<Vec<Group>>)>>,
     policies: RwLock<HashMap<String, (u64, Arc<IdentityPolicies>)>>,
-    /// Aliases by (mount accessor, name) as logins resolve them, each with the generation it
-    /// was read at; a login reads two records otherwise.
-    aliases: RwLock<HashMap<(String, String), (u64, Alias)>>,
+    /// Aliases by (mount accessor, name) as logins resolve them (a login reads two records
+    /// otherwise); forgotten by every identity write through [`Identity::invalidate`].
+    aliases: Remembered<(String, String), Alias>,
 }
 
 /// Cached aliases beyond this are dropped wholesale (idle ones live in storage).
@@ -265,7 +266,7 @@ impl Identity {
             generation: AtomicU64::new(1),
             groups: RwLock::new(None),
             policies: RwLock::new(HashMap::new()),
-            aliases: RwLock::new(HashMap::new()),
+            aliases: Remembered::new(ALIAS_CACHE_LIMIT),
         }
     }
 
@@ -278,7 +279,7 @@ impl Identity {
     pub fn invalidate(&self) {
         self.generation.fetch_add(1, Ordering::SeqCst);
         self.policies.write().clear();
-        self.aliases.write().clear();
+        self.aliases.forget();
     }
 
     /// A record (`entity` or `group`) by id.
@@ -376,33 +377,18 @@ impl Identity {
     }
 
     async fn alias_by_name(&self, mount_accessor: &str, name: &str) -> Result<Option<Alias>> {
-        // The generation is read before storage: a write that lands meanwhile moves it on, and
-        // what was read is then not cached (it may be older than that write).
-        let gen = self.generation.load(Ordering::SeqCst);
-        let cache_key = (mount_accessor.to_string(), name.to_string());
-        if let Some((g, alias)) = self.aliases.read().get(&cache_key) {
-            if *g == gen {
-                return Ok(Some(alias.clone()));
-            }
-        }
-        let alias = match self
-            .view
-            .get(&format!("alias/lookup/{mount_accessor}/{}", hex_name(name)))
-            .await?
-        {
-            Some(id) => self.alias(&String::from_utf8_lossy(&id)).await?,
-            None => None,
-        };
-        if let Some(alias) = &alias {
-            let mut cache = self.aliases.write();
-            if self.generation.load(Ordering::SeqCst) == gen {
-                if cache.len() >= ALIAS_CACHE_LIMIT {
-                    cache.clear();
+        self.aliases
+            .get_or_load((mount_accessor.to_string(), name.to_string()), || async {
+                match self
+                    .view
+                    .get(&format!("alias/lookup/{mount_accessor}/{}", hex_name(name)))
+                    .await?
+                {
+                    Some(id) => self.alias(&String::from_utf8_lossy(&id)).await,
+                    None => Ok(None),
                 }
-                cache.insert(cache_key, (gen, alias.clone()));
-            }
-        }
-        Ok(alias)
+            })
+            .await
     }
 
     async fn save_alias(&self, a: &Alias) -> Result<()> {
