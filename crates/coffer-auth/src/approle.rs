@@ -72,10 +72,10 @@ struct AppRole {
     roles: Mutex<()>,
     /// Serialises making the mount's HMAC key.
     salt: Mutex<()>,
-    /// The mount's HMAC key once read or made, so a login does not decrypt it again. Emptied on
-    /// every init (mount, unseal) and cleanup (seal, unmount), so it never outlives the storage
-    /// it was read from.
-    key: std::sync::RwLock<Option<Arc<MountKey>>>,
+    /// The mount's HMAC key once read or made, so a login does not decrypt it again. Forgotten
+    /// on every init (mount, unseal) and cleanup (seal, unmount), so it never outlives the
+    /// storage it was read from.
+    key: Remembered<(), Arc<MountKey>>,
     /// Roles as logins find them, by role ID. Forgotten by every role write (they all hold
     /// `roles`, see [`AppRole::lock_roles`]) and on init and cleanup.
     login_roles: Remembered<String, Arc<LoginRole>>,
@@ -91,7 +91,7 @@ pub fn backend() -> Backend {
         Arc::new(AppRole {
             roles: Mutex::new(()),
             salt: Mutex::new(()),
-            key: std::sync::RwLock::new(None),
+            key: Remembered::new(1),
             login_roles: Remembered::new(LOGIN_ROLE_CACHE_LIMIT),
             secret_ids: KeyLocks::new(),
         }),
@@ -381,24 +381,9 @@ struct StoredSalt {
 
 const SALT_KEY: &str = "salt";
 
-/// Load the mount's HMAC key, making it on first use.
 impl AppRole {
-    fn cached_key(&self) -> Option<Arc<MountKey>> {
-        self.key.read().ok().and_then(|key| key.clone())
-    }
-
-    fn remember_key(&self, key: MountKey) -> Arc<MountKey> {
-        let key = Arc::new(key);
-        if let Ok(mut slot) = self.key.write() {
-            *slot = Some(key.clone());
-        }
-        key
-    }
-
     fn forget_key(&self) {
-        if let Ok(mut slot) = self.key.write() {
-            *slot = None;
-        }
+        self.key.forget();
         self.login_roles.forget();
     }
 
@@ -460,23 +445,31 @@ impl Drop for RolesGuard<'_> {
     }
 }
 
+/// Load the mount's HMAC key, making it on first use.
 async fn mount_key(state: &AppRole, view: &dyn View) -> Result<Arc<MountKey>> {
-    if let Some(key) = state.cached_key() {
+    let stored = || async { Ok(existing_mount_key(view).await?.map(Arc::new)) };
+    if let Some(key) = state.key.get_or_load((), stored).await? {
         return Ok(key);
     }
     let _making = state.salt.lock().await;
-    if let Some(key) = state.cached_key() {
-        return Ok(key);
-    }
-    if let Some(key) = existing_mount_key(view).await? {
-        return Ok(state.remember_key(key));
-    }
-    let bytes = Zeroizing::new(random_bytes::<32>()?);
-    let stored = StoredSalt {
-        hmac_key: hex::encode(bytes.as_ref()),
-    };
-    view::put_json(view, SALT_KEY, &stored).await?;
-    Ok(state.remember_key(MountKey(hmac::Key::new(hmac::HMAC_SHA256, bytes.as_ref()))))
+    let key = state
+        .key
+        .get_or_load((), || async {
+            if let Some(key) = existing_mount_key(view).await? {
+                return Ok(Some(Arc::new(key)));
+            }
+            let bytes = Zeroizing::new(random_bytes::<32>()?);
+            let stored = StoredSalt {
+                hmac_key: hex::encode(bytes.as_ref()),
+            };
+            view::put_json(view, SALT_KEY, &stored).await?;
+            Ok::<_, Error>(Some(Arc::new(MountKey(hmac::Key::new(
+                hmac::HMAC_SHA256,
+                bytes.as_ref(),
+            )))))
+        })
+        .await?;
+    key.ok_or_else(|| Error::Internal("approle key was not made".into()))
 }
 
 /// The mount's HMAC key if it has one yet.
