@@ -12,7 +12,11 @@
 //! - no child is usable from an address its creator could not use;
 //! - no token's life (at creation or after any renewal) passes any maximum that applies to it:
 //!   the system's, its token role's, its explicit one; a periodic token's TTL never passes its
-//!   period.
+//!   period;
+//! - an AppRole login holds exactly its role's policies as the role stands now (plus
+//!   `default`), never root, and fails once the role is gone: rewrites and deletions by any
+//!   caller go through between logins, which Coffer answers from memory when it can; only root
+//!   may rewrite the role.
 //!
 //! Every engine that issues credentials or grants access adds its operations here.
 
@@ -145,6 +149,21 @@ enum Op {
         group: bool,
         policies: u8,
     },
+    AppRole {
+        caller: usize,
+        change: AppRoleChange,
+    },
+}
+
+/// What an AppRole operation does to the one role `app` (role ID `app-id`).
+#[derive(Debug, Clone)]
+enum AppRoleChange {
+    /// Log in with the role ID and the current secret ID.
+    Login,
+    /// Write the role with these token policies (creating it if gone).
+    Rewrite(u8),
+    /// Delete the role.
+    Delete,
 }
 
 fn op_strategy() -> impl Strategy<Value = Op> {
@@ -193,7 +212,134 @@ fn op_strategy() -> impl Strategy<Value = Op> {
             .prop_map(|(target, increment, by_root)| Op::Renew { target, increment, by_root }),
         2 => prop::sample::select(vec![30u64, 1800, 3600, 7200]).prop_map(Op::Advance),
         1 => (0usize..64, any::<bool>(), any::<u8>()).prop_map(|(caller, group, policies)| Op::Identity { caller, group, policies }),
+        3 => (0usize..64, prop_oneof![
+            3 => Just(AppRoleChange::Login),
+            2 => any::<u8>().prop_map(AppRoleChange::Rewrite),
+            1 => Just(AppRoleChange::Delete),
+        ]).prop_map(|(caller, change)| Op::AppRole { caller, change }),
     ]
+}
+
+/// What the reference model knows of the AppRole role: its policies, or `None` once deleted,
+/// and the secret ID issued for it.
+struct AppRoleModel {
+    policies: Option<BTreeSet<String>>,
+    secret_id: String,
+}
+
+impl AppRoleModel {
+    /// Root writes the role with the policies of `mask` and issues a secret ID.
+    async fn create(h: &Harness, mask: u8) -> AppRoleModel {
+        h.ok(
+            Update,
+            "auth/approle/role/app",
+            json!({"role_id": "app-id", "token_policies": subset(mask)}),
+        )
+        .await;
+        let secret_id = data(
+            &h.ok(Update, "auth/approle/role/app/secret-id", json!({}))
+                .await,
+        )["secret_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        AppRoleModel {
+            policies: Some(subset(mask).into_iter().collect()),
+            secret_id,
+        }
+    }
+
+    /// Apply `change` as the holder of `k`; a successful login's token, for the model.
+    async fn apply(
+        &mut self,
+        h: &Harness,
+        k: &Known,
+        change: AppRoleChange,
+    ) -> Result<Option<Known>, TestCaseError> {
+        let caller_root = k.policies.contains("root");
+        match change {
+            AppRoleChange::Rewrite(mask) => {
+                let result = h
+                    .call(
+                        Update,
+                        "auth/approle/role/app",
+                        json!({"role_id": "app-id", "token_policies": subset(mask)}),
+                        &k.token,
+                    )
+                    .await;
+                check(caller_root || result.is_err(), || {
+                    format!("{:?} rewrote the AppRole role", k.policies)
+                })?;
+                if result.is_ok() {
+                    APPROLE_REWRITES.fetch_add(1, Ordering::Relaxed);
+                    if self.policies.is_none() {
+                        // Recreated: the old secret ID went with the role; issue a new one.
+                        *self = AppRoleModel::create(h, mask).await;
+                    }
+                    self.policies = Some(subset(mask).into_iter().collect());
+                }
+                Ok(None)
+            }
+            AppRoleChange::Delete => {
+                let result = h
+                    .call(Delete, "auth/approle/role/app", json!({}), &k.token)
+                    .await;
+                check(caller_root || result.is_err(), || {
+                    format!("{:?} deleted the AppRole role", k.policies)
+                })?;
+                if result.is_ok() {
+                    self.policies = None;
+                }
+                Ok(None)
+            }
+            AppRoleChange::Login => {
+                let result = h
+                    .call(
+                        Update,
+                        "auth/approle/login",
+                        json!({"role_id": "app-id", "secret_id": self.secret_id}),
+                        "",
+                    )
+                    .await;
+                let Some(expected) = &self.policies else {
+                    check(result.is_err(), || {
+                        "a deleted AppRole role still logged in".to_string()
+                    })?;
+                    return Ok(None);
+                };
+                if expected.contains("root") {
+                    check(result.is_err(), || {
+                        "an AppRole login yielded root".to_string()
+                    })?;
+                    return Ok(None);
+                }
+                let auth = match result {
+                    Ok(resp) => resp.auth.expect("auth block"),
+                    Err(e) => {
+                        return Err(TestCaseError::fail(format!(
+                            "AppRole login refused for role policies {expected:?}: {e}"
+                        )))
+                    }
+                };
+                APPROLE_LOGINS.fetch_add(1, Ordering::Relaxed);
+                let got: BTreeSet<String> = auth.policies.iter().cloned().collect();
+                let mut want = expected.clone();
+                want.insert("default".to_string());
+                check(got == want, || {
+                    format!("AppRole login gave {got:?}, the role now grants {want:?}")
+                })?;
+                Ok(Some(Known {
+                    token: auth.client_token,
+                    policies: got,
+                    cidr_chain: Vec::new(),
+                    max_life: SYSTEM_MAX,
+                    explicit_max: 0,
+                    period: 0,
+                    num_uses: 0,
+                }))
+            }
+        }
+    }
 }
 
 /// What the reference model knows of a token.
@@ -231,6 +377,8 @@ fn glob(pattern: &str, name: &str) -> bool {
 static CREATED: AtomicUsize = AtomicUsize::new(0);
 static REFUSED: AtomicUsize = AtomicUsize::new(0);
 static RENEWED: AtomicUsize = AtomicUsize::new(0);
+static APPROLE_LOGINS: AtomicUsize = AtomicUsize::new(0);
+static APPROLE_REWRITES: AtomicUsize = AtomicUsize::new(0);
 
 fn from(addr: &str) -> Connection {
     Connection {
@@ -343,6 +491,10 @@ async fn run_case(
         }
         h.ok(Update, &format!("auth/token/roles/r{i}"), body).await;
     }
+    // The AppRole side: one role, rewritten and deleted by the operations below.
+    h.ok(Update, "sys/auth/approle", json!({"type": "approle"}))
+        .await;
+    let mut approle = AppRoleModel::create(&h, 0).await;
     let mut known: Vec<Known> = vec![Known {
         token: h.root.clone(),
         policies: ["root".to_string()].into(),
@@ -440,6 +592,15 @@ async fn run_case(
                         !stored.as_array().unwrap().iter().any(|p| p == "root"),
                         || format!("{path} stored root: {stored}"),
                     )?;
+                }
+            }
+            Op::AppRole { caller, change } => {
+                let k = known[caller % known.len()].clone();
+                if let Some(new) = approle.apply(&h, &k, change).await? {
+                    check_life(&h, &new, "after an AppRole login").await?;
+                    if known.len() < 64 {
+                        known.push(new);
+                    }
                 }
             }
             Op::Create {
@@ -621,9 +782,13 @@ fn authorization_invariants_hold_for_random_trees_and_operations() {
         REFUSED.load(Ordering::Relaxed),
         RENEWED.load(Ordering::Relaxed),
     );
-    eprintln!("authorization invariants: {cases} cases, {created} tokens created, {refused} creations refused, {renewed} renewals");
+    let (logins, rewrites) = (
+        APPROLE_LOGINS.load(Ordering::Relaxed),
+        APPROLE_REWRITES.load(Ordering::Relaxed),
+    );
+    eprintln!("authorization invariants: {cases} cases, {created} tokens created, {refused} creations refused, {renewed} renewals, {logins} AppRole logins, {rewrites} AppRole rewrites");
     assert!(
-        created > 50 && refused > 50 && renewed > 20,
-        "too few of each outcome: {created} created, {refused} refused, {renewed} renewed"
+        created > 50 && refused > 50 && renewed > 20 && logins > 50 && rewrites > 20,
+        "too few of each outcome: {created} created, {refused} refused, {renewed} renewed, {logins} AppRole logins, {rewrites} AppRole rewrites"
     );
 }
