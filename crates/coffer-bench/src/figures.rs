@@ -5,7 +5,9 @@
 use crate::canned::CannedResponse;
 use crate::cpu::{CpuSnapshot, CpuUse};
 use crate::error::BenchError;
-use crate::http::{encode_request, exchange, free_loopback_port};
+use crate::http::{
+    create_token, encode_request, exchange, free_loopback_port, initialise_one_share, unseal,
+};
 use crate::load::{self, LoadPlan, LoadReport, RequestFactory};
 use crate::process::ServerProcess;
 use hyper::Method;
@@ -376,22 +378,13 @@ async fn read_policy_token(addr: std::net::SocketAddr) -> Result<String, BenchEr
     )
     .await?
     .expect_success("writing the read policy")?;
-    exchange(
+    create_token(
         addr,
-        Method::POST,
-        "/v1/auth/token/create",
-        Some(DEV_ROOT_TOKEN),
-        Some(&json!({ "policies": ["bench-read"], "no_default_policy": true, "ttl": "24h" })),
+        DEV_ROOT_TOKEN,
+        &json!({ "policies": ["bench-read"], "no_default_policy": true, "ttl": "24h" }),
+        "creating the read token",
     )
-    .await?
-    .expect_success("creating the read token")?
-    .json("creating the read token")?["auth"]["client_token"]
-        .as_str()
-        .map(str::to_owned)
-        .ok_or_else(|| BenchError::UnexpectedResponse {
-            context: "creating the read token".into(),
-            detail: "no auth.client_token in the answer".into(),
-        })
+    .await
 }
 
 /// Coffer's KV v2 read rate against RustyVault's KV read rate, both under the harness's client.
@@ -530,27 +523,7 @@ impl DurableCoffer {
         let mut process = spawn_on_file_storage(dir, coffer_bin, 1)?;
         process.wait_until_answering("/v1/sys/seal-status").await?;
         let addr = process.addr;
-        let init = exchange(
-            addr,
-            Method::PUT,
-            "/v1/sys/init",
-            None,
-            Some(&json!({ "secret_shares": 1, "secret_threshold": 1 })),
-        )
-        .await?
-        .expect_success("initialising")?
-        .json("initialising")?;
-        let field = |value: Option<&Value>, what: &str| {
-            value
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-                .ok_or_else(|| BenchError::UnexpectedResponse {
-                    context: "initialising".into(),
-                    detail: format!("no {what} in the answer"),
-                })
-        };
-        let unseal_key = field(init.get("keys").and_then(|k| k.get(0)), "unseal key")?;
-        let root_token = field(init.get("root_token"), "root token")?;
+        let (unseal_key, root_token) = initialise_one_share(addr, "initialising").await?;
         let coffer = DurableCoffer {
             process,
             root_token,
@@ -597,16 +570,7 @@ impl DurableCoffer {
 
     /// Send the unseal key; returns when the answer has arrived.
     pub(crate) async fn unseal(&self) -> Result<(), BenchError> {
-        exchange(
-            self.addr(),
-            Method::PUT,
-            "/v1/sys/unseal",
-            None,
-            Some(&json!({ "key": self.unseal_key })),
-        )
-        .await?
-        .expect_success("unsealing")?;
-        Ok(())
+        unseal(self.addr(), &self.unseal_key, "unsealing").await
     }
 
     /// Start the server again on the same data directory (on a new port, so a socket left in

@@ -177,3 +177,93 @@ async fn send_on_new_connection(
         body,
     })
 }
+
+/// A string field of a successful answer's JSON (`pointer` as in RFC 6901, e.g.
+/// `/auth/client_token`), or an error naming what is missing.
+pub fn string_at(answer: &Value, pointer: &str, context: &str) -> Result<String, BenchError> {
+    answer
+        .pointer(pointer)
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .ok_or_else(|| BenchError::UnexpectedResponse {
+            context: context.into(),
+            detail: format!("no {pointer} in the answer"),
+        })
+}
+
+/// Initialise a server speaking Vault's API with one key share; returns the unseal key and
+/// the root token (Coffer and RustyVault alike).
+pub async fn initialise_one_share(
+    addr: SocketAddr,
+    context: &str,
+) -> Result<(String, String), BenchError> {
+    let init = exchange(
+        addr,
+        Method::PUT,
+        "/v1/sys/init",
+        None,
+        Some(&serde_json::json!({ "secret_shares": 1, "secret_threshold": 1 })),
+    )
+    .await?
+    .expect_success(context)?
+    .json(context)?;
+    Ok((
+        string_at(&init, "/keys/0", context)?,
+        string_at(&init, "/root_token", context)?,
+    ))
+}
+
+/// Send the one unseal key; returns when the answer has arrived.
+pub async fn unseal(addr: SocketAddr, key: &str, context: &str) -> Result<(), BenchError> {
+    exchange(
+        addr,
+        Method::PUT,
+        "/v1/sys/unseal",
+        None,
+        Some(&serde_json::json!({ "key": key })),
+    )
+    .await?
+    .expect_success(context)?;
+    Ok(())
+}
+
+/// Create a token with `body` (`auth/token/create`) as `parent`; returns the new token.
+pub async fn create_token(
+    addr: SocketAddr,
+    parent: &str,
+    body: &Value,
+    context: &str,
+) -> Result<String, BenchError> {
+    let created = exchange(
+        addr,
+        Method::POST,
+        "/v1/auth/token/create",
+        Some(parent),
+        Some(body),
+    )
+    .await?
+    .expect_success(context)?
+    .json(context)?;
+    string_at(&created, "/auth/client_token", context)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::string_at;
+    use serde_json::json;
+
+    #[test]
+    fn string_at_reads_nested_strings_and_names_what_is_missing() {
+        let answer = json!({"keys": ["k1"], "auth": {"client_token": "t", "n": 5}});
+        assert_eq!(string_at(&answer, "/keys/0", "init").unwrap(), "k1");
+        assert_eq!(string_at(&answer, "/auth/client_token", "c").unwrap(), "t");
+        let missing = string_at(&answer, "/root_token", "init")
+            .unwrap_err()
+            .to_string();
+        assert!(missing.contains("/root_token"), "{missing}");
+        assert!(
+            string_at(&answer, "/auth/n", "c").is_err(),
+            "a number is not a string"
+        );
+    }
+}

@@ -10,11 +10,13 @@
 
 use crate::error::BenchError;
 use crate::figures::{plan, run_side, Settings, SideRun, READ_CONNECTIONS, SECRET_VALUE};
-use crate::http::{encode_request, exchange, free_loopback_port};
+use crate::http::{
+    create_token, encode_request, exchange, free_loopback_port, initialise_one_share, unseal,
+};
 use crate::load::RequestFactory;
 use crate::process::ServerProcess;
 use hyper::Method;
-use serde_json::{json, Value};
+use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -83,35 +85,8 @@ pub(crate) async fn measure_reads(
         ServerProcess::spawn("rvault", rvault, &args, port, &log_dir.join("rvault.log"))?;
     server.wait_until_answering("/v1/sys/seal-status").await?;
     let addr = server.addr;
-    let init = exchange(
-        addr,
-        Method::PUT,
-        "/v1/sys/init",
-        None,
-        Some(&json!({ "secret_shares": 1, "secret_threshold": 1 })),
-    )
-    .await?
-    .expect_success("initialising RustyVault")?
-    .json("initialising RustyVault")?;
-    let text = |v: &Value, what: &str| {
-        v.as_str()
-            .map(str::to_owned)
-            .ok_or_else(|| BenchError::UnexpectedResponse {
-                context: "initialising RustyVault".into(),
-                detail: format!("no {what} in the answer"),
-            })
-    };
-    let key = text(&init["keys"][0], "unseal key")?;
-    let root = text(&init["root_token"], "root token")?;
-    exchange(
-        addr,
-        Method::PUT,
-        "/v1/sys/unseal",
-        None,
-        Some(&json!({ "key": key })),
-    )
-    .await?
-    .expect_success("unsealing RustyVault")?;
+    let (key, root) = initialise_one_share(addr, "initialising RustyVault").await?;
+    unseal(addr, &key, "unsealing RustyVault").await?;
     exchange(
         addr,
         Method::POST,
@@ -171,21 +146,14 @@ async fn read_policy_token(addr: std::net::SocketAddr, root: &str) -> Option<Str
     if !made {
         return None;
     }
-    let created = exchange(
+    let token = create_token(
         addr,
-        Method::POST,
-        "/v1/auth/token/create",
-        Some(root),
-        Some(&json!({ "policies": ["bench-read"], "ttl": "24h" })),
+        root,
+        &json!({ "policies": ["bench-read"], "ttl": "24h" }),
+        "creating a RustyVault token",
     )
     .await
     .ok()?;
-    if !created.status.is_success() {
-        return None;
-    }
-    let token = created.json("creating a RustyVault token").ok()?["auth"]["client_token"]
-        .as_str()?
-        .to_owned();
     // The token must actually be able to read, or the run would measure refusals.
     let probe = exchange(addr, Method::GET, RUSTYVAULT_READ_PATH, Some(&token), None)
         .await
