@@ -28,6 +28,14 @@ async fn new_secret_id(mount: &Mount, role: &str, body_in: Value) -> Value {
     )
 }
 
+/// A secret ID for `role` with no options.
+async fn plain_secret_id(mount: &Mount, role: &str) -> String {
+    new_secret_id(mount, role, json!({})).await["secret_id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
 async fn login(
     mount: &Mount,
     role_id: &str,
@@ -126,10 +134,7 @@ async fn custom_role_id_replaces_the_old_one() {
         .await
         .unwrap();
     assert_eq!(role_id(&mount, "web").await, "my-custom-id");
-    let sid = new_secret_id(&mount, "web", json!({})).await["secret_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let sid = plain_secret_id(&mount, "web").await;
     assert!(login(&mount, "my-custom-id", &sid).await.is_ok());
     assert_error(login(&mount, &old, &sid).await, 400, INVALID_CREDENTIALS);
 
@@ -180,10 +185,7 @@ async fn concurrent_logins_with_a_single_use_secret_id_let_exactly_one_through()
             .await
             .unwrap();
         let rid = role_id(&mount, "web").await;
-        let sid = new_secret_id(&mount, "web", json!({})).await["secret_id"]
-            .as_str()
-            .unwrap()
-            .to_string();
+        let sid = plain_secret_id(&mount, "web").await;
         let attempts: Vec<_> = (0..4)
             .map(|_| {
                 let (mount, rid, sid) = (mount.clone(), rid.clone(), sid.clone());
@@ -281,10 +283,7 @@ async fn role_cidr_binding_applies_to_every_login_and_caps_secret_id_cidrs() {
         .await
         .unwrap();
     let rid = role_id(&mount, "web").await;
-    let sid = new_secret_id(&mount, "web", json!({})).await["secret_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let sid = plain_secret_id(&mount, "web").await;
     let body_in = json!({"role_id": rid, "secret_id": sid});
     assert_error(
         mount
@@ -478,10 +477,7 @@ async fn deleting_a_role_removes_its_secret_ids_and_role_id() {
     let mount = approle();
     mount.write("role/web", json!({})).await.unwrap();
     let rid = role_id(&mount, "web").await;
-    let sid = new_secret_id(&mount, "web", json!({})).await["secret_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let sid = plain_secret_id(&mount, "web").await;
     mount.delete("role/web").await.unwrap();
     assert_error(login(&mount, &rid, &sid).await, 400, INVALID_CREDENTIALS);
     assert_eq!(mount.keys(), vec!["salt"]);
@@ -597,10 +593,7 @@ async fn a_role_change_reaches_the_very_next_login() {
         .await
         .unwrap();
     let rid = role_id(&mount, "web").await;
-    let sid = new_secret_id(&mount, "web", json!({})).await["secret_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let sid = plain_secret_id(&mount, "web").await;
     let policies = |resp: coffer_sdk::Response| resp.login.unwrap().policies;
     assert_eq!(
         policies(login(&mount, &rid, &sid).await.unwrap()),
@@ -664,10 +657,7 @@ async fn a_role_change_reaches_the_very_next_login() {
         400,
         INVALID_CREDENTIALS,
     );
-    let sid = new_secret_id(&mount, "web", json!({})).await["secret_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let sid = plain_secret_id(&mount, "web").await;
     assert_eq!(
         policies(login(&mount, "moved-id", &sid).await.unwrap()),
         vec!["third"]

@@ -105,6 +105,20 @@ fn file_storage_server_keeps_secrets_across_seal_and_restart() {
     }
 }
 
+/// `sys/metrics` in Prometheus text, fetched with curl (the format is not JSON).
+fn prometheus_metrics(server: &TestServer, token: &str) -> String {
+    let out = Command::new("curl")
+        .args([
+            "-s",
+            "-H",
+            &format!("X-Vault-Token: {token}"),
+            &format!("{}/v1/sys/metrics?format=prometheus", server.addr),
+        ])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// The file backend's group-commit counters, from `sys/metrics`.
 fn storage_counter(server: &TestServer, token: &str, name: &str) -> u64 {
     let (status, body) = server.request("GET", "sys/metrics", Some(token), None);
@@ -148,16 +162,7 @@ fn metrics_count_durable_commits_and_the_writes_they_carry() {
         "{fsyncs} durable commits for 5 sequential writes"
     );
     assert!(ops >= fsyncs, "{ops} ops in {fsyncs} commits");
-    let out = Command::new("curl")
-        .args([
-            "-s",
-            "-H",
-            &format!("X-Vault-Token: {root}"),
-            &format!("{}/v1/sys/metrics?format=prometheus", server.addr),
-        ])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = prometheus_metrics(&server, &root);
     assert!(
         text.contains("coffer_storage_durable_commits_total "),
         "{text}"
@@ -465,16 +470,7 @@ fn openapi_and_metrics_are_served() {
         doc["paths"]["/secret/data/{path}"]["post"]["requestBody"].is_object(),
         "typed inputs carry a schema"
     );
-    let out = Command::new("curl")
-        .args([
-            "-s",
-            "-H",
-            &format!("X-Vault-Token: {}", server.root_token()),
-            &format!("{}/v1/sys/metrics?format=prometheus", server.addr),
-        ])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = prometheus_metrics(&server, server.root_token());
     assert!(
         text.contains("coffer_requests_total{operation=\"read\",status=\"2xx\"}"),
         "{text}"
