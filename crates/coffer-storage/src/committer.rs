@@ -56,58 +56,31 @@ const MAX_GROUP_REQUESTS: usize = 4096;
 const MAX_GROUP_BYTES: usize = 64 * 1024 * 1024;
 
 /// Pending keys that trigger a bulk apply into redb.
-pub(crate) const FLUSH_ENTRIES: usize = 16 * 1024;
+const FLUSH_ENTRIES: usize = 16 * 1024;
 
 /// Pending value bytes that trigger a bulk apply into redb.
-pub(crate) const FLUSH_BYTES: usize = 16 * 1024 * 1024;
+const FLUSH_BYTES: usize = 16 * 1024 * 1024;
 
 /// The longest a write waits in the pending map before its bulk apply.
-pub(crate) const FLUSH_AFTER: Duration = Duration::from_millis(2);
+const FLUSH_AFTER: Duration = Duration::from_millis(2);
 
 /// Log size past which the next group is followed by a checkpoint. Bounds replay at open.
-pub(crate) const CHECKPOINT_BYTES: u64 = 32 * 1024 * 1024;
+const CHECKPOINT_BYTES: u64 = 32 * 1024 * 1024;
 
-/// Newest value per key (`None` for a deletion).
+/// Writes published but not yet in redb: the newest value per key (`None` for a deletion).
+/// Readers consult it before redb. Only the committer thread changes it, and it empties it
+/// only after redb committed what it held (and keeps it, to go out with the next flush, if
+/// that failed).
 pub(crate) type PendingMap = BTreeMap<String, Option<Vec<u8>>>;
 
-/// Writes published but not yet in redb. Readers consult `active`, then `frozen`, then redb.
-#[derive(Default)]
-pub(crate) struct PendingMaps {
-    /// Groups published since the last flush; only the committer writes it.
-    pub(crate) active: PendingMap,
-    /// What is being written into redb; emptied only after redb committed it, and kept (newer
-    /// writes going on top at the next freeze) if that failed.
-    pub(crate) frozen: Arc<PendingMap>,
-}
-
-impl PendingMaps {
-    /// The pending state of `key`: `Some(Some(value))`, `Some(None)` for a pending deletion,
-    /// `None` when redb decides.
-    pub(crate) fn get(&self, key: &str) -> Option<&Option<Vec<u8>>> {
-        self.active.get(key).or_else(|| self.frozen.get(key))
-    }
-
-    /// Move `active` into `frozen` (whose entries it overrides), leaving `active` empty.
-    fn freeze(&mut self) {
-        let active = std::mem::take(&mut self.active);
-        if self.frozen.is_empty() {
-            self.frozen = Arc::new(active);
-        } else {
-            // Left over from a failed apply: keep it, newer writes on top.
-            Arc::make_mut(&mut self.frozen).extend(active);
-        }
-    }
-}
-
-/// The pending maps, shared by the committer and readers.
-pub(crate) type Pending = Arc<RwLock<PendingMaps>>;
+/// The pending map, shared by the committer and readers.
+pub(crate) type Pending = Arc<RwLock<PendingMap>>;
 
 /// Where the log's generation lives in redb.
-pub(crate) const WAL_META: TableDefinition<'static, &'static str, u64> =
-    TableDefinition::new("wal");
+const WAL_META: TableDefinition<'static, &'static str, u64> = TableDefinition::new("wal");
 
 /// The key of the generation in [`WAL_META`].
-pub(crate) const GENERATION_KEY: &str = "generation";
+const GENERATION_KEY: &str = "generation";
 
 /// Commit counters, see [`crate::EmbeddedStorage::stats`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -307,13 +280,13 @@ fn run(
             continue;
         }
         let durable = group.iter().any(|r| r.durability == Durability::Durable);
-        let writes: Vec<&[BatchOp]> = group
-            .iter()
-            .filter(|r| !r.ops.is_empty())
-            .map(|r| r.ops.as_slice())
-            .collect();
-        let ops: u64 = writes.iter().map(|w| w.len() as u64).sum();
-        if !writes.is_empty() {
+        let ops: u64 = group.iter().map(|r| r.ops.len() as u64).sum();
+        if ops > 0 {
+            let writes: Vec<&[BatchOp]> = group
+                .iter()
+                .filter(|r| !r.ops.is_empty())
+                .map(|r| r.ops.as_slice())
+                .collect();
             if let Err(error) = parts.wal.append(&writes) {
                 tracing::error!(%error, requests = group.len(), "write-ahead log append failed; refusing writes until restart");
                 log_failed = true;
@@ -336,17 +309,18 @@ fn run(
                 }
             }
         }
-        if !writes.is_empty() {
+        if ops > 0 {
+            // The log has the ops now; they move into the pending map rather than being copied.
             let mut pending = parts.pending.write();
-            for op in writes.iter().flat_map(|w| w.iter()) {
+            for op in group.iter_mut().flat_map(|r| std::mem::take(&mut r.ops)) {
                 match op {
                     BatchOp::Put { key, value } => {
                         pending_bytes += key.len() + value.len();
-                        pending.active.insert(key.clone(), Some(value.clone()));
+                        pending.insert(key, Some(value));
                     }
                     BatchOp::Delete { key } => {
                         pending_bytes += key.len();
-                        pending.active.insert(key.clone(), None);
+                        pending.insert(key, None);
                     }
                 }
             }
@@ -366,7 +340,7 @@ fn run(
             }
         } else if (oldest_pending.is_some_and(|since| since.elapsed() >= FLUSH_AFTER)
             || pending_bytes >= FLUSH_BYTES
-            || parts.pending.read().active.len() >= FLUSH_ENTRIES)
+            || parts.pending.read().len() >= FLUSH_ENTRIES)
             && flush(&parts)
         {
             oldest_pending = None;
@@ -379,29 +353,25 @@ fn run(
     }
 }
 
-/// Move the active map to `frozen` and write it into redb without an fsync. Returns whether
-/// redb took it (on failure it stays pending and goes out with the next flush).
+/// Write the pending map into redb without an fsync. Returns whether redb took it.
 fn flush(parts: &CommitterParts) -> bool {
-    parts.pending.write().freeze();
-    apply_frozen(&parts.db, parts.table, &parts.pending, None).is_ok()
+    apply_pending(parts, None).is_ok()
 }
 
-/// Write the frozen map into redb in one transaction, then empty it. With `generation`, the
+/// Write the pending map into redb in one transaction, then empty it. With `generation`, the
 /// transaction is durable and records that generation (a checkpoint). On failure the map stays
 /// (still logged, still visible) and goes out with the next apply.
-fn apply_frozen(
-    db: &Database,
-    table: EntriesTable,
-    pending: &Pending,
-    generation: Option<u64>,
-) -> Result<(), StorageError> {
-    let frozen = Arc::clone(&pending.read().frozen);
-    if frozen.is_empty() && generation.is_none() {
-        return Ok(());
-    }
-    let result = write_to_redb(db, table, &frozen, generation);
+fn apply_pending(parts: &CommitterParts, generation: Option<u64>) -> Result<(), StorageError> {
+    // Readers keep reading the map meanwhile; only this thread changes it.
+    let result = {
+        let pending = parts.pending.read();
+        if pending.is_empty() && generation.is_none() {
+            return Ok(());
+        }
+        write_to_redb(&parts.db, parts.table, &pending, generation)
+    };
     match &result {
-        Ok(()) => pending.write().frozen = Arc::default(),
+        Ok(()) => parts.pending.write().clear(),
         Err(error) => tracing::error!(%error, "applying pending writes to the database failed"),
     }
     result
@@ -413,44 +383,41 @@ fn write_to_redb(
     writes: &PendingMap,
     generation: Option<u64>,
 ) -> Result<(), StorageError> {
-    let failed =
-        |operation: &'static str| move |e: redb::Error| StorageError::backend(operation, e);
     let mut txn = db
         .begin_write()
-        .map_err(|e| failed("begin write")(e.into()))?;
+        .map_err(|e| StorageError::backend("begin write", e))?;
     txn.set_durability(if generation.is_some() {
         redb::Durability::Immediate
     } else {
         redb::Durability::None
     })
-    .map_err(|e| failed("set durability")(e.into()))?;
+    .map_err(|e| StorageError::backend("set durability", e))?;
     {
         let mut entries = txn
             .open_table(table)
-            .map_err(|e| failed("open table")(e.into()))?;
+            .map_err(|e| StorageError::backend("open table", e))?;
         for (key, value) in writes {
             match value {
                 Some(value) => entries.insert(key.as_str(), value.as_slice()).map(drop),
                 None => entries.remove(key.as_str()).map(drop),
             }
-            .map_err(|e| failed("apply write")(e.into()))?;
+            .map_err(|e| StorageError::backend("apply write", e))?;
         }
     }
     if let Some(generation) = generation {
         let mut meta = txn
             .open_table(WAL_META)
-            .map_err(|e| failed("open table")(e.into()))?;
+            .map_err(|e| StorageError::backend("open table", e))?;
         meta.insert(GENERATION_KEY, generation)
-            .map_err(|e| failed("apply write")(e.into()))?;
+            .map_err(|e| StorageError::backend("apply write", e))?;
     }
-    txn.commit().map_err(|e| failed("commit")(e.into()))
+    txn.commit().map_err(|e| StorageError::backend("commit", e))
 }
 
 /// Make redb hold everything durably under the next generation, then start the log over.
 fn checkpoint(parts: &mut CommitterParts) -> Result<(), StorageError> {
     let next = parts.generation + 1;
-    parts.pending.write().freeze();
-    apply_frozen(&parts.db, parts.table, &parts.pending, Some(next))?;
+    apply_pending(parts, Some(next))?;
     parts.generation = next;
     parts.wal.restart(next);
     Ok(())
@@ -464,28 +431,27 @@ pub(crate) fn recover(
     table: EntriesTable,
     wal_path: &std::path::Path,
 ) -> Result<CommitterParts, StorageError> {
-    let failed =
-        |operation: &'static str| move |e: redb::Error| StorageError::backend(operation, e);
     let txn = db
         .begin_write()
-        .map_err(|e| failed("begin write")(e.into()))?;
+        .map_err(|e| StorageError::backend("begin write", e))?;
     let stored = {
         txn.open_table(table)
-            .map_err(|e| failed("create table")(e.into()))?;
+            .map_err(|e| StorageError::backend("create table", e))?;
         let mut meta = txn
             .open_table(WAL_META)
-            .map_err(|e| failed("create table")(e.into()))?;
+            .map_err(|e| StorageError::backend("create table", e))?;
         let stored = meta
             .get(GENERATION_KEY)
-            .map_err(|e| failed("read")(e.into()))?
+            .map_err(|e| StorageError::backend("read", e))?
             .map(|g| g.value());
         if stored.is_none() {
             meta.insert(GENERATION_KEY, 1)
-                .map_err(|e| failed("apply write")(e.into()))?;
+                .map_err(|e| StorageError::backend("apply write", e))?;
         }
         stored
     };
-    txn.commit().map_err(|e| failed("commit")(e.into()))?;
+    txn.commit()
+        .map_err(|e| StorageError::backend("commit", e))?;
     if stored.is_none() {
         // A database without a generation has never had a log: whatever file is there
         // belongs to something else and must not be replayed into it.

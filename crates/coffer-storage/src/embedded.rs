@@ -13,7 +13,6 @@
 //! a second process (or a second handle in this process) opening the same directory fails with
 //! [`StorageError::DataDirInUse`] instead of corrupting it.
 
-use std::collections::BTreeMap;
 use std::fs;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
@@ -21,7 +20,7 @@ use std::sync::Arc;
 
 use redb::{Database, DatabaseError, ReadOnlyTable, ReadableDatabase, TableDefinition};
 
-use crate::committer::{recover, CommitStats, Committer, Durability, Pending, PendingMaps};
+use crate::committer::{recover, CommitStats, Committer, Durability, Pending, PendingMap};
 use crate::keys::{list_children, validate_ops};
 use crate::{BatchOp, Storage, StorageError};
 
@@ -126,55 +125,11 @@ impl EmbeddedStorage {
 
 type Entries = ReadOnlyTable<&'static str, &'static [u8]>;
 
-/// The pending entries of `map` in `start..` under `prefix`, as (key, exists).
-fn pending_range<'a>(
-    map: &'a BTreeMap<String, Option<Vec<u8>>>,
-    start: Bound<&'a str>,
-    prefix: &'a str,
-) -> impl Iterator<Item = (&'a str, bool)> + 'a {
-    map.range::<str, _>((start, Bound::Unbounded))
-        .take_while(move |(key, _)| key.starts_with(prefix))
-        .map(|(key, value)| (key.as_str(), value.is_some()))
-}
-
-/// Two sorted runs of (key, exists) merged lazily into one, `newer`'s entry winning for a key
-/// in both.
-struct Layered<N: Iterator, O: Iterator> {
-    newer: std::iter::Peekable<N>,
-    older: std::iter::Peekable<O>,
-}
-
-impl<'a, N, O> Iterator for Layered<N, O>
-where
-    N: Iterator<Item = (&'a str, bool)>,
-    O: Iterator<Item = (&'a str, bool)>,
-{
-    type Item = (&'a str, bool);
-
-    fn next(&mut self) -> Option<Self::Item> {
-        match (self.newer.peek(), self.older.peek()) {
-            (None, None) => None,
-            (Some(_), None) => self.newer.next(),
-            (None, Some(_)) => self.older.next(),
-            (Some(n), Some(o)) => {
-                if o.0 < n.0 {
-                    self.older.next()
-                } else {
-                    if o.0 == n.0 {
-                        self.older.next();
-                    }
-                    self.newer.next()
-                }
-            }
-        }
-    }
-}
-
 /// Keys of the merged view (pending map over a redb snapshot) in `start..`, in order, that
 /// start with `prefix`, at most `limit` of them. A pending entry shadows redb's entry for the
 /// same key: a value there means the key exists, a deletion that it does not.
 fn merged_keys(
-    pending: &PendingMaps,
+    pending: &PendingMap,
     table: &Entries,
     start: Bound<&str>,
     prefix: &str,
@@ -184,11 +139,11 @@ fn merged_keys(
     let mut stored = table
         .range::<&str>((start, Bound::Unbounded))
         .map_err(read)?;
-    let mut shadow = Layered {
-        newer: pending_range(&pending.active, start, prefix).peekable(),
-        older: pending_range(&pending.frozen, start, prefix).peekable(),
-    }
-    .peekable();
+    let mut shadow = pending
+        .range::<str, _>((start, Bound::Unbounded))
+        .take_while(|(key, _)| key.starts_with(prefix))
+        .map(|(key, value)| (key.as_str(), value.is_some()))
+        .peekable();
     let mut next_stored = || -> Result<Option<String>, StorageError> {
         match stored.next() {
             Some(Ok((key, _))) => {
@@ -328,10 +283,10 @@ mod merge_tests {
     use crate::committer::PendingMap;
     use std::collections::BTreeSet;
 
-    /// redb holds some keys, the frozen map changes some, the active map changes some again:
-    /// the merged view must equal applying the three in that order.
+    /// redb holds some keys and the pending map puts and deletes some of them and others (two
+    /// rounds of writes, the later on top): the merged view must equal applying them in order.
     #[test]
-    fn merged_keys_layer_active_over_frozen_over_redb() {
+    fn merged_keys_layer_pending_writes_over_redb() {
         let dir = tempfile::tempdir().unwrap();
         let db = Database::create(dir.path().join("db")).unwrap();
         let names: Vec<String> = ["", "a/", "a/b/", "b/"]
@@ -354,12 +309,11 @@ mod merge_tests {
                 .map(|(i, name)| (name.clone(), (i % 2 == 1).then(|| b"new".to_vec())))
                 .collect()
         };
-        let pending = PendingMaps {
-            active: layer(5, 1),
-            frozen: Arc::new(layer(3, 0)),
-        };
+        let (earlier, later) = (layer(3, 0), layer(5, 1));
+        let mut pending = earlier.clone();
+        pending.extend(later.clone());
         let mut expected: BTreeSet<String> = names.iter().step_by(2).cloned().collect();
-        for layer in [&*pending.frozen, &pending.active] {
+        for layer in [&earlier, &later] {
             for (key, value) in layer {
                 if value.is_some() {
                     expected.insert(key.clone());
