@@ -29,12 +29,12 @@
 //! `invalid role or secret ID` (Vault's text), never saying which half was wrong.
 
 use crate::cidr;
-use crate::locks::KeyLocks;
 use crate::token::{with_token_fields, TokenSettings};
 use chrono::{DateTime, Utc};
 use coffer_sdk::cache::Remembered;
 use coffer_sdk::clock::format_time;
 use coffer_sdk::framework::de;
+use coffer_sdk::locks::KeyLocks;
 use coffer_sdk::logical::Login;
 use coffer_sdk::view::{self, ViewOp};
 use coffer_sdk::{Backend, Ctx, Engine, Error, Operation, Response, Result, View};

@@ -17,7 +17,6 @@ pub mod approle;
 pub mod cert;
 mod cidr;
 pub mod jwt;
-mod locks;
 mod token;
 pub mod userpass;
 

@@ -23,11 +23,11 @@
 //! (default 15m), `disable_lockout` (`true` disables). The counter lives in the mount's view and
 //! is kept for unknown names too, so a locked name looks the same whether or not it exists.
 
-use crate::locks::KeyLocks;
 use crate::token::{with_token_fields, TokenSettings};
 use argon2::{Argon2, PasswordHasher, PasswordVerifier};
 use chrono::{DateTime, Utc};
 use coffer_sdk::duration::parse_duration;
+use coffer_sdk::locks::KeyLocks;
 use coffer_sdk::logical::Login;
 use coffer_sdk::view::{self, ViewOp};
 use coffer_sdk::{Backend, Ctx, Engine, Error, MountInfo, Operation, Response, Result};

@@ -11,25 +11,19 @@
 //! engine assumes it is the only writer of its storage (one active node).
 
 use crate::store::KeyMetadata;
+use coffer_sdk::locks::KeyLocks;
 use coffer_sdk::{Result, View};
 use parking_lot::RwLock;
-use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
 use std::sync::Arc;
-use tokio::sync::{Mutex, MutexGuard};
+use tokio::sync::MutexGuard;
 
-/// How many independent locks paths are spread over. A collision makes one writer wait for
-/// another's whole write, fsync included, so this is far above the number of concurrent
-/// writers: with 64 of them, each meets another on its stripe about 6% of the time (with 64
-/// stripes it was over 60%, which serialised durable writes). About 40 KiB per mount.
-const STRIPES: usize = 1024;
 /// Cached metadata entries beyond this are dropped wholesale (idle keys live in storage).
 const CACHE_LIMIT: usize = 100_000;
 
-/// A fixed set of async mutexes, one chosen per path by hash, and the metadata cache.
+/// Per-path locks (striped, from the SDK) and the metadata cache.
 pub(crate) struct PathLocks {
-    stripes: Vec<Mutex<()>>,
+    locks: KeyLocks,
     cache: RwLock<HashMap<String, Arc<KeyMetadata>>>,
 }
 
@@ -49,15 +43,9 @@ impl Drop for PathGuard<'_> {
 impl PathLocks {
     pub(crate) fn new() -> PathLocks {
         PathLocks {
-            stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
+            locks: KeyLocks::new(),
             cache: RwLock::new(HashMap::new()),
         }
-    }
-
-    fn stripe(&self, path: &str) -> &Mutex<()> {
-        let mut hasher = DefaultHasher::new();
-        path.hash(&mut hasher);
-        &self.stripes[(hasher.finish() % STRIPES as u64) as usize]
     }
 
     /// Drop every cached metadata entry (on init and cleanup: storage may change meanwhile).
@@ -68,7 +56,7 @@ impl PathLocks {
     /// Hold this while reading and rewriting `path`'s metadata.
     pub(crate) async fn lock(&self, path: &str) -> PathGuard<'_> {
         PathGuard {
-            _guard: self.stripe(path).lock().await,
+            _guard: self.locks.lock(path).await,
             locks: self,
             path: path.to_string(),
         }
@@ -84,7 +72,7 @@ impl PathLocks {
         if let Some(meta) = self.cache.read().get(path) {
             return Ok(Some(meta.clone()));
         }
-        let _guard = self.stripe(path).lock().await;
+        let _guard = self.locks.lock(path).await;
         let Some(meta) = KeyMetadata::load(view, path).await? else {
             return Ok(None);
         };

@@ -12,6 +12,7 @@ pub mod engine;
 pub mod error;
 pub mod framework;
 pub mod host;
+pub mod locks;
 pub mod logical;
 pub mod view;
 
