@@ -10,6 +10,7 @@ use crate::http::{
 };
 use crate::load::{self, LoadPlan, LoadReport, RequestFactory};
 use crate::process::ServerProcess;
+use crate::turns::{run_in_turns, turns_for, Side};
 use hyper::Method;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -263,58 +264,69 @@ pub async fn kv_read(settings: &Settings) -> Result<Vec<Figure>, BenchError> {
         let request = encode_request(addr, Method::GET, READ_SECRET_PATH, Some(&token), None);
         Arc::new(move |_, _| request.clone())
     };
-    let coffer_run = run_side(
-        plan(
-            settings,
-            "kv-read coffer",
-            addr,
-            READ_CONNECTIONS,
-            read_request(addr),
-        ),
-        coffer.pid(),
-    )
-    .await?;
-    let coffer_wrk = wrk_read(settings, wrk.as_ref(), addr, &token, coffer.pid(), "coffer").await?;
-    drop(coffer);
-
+    let bare = spawn_canned_baseline(settings, dir.path(), &canned, "canned-response.json").await?;
     let rustyvault = match crate::rustyvault::locate() {
         Some(rvault) => {
             eprintln!("  kv-read rustyvault: {}", rvault.display());
-            Some(crate::rustyvault::measure_reads(settings, &rvault, dir.path()).await?)
+            Some(crate::rustyvault::RustyVault::start(&rvault, dir.path()).await?)
         }
         None => {
             eprintln!("  kv-read: RustyVault is not installed (cargo install rusty_vault --version 0.2.1 --locked); no rustyvault figure");
             None
         }
     };
-
-    let bare = spawn_canned_baseline(settings, dir.path(), &canned, "canned-response.json").await?;
-    let addr = bare.addr;
-    let bare_run = run_side(
-        plan(
-            settings,
-            "kv-read bare hyper",
-            addr,
-            READ_CONNECTIONS,
-            read_request(addr),
-        ),
-        bare.pid(),
-    )
-    .await?;
+    // Every server is up before the first is measured, and they take turns under load.
+    let mut sides = vec![
+        Side {
+            plan: plan(
+                settings,
+                "kv-read coffer",
+                addr,
+                READ_CONNECTIONS,
+                read_request(addr),
+            ),
+            pid: coffer.pid(),
+        },
+        Side {
+            plan: plan(
+                settings,
+                "kv-read bare hyper",
+                bare.addr,
+                READ_CONNECTIONS,
+                read_request(bare.addr),
+            ),
+            pid: bare.pid(),
+        },
+    ];
+    if let Some(rv) = &rustyvault {
+        sides.push(rv.side(settings));
+    }
+    let turns = turns_for(settings.duration);
+    let mut runs = run_in_turns(&sides, turns).await?.into_iter();
+    let (coffer_run, bare_run) = (
+        runs.next().expect("coffer's run"),
+        runs.next().expect("bare run"),
+    );
+    let rustyvault = rustyvault.map(|rv| crate::rustyvault::RustyVaultRun {
+        run: runs.next().expect("RustyVault's run"),
+        policy_token: rv.policy_token,
+    });
+    let coffer_wrk = wrk_read(settings, wrk.as_ref(), addr, &token, coffer.pid(), "coffer").await?;
     let bare_wrk = wrk_read(
         settings,
         wrk.as_ref(),
-        addr,
+        bare.addr,
         &token,
         bare.pid(),
         "bare hyper",
     )
     .await?;
+    drop(coffer);
     drop(bare);
 
     let caveat = caveat_for(&[("coffer", &coffer_run), ("bare hyper", &bare_run)]);
     let (coffer_report, bare_report) = (&coffer_run.report, &bare_run.report);
-    let mut notes = Vec::new();
+    let mut notes = vec![turns_note(&sides, turns, settings.duration)];
     let mut figures = Vec::new();
     match (&coffer_wrk, &bare_wrk) {
         (Some(c), Some(b)) => {
@@ -350,6 +362,7 @@ pub async fn kv_read(settings: &Settings) -> Result<Vec<Figure>, BenchError> {
             target: READ_TARGET_RATIO,
             details: json!({
                 "connections": READ_CONNECTIONS,
+                "turns": turns,
                 "response_bytes": canned.body.len(),
                 "coffer": coffer_run.to_json(),
                 "baseline_bare_hyper": bare_run.to_json(),
@@ -672,33 +685,38 @@ pub async fn kv_write(settings: &Settings) -> Result<Figure, BenchError> {
 
     let coffer = DurableCoffer::start(dir.path(), &settings.coffer_bin).await?;
     let addr = coffer.addr();
+    let memory = spawn_dev(settings, dir.path(), "coffer-memory.log").await?;
+    let sides = [
+        Side {
+            plan: plan(
+                settings,
+                "kv-write coffer (file)",
+                addr,
+                WRITE_CONNECTIONS,
+                write_requests(addr, coffer.root_token.clone()),
+            ),
+            pid: coffer.process.pid(),
+        },
+        Side {
+            plan: plan(
+                settings,
+                "kv-write coffer (in memory)",
+                memory.addr,
+                WRITE_CONNECTIONS,
+                write_requests(memory.addr, DEV_ROOT_TOKEN.to_string()),
+            ),
+            pid: memory.pid(),
+        },
+    ];
+    let turns = turns_for(settings.duration);
     let before = commit_counters(addr, &coffer.root_token).await?;
-    let durable_run = run_side(
-        plan(
-            settings,
-            "kv-write coffer (file)",
-            addr,
-            WRITE_CONNECTIONS,
-            write_requests(addr, coffer.root_token.clone()),
-        ),
-        coffer.process.pid(),
-    )
-    .await?;
+    let mut runs = run_in_turns(&sides, turns).await?.into_iter();
+    let (durable_run, memory_run) = (
+        runs.next().expect("file run"),
+        runs.next().expect("memory run"),
+    );
     let after = commit_counters(addr, &coffer.root_token).await?;
     drop(coffer);
-
-    let memory = spawn_dev(settings, dir.path(), "coffer-memory.log").await?;
-    let memory_run = run_side(
-        plan(
-            settings,
-            "kv-write coffer (in memory)",
-            memory.addr,
-            WRITE_CONNECTIONS,
-            write_requests(memory.addr, DEV_ROOT_TOKEN.to_string()),
-        ),
-        memory.pid(),
-    )
-    .await?;
     drop(memory);
 
     let (durable, in_memory) = (&durable_run.report, &memory_run.report);
@@ -706,8 +724,8 @@ pub async fn kv_write(settings: &Settings) -> Result<Figure, BenchError> {
     if fsync_rate > 50_000.0 {
         caveat = Some(format!("{fsync_rate:.0} fsyncs/s is not a real disk (tmpfs?); pass --scratch-dir on a durable filesystem"));
     }
-    // The counters span the whole run, warm-up included, as does `issued_requests`.
-    let run_secs = (settings.warmup + settings.duration).as_secs_f64();
+    // The counters span every file turn, warm-ups included, as does `issued_requests`.
+    let run_secs = file_turns_secs(settings, turns);
     let commits = before.zip(after).map(|(b, a)| {
         let fsyncs = a.durable_commits.saturating_sub(b.durable_commits);
         json!({
@@ -717,13 +735,16 @@ pub async fn kv_write(settings: &Settings) -> Result<Figure, BenchError> {
             "writes_per_fsync": durable.issued_requests as f64 / fsyncs.max(1) as f64,
         })
     });
-    let mut notes = vec![format!(
+    let mut notes = vec![
+        turns_note(&sides, turns, settings.duration),
+        format!(
         "file storage {:.0} writes/s, in memory {:.0} writes/s; the disk alone fsyncs {fsync_rate:.0}/s one at a time",
         durable.throughput, in_memory.throughput
-    )];
+    ),
+    ];
     if let Some(c) = &commits {
         notes.push(format!(
-            "file storage committed {:.0} fsyncs/s carrying {:.1} writes each (whole run, warm-up included)",
+            "file storage committed {:.0} fsyncs/s carrying {:.1} writes each (its turns, warm-ups included)",
             c["fsyncs_per_sec"].as_f64().unwrap_or(0.0),
             c["writes_per_fsync"].as_f64().unwrap_or(0.0)
         ));
@@ -737,6 +758,7 @@ pub async fn kv_write(settings: &Settings) -> Result<Figure, BenchError> {
         target: WRITE_TARGET_RATIO,
         details: json!({
             "connections": WRITE_CONNECTIONS,
+            "turns": turns,
             "coffer": durable_run.to_json(),
             "baseline_in_memory": memory_run.to_json(),
             "group_commit": commits.unwrap_or(Value::Null),
@@ -747,6 +769,23 @@ pub async fn kv_write(settings: &Settings) -> Result<Figure, BenchError> {
         notes,
         parts: Vec::new(),
     })
+}
+
+/// How the sides shared the measured time, for the notes under the table.
+fn turns_note(sides: &[Side], turns: u32, duration: Duration) -> String {
+    let names: Vec<&str> = sides.iter().map(|s| s.plan.label.as_str()).collect();
+    format!(
+        "{} ran side by side and took {turns} turns of {:.2} s each under load, in rotating order, so a drift in the machine's speed reaches every side alike",
+        names.join(", "),
+        (duration / turns).as_secs_f64()
+    )
+}
+
+/// The loaded time of one side measured in `turns` turns: its measured window plus the
+/// warm-up of its first turn and the shorter re-warm of each later one.
+fn file_turns_secs(settings: &Settings, turns: u32) -> f64 {
+    let rewarm = settings.warmup.min(crate::turns::REWARM);
+    (settings.duration + settings.warmup + rewarm * turns.saturating_sub(1)).as_secs_f64()
 }
 
 /// Start `coffer server -dev` (in memory, KV v2 at `secret/`, root token [`DEV_ROOT_TOKEN`])

@@ -31,6 +31,7 @@ pub mod login;
 pub mod process;
 pub mod report;
 pub mod rustyvault;
+pub mod turns;
 pub mod wrk;
 
 pub use error::BenchError;

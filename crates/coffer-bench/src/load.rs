@@ -68,6 +68,9 @@ pub struct LoadReport {
     pub capped: bool,
     /// The first failure seen, for the report (a status or error text, never a body).
     pub first_failure: Option<String>,
+    /// Every successful measured request's latency in microseconds, sorted: kept so that runs
+    /// taken in turns can be merged into exact percentiles (not written to the results file).
+    pub samples_us: Vec<u64>,
 }
 
 impl LoadReport {
@@ -175,6 +178,7 @@ pub async fn run(plan: LoadPlan) -> Result<LoadReport, BenchError> {
         latency: LatencySummary::from_samples(&mut latencies),
         capped,
         first_failure,
+        samples_us: latencies,
     })
 }
 

@@ -9,12 +9,13 @@
 //! `GET /v1/secret/bench/read` of the same ~100-byte value Coffer serves from KV v2.
 
 use crate::error::BenchError;
-use crate::figures::{plan, run_side, Settings, SideRun, READ_CONNECTIONS, SECRET_VALUE};
+use crate::figures::{plan, Settings, SideRun, READ_CONNECTIONS, SECRET_VALUE};
 use crate::http::{
     create_token, encode_request, exchange, free_loopback_port, initialise_one_share, unseal,
 };
 use crate::load::RequestFactory;
 use crate::process::ServerProcess;
+use crate::turns::Side;
 use hyper::Method;
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -49,76 +50,87 @@ pub(crate) struct RustyVaultRun {
     pub(crate) policy_token: bool,
 }
 
-/// Start RustyVault, store the secret, and load it with [`READ_CONNECTIONS`] connections of
-/// reads, as the Coffer side of `kv-read` is loaded.
-pub(crate) async fn measure_reads(
-    settings: &Settings,
-    rvault: &Path,
-    log_dir: &Path,
-) -> Result<RustyVaultRun, BenchError> {
-    // Memory-backed when the machine has /dev/shm, like Coffer's in-memory dev server.
-    let data_parent = Path::new("/dev/shm");
-    let data = tempfile::Builder::new()
-        .prefix("coffer-bench-rvault-")
-        .tempdir_in(if data_parent.is_dir() {
-            data_parent
-        } else {
-            log_dir
-        })
-        .map_err(|e| BenchError::io("creating RustyVault's data directory", e))?;
-    let port = free_loopback_port()?;
-    let config = log_dir.join("rvault.hcl");
-    std::fs::write(
-        &config,
-        format!(
-            "storage \"file\" {{\n  path = \"{}\"\n}}\n\nlistener \"tcp\" {{\n  address = \"127.0.0.1:{port}\"\n  tls_disable = true\n}}\n\nlog_level = \"error\"\n",
-            data.path().display()
-        ),
-    )
-    .map_err(|e| BenchError::io("writing RustyVault's config", e))?;
-    let args = vec![
-        "server".into(),
-        "--config".into(),
-        config.display().to_string(),
-    ];
-    let mut server =
-        ServerProcess::spawn("rvault", rvault, &args, port, &log_dir.join("rvault.log"))?;
-    server.wait_until_answering("/v1/sys/seal-status").await?;
-    let addr = server.addr;
-    let (key, root) = initialise_one_share(addr, "initialising RustyVault").await?;
-    unseal(addr, &key, "unsealing RustyVault").await?;
-    exchange(
-        addr,
-        Method::POST,
-        RUSTYVAULT_READ_PATH,
-        Some(&root),
-        Some(&json!({ "value": SECRET_VALUE })),
-    )
-    .await?
-    .expect_success("writing the secret to RustyVault")?;
-    let policy_token = read_policy_token(addr, &root).await;
-    let token = policy_token.clone().unwrap_or(root);
-    exchange(addr, Method::GET, RUSTYVAULT_READ_PATH, Some(&token), None)
-        .await?
-        .expect_success("reading the secret back from RustyVault")?;
-    let request = encode_request(addr, Method::GET, RUSTYVAULT_READ_PATH, Some(&token), None);
-    let requests: RequestFactory = Arc::new(move |_, _| request.clone());
-    let run = run_side(
-        plan(
-            settings,
-            "kv-read rustyvault",
+/// A running RustyVault holding the secret, ready to be read.
+pub(crate) struct RustyVault {
+    // Declared before the data directory, so the server is stopped before its files go.
+    server: ServerProcess,
+    _data: tempfile::TempDir,
+    requests: RequestFactory,
+    /// Whether its reads use a token limited by a policy (see [`RustyVaultRun`]).
+    pub(crate) policy_token: bool,
+}
+
+impl RustyVault {
+    /// Start RustyVault, store the secret, and prepare the read request (with the policy
+    /// token when one can be made, else the root token).
+    pub(crate) async fn start(rvault: &Path, log_dir: &Path) -> Result<RustyVault, BenchError> {
+        // Memory-backed when the machine has /dev/shm, like Coffer's in-memory dev server.
+        let data_parent = Path::new("/dev/shm");
+        let data = tempfile::Builder::new()
+            .prefix("coffer-bench-rvault-")
+            .tempdir_in(if data_parent.is_dir() {
+                data_parent
+            } else {
+                log_dir
+            })
+            .map_err(|e| BenchError::io("creating RustyVault's data directory", e))?;
+        let port = free_loopback_port()?;
+        let config = log_dir.join("rvault.hcl");
+        std::fs::write(
+            &config,
+            format!(
+                "storage \"file\" {{\n  path = \"{}\"\n}}\n\nlistener \"tcp\" {{\n  address = \"127.0.0.1:{port}\"\n  tls_disable = true\n}}\n\nlog_level = \"error\"\n",
+                data.path().display()
+            ),
+        )
+        .map_err(|e| BenchError::io("writing RustyVault's config", e))?;
+        let args = vec![
+            "server".into(),
+            "--config".into(),
+            config.display().to_string(),
+        ];
+        let mut server =
+            ServerProcess::spawn("rvault", rvault, &args, port, &log_dir.join("rvault.log"))?;
+        server.wait_until_answering("/v1/sys/seal-status").await?;
+        let addr = server.addr;
+        let (key, root) = initialise_one_share(addr, "initialising RustyVault").await?;
+        unseal(addr, &key, "unsealing RustyVault").await?;
+        exchange(
             addr,
-            READ_CONNECTIONS,
-            requests,
-        ),
-        server.pid(),
-    )
-    .await?;
-    drop(server);
-    Ok(RustyVaultRun {
-        run,
-        policy_token: policy_token.is_some(),
-    })
+            Method::POST,
+            RUSTYVAULT_READ_PATH,
+            Some(&root),
+            Some(&json!({ "value": SECRET_VALUE })),
+        )
+        .await?
+        .expect_success("writing the secret to RustyVault")?;
+        let policy_token = read_policy_token(addr, &root).await;
+        let token = policy_token.clone().unwrap_or(root);
+        exchange(addr, Method::GET, RUSTYVAULT_READ_PATH, Some(&token), None)
+            .await?
+            .expect_success("reading the secret back from RustyVault")?;
+        let request = encode_request(addr, Method::GET, RUSTYVAULT_READ_PATH, Some(&token), None);
+        Ok(RustyVault {
+            server,
+            _data: data,
+            requests: Arc::new(move |_, _| request.clone()),
+            policy_token: policy_token.is_some(),
+        })
+    }
+
+    /// Its side of the read figure: [`READ_CONNECTIONS`] connections of reads, as Coffer's.
+    pub(crate) fn side(&self, settings: &Settings) -> Side {
+        Side {
+            plan: plan(
+                settings,
+                "kv-read rustyvault",
+                self.server.addr,
+                READ_CONNECTIONS,
+                self.requests.clone(),
+            ),
+            pid: self.server.pid(),
+        }
+    }
 }
 
 /// A token whose only policy reads the secret, as Coffer's side uses; `None` when RustyVault
