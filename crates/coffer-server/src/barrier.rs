@@ -24,6 +24,7 @@ use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
 use ring::rand::{SecureRandom, SystemRandom};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use zeroize::{Zeroize, Zeroizing};
 
@@ -285,6 +286,9 @@ struct Unsealed {
 pub struct Barrier {
     storage: Arc<dyn Storage>,
     state: RwLock<Option<Arc<Unsealed>>>,
+    /// Whether `state` is `None`, kept beside it (written under its write lock) so that the
+    /// check every request makes reads a flag instead of writing the lock's shared counter.
+    sealed: AtomicBool,
 }
 
 fn storage_err(e: coffer_storage::StorageError) -> Error {
@@ -298,6 +302,7 @@ impl Barrier {
         Barrier {
             storage,
             state: RwLock::new(None),
+            sealed: AtomicBool::new(true),
         }
     }
 
@@ -308,7 +313,7 @@ impl Barrier {
 
     /// Whether the keyring is loaded.
     pub fn is_sealed(&self) -> bool {
-        self.state.read().is_none()
+        self.sealed.load(Ordering::Acquire)
     }
 
     /// Create the keyring and root key, store them wrapped, and unseal. Returns the root key's
@@ -342,7 +347,7 @@ impl Barrier {
             ])
             .await
             .map_err(storage_err)?;
-        *self.state.write() = Some(Arc::new(Unsealed { keyring, root_key }));
+        self.set_state(Some(Arc::new(Unsealed { keyring, root_key })));
         Ok(unseal_key)
     }
 
@@ -380,13 +385,20 @@ impl Barrier {
             &wrapped_keyring,
         )?;
         let keyring = Keyring::decode(&keyring_plain)?;
-        *self.state.write() = Some(Arc::new(Unsealed { keyring, root_key }));
+        self.set_state(Some(Arc::new(Unsealed { keyring, root_key })));
         Ok(())
     }
 
     /// Drop all key material from memory.
     pub fn seal(&self) {
-        *self.state.write() = None;
+        self.set_state(None);
+    }
+
+    /// Replace the keyring (or drop it), keeping the sealed flag in step.
+    fn set_state(&self, state: Option<Arc<Unsealed>>) {
+        let mut current = self.state.write();
+        self.sealed.store(state.is_none(), Ordering::Release);
+        *current = state;
     }
 
     fn unsealed(&self) -> Result<Arc<Unsealed>> {
@@ -452,10 +464,10 @@ impl Barrier {
             term: next,
             install_time: coffer_sdk::clock::format_time(now),
         };
-        *self.state.write() = Some(Arc::new(Unsealed {
+        self.set_state(Some(Arc::new(Unsealed {
             keyring,
             root_key: state.root_key.clone(),
-        }));
+        })));
         Ok(status)
     }
 
@@ -483,7 +495,10 @@ impl Barrier {
 
     /// Decrypt a blob stored at `path`.
     pub fn decrypt(&self, path: &str, blob: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
-        let state = self.unsealed()?;
+        // Borrowed under the read lock, not cloned out: a clone and its drop would write the
+        // keyring's shared reference count on every read.
+        let state = self.state.read();
+        let state = state.as_ref().ok_or(Error::Sealed)?;
         let term_no =
             blob_term(blob).ok_or_else(|| Error::Internal("malformed encrypted entry".into()))?;
         let term = state.keyring.terms.get(&term_no).ok_or_else(|| {

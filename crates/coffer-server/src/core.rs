@@ -108,6 +108,10 @@ pub struct Core {
     pub scheduler: crate::scheduler::Scheduler,
     /// Audit hook points (see [`crate::audit`]); empty until a device is enabled.
     audit: parking_lot::RwLock<Arc<Vec<Arc<dyn AuditHook>>>>,
+    /// Set (after the hook is in `audit`) once any hook is attached; hooks are never removed.
+    /// Until then a request reads this alone instead of taking the lock, whose shared counter
+    /// every worker thread would otherwise write on every request.
+    audited: std::sync::atomic::AtomicBool,
     seal: tokio::sync::Mutex<SealProgress>,
 }
 
@@ -212,6 +216,7 @@ impl Core {
             rollbacks,
             scheduler,
             audit: parking_lot::RwLock::new(Arc::new(Vec::new())),
+            audited: std::sync::atomic::AtomicBool::new(false),
             seal: tokio::sync::Mutex::new(SealProgress::default()),
         })
     }
@@ -222,6 +227,8 @@ impl Core {
         let mut list = (**hooks).clone();
         list.push(hook);
         *hooks = Arc::new(list);
+        self.audited
+            .store(true, std::sync::atomic::Ordering::Release);
     }
 
     /// Run background work (lease expiry, rollbacks, engine jobs) on a short tick while the
@@ -533,9 +540,25 @@ impl Core {
 
     /// Handle one request. `token` is the client token, if any.
     pub async fn handle(&self, req: Request, token: Option<&str>) -> Result<Response> {
+        self.handle_at_mount(req, token)
+            .await
+            .map(|(response, _)| response)
+    }
+
+    /// Handle one request; with the answer, the type of the mount that gave it (for the
+    /// envelope's `mount_type`), so the front door does not resolve the mount a second time.
+    pub async fn handle_at_mount(
+        &self,
+        req: Request,
+        token: Option<&str>,
+    ) -> Result<(Response, String)> {
         let started = Instant::now();
         let operation = req.operation;
-        let hooks = self.audit.read().clone();
+        let attached = self
+            .audited
+            .load(std::sync::atomic::Ordering::Acquire)
+            .then(|| self.audit.read().clone());
+        let hooks: &[Arc<dyn AuditHook>] = attached.as_deref().map_or(&[], Vec::as_slice);
         let mut audit = (!hooks.is_empty()).then(|| AuditRequest {
             id: req.id.clone(),
             operation: req.operation,
@@ -548,13 +571,13 @@ impl Core {
             data: req.data.clone(),
             wrap_ttl: req.wrap_ttl,
         });
-        let result = self.handle_inner(req, token, &hooks, audit.as_mut()).await;
+        let result = self.handle_inner(req, token, hooks, audit.as_mut()).await;
         if let Some(audit) = &audit {
             let outcome = match &result {
-                Ok(response) => AuditOutcome::Response(response),
+                Ok((response, _)) => AuditOutcome::Response(response),
                 Err(e) => AuditOutcome::Error(e),
             };
-            for hook in hooks.iter() {
+            for hook in hooks {
                 hook.response(audit, outcome_ref(&outcome)).await;
             }
         }
@@ -562,7 +585,7 @@ impl Core {
             operation,
             result
                 .as_ref()
-                .map_or_else(|e| e.status(), |r| r.status.unwrap_or(200)),
+                .map_or_else(|e| e.status(), |(r, _)| r.status.unwrap_or(200)),
             started.elapsed(),
         );
         result
@@ -574,7 +597,7 @@ impl Core {
         token: Option<&str>,
         hooks: &[Arc<dyn AuditHook>],
         mut audit: Option<&mut AuditRequest>,
-    ) -> Result<Response> {
+    ) -> Result<(Response, String)> {
         validate_request_path(&req.path)?;
         let table = self.router.table();
         let sealed = self.barrier.is_sealed();
@@ -761,7 +784,7 @@ impl Core {
                     Box::pin(self.wrapping.wrap(body, ttl, &full_path, wrapped_accessor)).await?;
             }
         }
-        Ok(response)
+        Ok((response, mounted.entry.kind.clone()))
     }
 
     /// Turn an auth method's login grant into a token: the one place logins create tokens.

@@ -248,17 +248,33 @@ impl Body {
     }
 }
 
+/// What every request on one connection shares, behind one `Arc` per connection: a request
+/// takes a reference to this alone. Cloning the server-wide `Arc`s for every request instead
+/// made each request write their shared reference counts, which worker threads on other
+/// cores were writing too.
+pub struct ConnectionScope {
+    /// The server.
+    pub core: Arc<Core>,
+    /// Who is on the other end.
+    pub connection: Arc<Connection>,
+    /// The listener's body handling.
+    pub options: Arc<Options>,
+}
+
 /// Serve one HTTP request.
 ///
 /// `busy` marks the connection busy until the answer is ready (it drops when this returns).
 pub async fn handle(
-    core: Arc<Core>,
-    conn: Arc<Connection>,
-    options: Arc<Options>,
+    scope: Arc<ConnectionScope>,
     req: hyper::Request<Incoming>,
     busy: crate::listener::RequestGuard,
 ) -> Result<HttpResponse, std::convert::Infallible> {
     let _busy = busy;
+    let ConnectionScope {
+        core,
+        connection: conn,
+        options,
+    } = &*scope;
     let request_id = {
         let mut bytes = [0u8; 16];
         crate::barrier::fill_random(&mut bytes);
@@ -268,20 +284,15 @@ pub async fn handle(
     };
     let (parts, incoming) = req.into_parts();
     let head = parts.method == Method::HEAD;
-    let mut body = Body::new(incoming, &options);
-    let answer = handle_inner(&core, &conn, &parts, &mut body, &request_id).await;
+    let mut body = Body::new(incoming, options);
+    let answer = handle_inner(core, conn, &parts, &mut body, &request_id).await;
     let mut response = if body.timed_out {
         let mut response = error_response(&Error::bad("timed out reading the request body"));
         *response.status_mut() = StatusCode::REQUEST_TIMEOUT;
         response
     } else {
         match answer {
-            Ok((resp, mount)) => render(
-                resp,
-                &request_id,
-                head,
-                mount.as_ref().map_or("", |m| m.entry.kind.as_str()),
-            ),
+            Ok((resp, mount_type)) => render(resp, &request_id, head, &mount_type),
             Err(err) => error_response(&err),
         }
     };
@@ -310,7 +321,7 @@ async fn handle_inner(
     req: &Parts,
     body: &mut Body,
     request_id: &str,
-) -> Result<(Response, Option<Arc<crate::mounts::Mounted>>), Error> {
+) -> Result<(Response, String), Error> {
     let raw_path = req.uri.path();
     let Some(rest) = raw_path.strip_prefix("/v1/") else {
         return Err(Error::UnsupportedPath(
@@ -395,8 +406,6 @@ async fn handle_inner(
     } else {
         query
     };
-    // The mount the request goes to, for the answer's `mount_type`.
-    let mount = core.router.table().mount_of(&path).cloned();
     let request = Request {
         id: request_id.to_string(),
         operation,
@@ -407,6 +416,5 @@ async fn handle_inner(
         connection: conn.clone(),
         wrap_ttl,
     };
-    let response = core.handle(request, token.as_deref()).await?;
-    Ok((response, mount))
+    core.handle_at_mount(request, token.as_deref()).await
 }

@@ -137,14 +137,6 @@ impl RouteTable {
         None
     }
 
-    /// The mount serving `path`, without the relative path [`RouteTable::resolve`] builds.
-    pub fn mount_of(&self, path: &str) -> Option<&Arc<Mounted>> {
-        self.mounts.iter().find(|m| {
-            path.starts_with(m.route_path.as_str())
-                || (path.len() + 1 == m.route_path.len() && m.route_path.starts_with(path))
-        })
-    }
-
     /// Every mount.
     pub fn all(&self) -> &[Arc<Mounted>] {
         &self.mounts

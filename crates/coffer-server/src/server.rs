@@ -600,13 +600,17 @@ async fn serve_io<I: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
     watch: Arc<Watch>,
 ) {
     let h2 = watch.is_h2();
-    let conn = Arc::new(conn);
+    let scope = Arc::new(crate::http::ConnectionScope {
+        core,
+        connection: Arc::new(conn),
+        options,
+    });
     let requests = watch.clone();
     // The handler's future goes to hyper as it is: a wrapper around it would be moved (copied)
     // twice per request, and it is several KiB.
     let service = hyper::service::service_fn(move |req| {
         let busy = requests.request_started();
-        crate::http::handle(core.clone(), conn.clone(), options.clone(), req, busy)
+        crate::http::handle(scope.clone(), req, busy)
     });
     let io = TokioIo::new(TimedIo::new(io, watch));
     let served = if h2 {

@@ -345,8 +345,12 @@ impl TokenStore {
 
     /// Salted hash of a token or accessor: the only form in which either is stored.
     pub fn hash(&self, secret: &str) -> Result<String> {
+        // Borrowed under the read lock rather than cloned out, which would write the keys'
+        // shared reference count on every request.
+        let keys = self.keys.read();
+        let keys = keys.as_ref().ok_or(Error::Sealed)?;
         Ok(coffer_sdk::lower_hex(
-            hmac::sign(&self.keys()?.salt, secret.as_bytes()).as_ref(),
+            hmac::sign(&keys.salt, secret.as_bytes()).as_ref(),
         ))
     }
 
