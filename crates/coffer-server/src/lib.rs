@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod barrier;
+pub mod connections;
 pub mod core;
 pub mod envelope;
 pub mod host;

@@ -503,60 +503,70 @@ pub async fn serve(
         let core = core.clone();
         let tls = tls.clone();
         let options = options.clone();
-        tokio::spawn(async move {
-            let _slot = slot;
-            let mut conn = Connection {
-                remote_addr: Some(addr),
-                peer_certificates: Vec::new(),
-            };
-            match tls {
-                None => {
-                    let watch = Watch::new(limits, accepted, false);
-                    serve_io(stream, core, conn, options, watch).await
-                }
-                Some(acceptor) => {
-                    // The handshake counts against the first request's header timeout, and so
-                    // does waiting for its first byte.
-                    let handshake = async move {
-                        if is_plain_http(&stream).await {
-                            tracing::debug!(%addr, "plain HTTP sent to a TLS listener");
-                            reject_plain_http(stream).await;
-                            return None;
-                        }
-                        Some(acceptor.accept(stream).await)
-                    };
-                    let handshake = match limits.header {
-                        Some(limit) => {
-                            match tokio::time::timeout_at(accepted + limit, handshake).await {
-                                Ok(done) => done,
-                                Err(_) => {
-                                    tracing::debug!(%addr, "TLS handshake timed out");
-                                    return;
+        let serve_connection = move |stream: tokio::net::TcpStream| -> std::pin::Pin<
+            Box<dyn std::future::Future<Output = ()> + Send>,
+        > {
+            Box::pin(async move {
+                let _slot = slot;
+                let mut conn = Connection {
+                    remote_addr: Some(addr),
+                    peer_certificates: Vec::new(),
+                };
+                match tls {
+                    None => {
+                        let watch = Watch::new(limits, accepted, false);
+                        serve_io(stream, core, conn, options, watch).await
+                    }
+                    Some(acceptor) => {
+                        // The handshake counts against the first request's header timeout, and so
+                        // does waiting for its first byte.
+                        let handshake = async move {
+                            if is_plain_http(&stream).await {
+                                tracing::debug!(%addr, "plain HTTP sent to a TLS listener");
+                                reject_plain_http(stream).await;
+                                return None;
+                            }
+                            Some(acceptor.accept(stream).await)
+                        };
+                        let handshake = match limits.header {
+                            Some(limit) => {
+                                match tokio::time::timeout_at(accepted + limit, handshake).await {
+                                    Ok(done) => done,
+                                    Err(_) => {
+                                        tracing::debug!(%addr, "TLS handshake timed out");
+                                        return;
+                                    }
                                 }
                             }
+                            None => handshake.await,
+                        };
+                        let Some(handshake) = handshake else {
+                            return;
+                        };
+                        match handshake {
+                            Ok(tls_stream) => {
+                                conn.peer_certificates = tls_stream
+                                    .get_ref()
+                                    .1
+                                    .peer_certificates()
+                                    .map(|c| c.iter().map(|d| d.to_vec()).collect())
+                                    .unwrap_or_default();
+                                let h2 = tls_stream.get_ref().1.alpn_protocol() == Some(b"h2");
+                                let watch = Watch::new(limits, accepted, h2);
+                                serve_io(tls_stream, core, conn, options, watch).await
+                            }
+                            Err(e) => tracing::debug!(error = %e, "TLS handshake failed"),
                         }
-                        None => handshake.await,
-                    };
-                    let Some(handshake) = handshake else {
-                        return;
-                    };
-                    match handshake {
-                        Ok(tls_stream) => {
-                            conn.peer_certificates = tls_stream
-                                .get_ref()
-                                .1
-                                .peer_certificates()
-                                .map(|c| c.iter().map(|d| d.to_vec()).collect())
-                                .unwrap_or_default();
-                            let h2 = tls_stream.get_ref().1.alpn_protocol() == Some(b"h2");
-                            let watch = Watch::new(limits, accepted, h2);
-                            serve_io(tls_stream, core, conn, options, watch).await
-                        }
-                        Err(e) => tracing::debug!(error = %e, "TLS handshake failed"),
                     }
                 }
+            })
+        };
+        match crate::connections::ConnectionThreads::global() {
+            Some(threads) => threads.dispatch(stream, Box::new(serve_connection)),
+            None => {
+                tokio::spawn(serve_connection(stream));
             }
-        });
+        }
     }
 }
 
