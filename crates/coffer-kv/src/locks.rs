@@ -11,10 +11,10 @@
 //! engine assumes it is the only writer of its storage (one active node).
 
 use crate::store::KeyMetadata;
+use coffer_sdk::cache::CacheMap;
 use coffer_sdk::locks::KeyLocks;
 use coffer_sdk::{Result, View};
 use parking_lot::RwLock;
-use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::sync::MutexGuard;
 
@@ -24,7 +24,7 @@ const CACHE_LIMIT: usize = 100_000;
 /// Per-path locks (striped, from the SDK) and the metadata cache.
 pub(crate) struct PathLocks {
     locks: KeyLocks,
-    cache: RwLock<HashMap<String, Arc<KeyMetadata>>>,
+    cache: RwLock<CacheMap<String, Arc<KeyMetadata>>>,
 }
 
 /// Held while a path's metadata is read and rewritten; drops the path's cache entry on release.
@@ -44,7 +44,7 @@ impl PathLocks {
     pub(crate) fn new() -> PathLocks {
         PathLocks {
             locks: KeyLocks::new(),
-            cache: RwLock::new(HashMap::new()),
+            cache: RwLock::new(CacheMap::default()),
         }
     }
 

@@ -7,8 +7,14 @@
 //! ([`Remembered::get_or_load`] does both), so a value read before a write can never be
 //! remembered after that write's `forget`.
 
+/// The hash map of the in-memory caches a request consults (tokens and their callers, compiled
+/// ACLs, KV metadata, remembered values). It hashes with foldhash, seeded at random per
+/// process, instead of std's SipHash: a KV read looked up five such maps, some keyed by
+/// 64-character token hashes, and SipHash was about 3% of its instructions. The seed keeps
+/// keys an attacker picks (secret paths) from being aimed at one bucket.
+pub type CacheMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+
 use parking_lot::RwLock;
-use std::collections::HashMap;
 use std::future::Future;
 use std::hash::Hash;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,7 +22,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// Values by key, bounded: past `limit` entries the map is emptied wholesale (whatever is
 /// idle lives in storage anyway).
 pub struct Remembered<K, V> {
-    entries: RwLock<HashMap<K, V>>,
+    entries: RwLock<CacheMap<K, V>>,
     /// Moves on with every `forget`.
     generation: AtomicU64,
     limit: usize,
@@ -26,7 +32,7 @@ impl<K: Eq + Hash, V: Clone> Remembered<K, V> {
     /// Nothing remembered yet; at most `limit` entries at a time.
     pub fn new(limit: usize) -> Self {
         Remembered {
-            entries: RwLock::new(HashMap::new()),
+            entries: RwLock::new(CacheMap::default()),
             generation: AtomicU64::new(0),
             limit: limit.max(1),
         }

@@ -278,9 +278,12 @@ pub async fn handle(
     let request_id = {
         let mut bytes = [0u8; 16];
         crate::barrier::fill_random(&mut bytes);
+        // Encoded straight into a buffer: `to_string` goes through the formatting machinery.
         uuid::Builder::from_random_bytes(bytes)
             .into_uuid()
-            .to_string()
+            .hyphenated()
+            .encode_lower(&mut uuid::Uuid::encode_buffer())
+            .to_owned()
     };
     let (parts, incoming) = req.into_parts();
     let head = parts.method == Method::HEAD;

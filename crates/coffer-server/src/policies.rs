@@ -3,9 +3,9 @@
 
 use crate::barrier::{Barrier, BarrierView};
 use coffer_policy::{parse_policy, validate_policy_name, Acl, Policy, DEFAULT_POLICY};
+use coffer_sdk::cache::CacheMap;
 use coffer_sdk::{Error, Result, View};
 use parking_lot::RwLock;
-use std::collections::HashMap;
 use std::sync::Arc;
 
 /// Policies that always exist and cannot be deleted.
@@ -14,8 +14,8 @@ pub const BUILTIN: &[&str] = &["root", "default"];
 /// Stored policies and compiled ACLs.
 pub struct PolicyStore {
     view: BarrierView,
-    parsed: RwLock<HashMap<String, Arc<(Policy, String)>>>,
-    acls: RwLock<HashMap<Vec<String>, Arc<Acl>>>,
+    parsed: RwLock<CacheMap<String, Arc<(Policy, String)>>>,
+    acls: RwLock<CacheMap<Vec<String>, Arc<Acl>>>,
 }
 
 impl PolicyStore {

@@ -13,6 +13,7 @@
 use crate::barrier::{random_bytes, Barrier, BarrierView};
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
+use coffer_sdk::cache::CacheMap;
 use coffer_sdk::clock::{format_time, Clock};
 use coffer_sdk::logical::{Auth, Caller, Connection};
 use coffer_sdk::view::{get_json, to_json, View, ViewOp};
@@ -21,7 +22,6 @@ use parking_lot::RwLock;
 use ring::hmac;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use subtle::ConstantTimeEq;
@@ -219,9 +219,9 @@ pub struct TokenStore {
     view: BarrierView,
     clock: Arc<dyn Clock>,
     keys: RwLock<Option<Arc<Keys>>>,
-    cache: RwLock<HashMap<String, Arc<TokenEntry>>>,
+    cache: RwLock<CacheMap<String, Arc<TokenEntry>>>,
     /// What engines are told about each cached token (built once: it costs an HMAC).
-    callers: RwLock<HashMap<String, Arc<Caller>>>,
+    callers: RwLock<CacheMap<String, Arc<Caller>>>,
     /// System lease limits: default and max TTL for tokens.
     limits: RwLock<crate::mounts::LeaseLimits>,
     hooks: RwLock<Option<std::sync::Weak<dyn TokenHooks>>>,
@@ -248,8 +248,8 @@ impl TokenStore {
             view: BarrierView::new(barrier, "sys/token/"),
             clock,
             keys: RwLock::new(None),
-            cache: RwLock::new(HashMap::new()),
-            callers: RwLock::new(HashMap::new()),
+            cache: RwLock::new(CacheMap::default()),
+            callers: RwLock::new(CacheMap::default()),
             limits: RwLock::new(limits),
             hooks: RwLock::new(None),
             use_lock: tokio::sync::Mutex::new(()),
