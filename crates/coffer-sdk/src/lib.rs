@@ -30,10 +30,12 @@ pub use schemars;
 /// `hex` crate's `encode` builds its string one `char` at a time.
 pub fn lower_hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = Vec::with_capacity(bytes.len() * 2);
-    for byte in bytes {
-        out.push(DIGITS[usize::from(byte >> 4)]);
-        out.push(DIGITS[usize::from(byte & 0x0f)]);
+    // Written into place pair by pair (no capacity check per digit, as `push` makes); this runs
+    // for every token on every request.
+    let mut out = vec![0u8; bytes.len() * 2];
+    for (pair, byte) in out.chunks_exact_mut(2).zip(bytes) {
+        pair[0] = DIGITS[usize::from(byte >> 4)];
+        pair[1] = DIGITS[usize::from(byte & 0x0f)];
     }
     String::from_utf8(out).expect("hex digits are ASCII")
 }
