@@ -44,7 +44,25 @@ pub(crate) fn meta_folder(prefix: &str) -> String {
 
 /// Storage key of one version's data.
 pub(crate) fn version_key(path: &str, version: u64) -> String {
-    format!("ver/{version}/{path}")
+    // Built by hand rather than with `format!`, whose machinery was ~2% of a KV read.
+    let mut digits = [0u8; 20];
+    let mut start = digits.len();
+    let mut rest = version;
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    let digits = std::str::from_utf8(&digits[start..]).expect("ASCII digits");
+    let mut key = String::with_capacity(5 + digits.len() + path.len());
+    key.push_str("ver/");
+    key.push_str(digits);
+    key.push('/');
+    key.push_str(path);
+    key
 }
 
 /// The mount's `config` endpoint settings.
@@ -284,6 +302,9 @@ mod tests {
         assert_ne!(version_key("a", 1), version_key("1/a", 1));
         assert_ne!(version_key("a/1", 2), version_key("a", 12));
         assert_eq!(version_key("app/db", 3), "ver/3/app/db");
+        for version in [0, 1, 9, 10, 99, 100, 12_345, u64::from(u32::MAX), u64::MAX] {
+            assert_eq!(version_key("a/b", version), format!("ver/{version}/a/b"));
+        }
     }
 
     #[test]
