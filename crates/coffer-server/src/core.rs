@@ -140,9 +140,11 @@ pub fn validate_request_path(path: &str) -> Result<()> {
         return Err(Error::UnsupportedPath(String::new()));
     }
     let trimmed = path.strip_suffix('/').unwrap_or(path);
+    // Split as bytes: `str::split` runs a pattern searcher, and this runs on every request.
     if trimmed
-        .split('/')
-        .any(|seg| seg.is_empty() || seg == "." || seg == "..")
+        .as_bytes()
+        .split(|&b| b == b'/')
+        .any(|seg| seg.is_empty() || seg == b"." || seg == b"..")
     {
         return Err(Error::bad(format!(
             "invalid request path {path:?}: empty, '.' or '..' segments are not allowed"
@@ -889,6 +891,31 @@ impl Core {
 
 #[cfg(test)]
 mod path_tests {
+    #[test]
+    fn request_paths_with_empty_dot_or_control_segments_are_refused() {
+        for ok in [
+            "a",
+            "a/",
+            "secret/data/x",
+            "é/ß",
+            "a.b/..c/...",
+            "sys/mounts/",
+        ] {
+            assert!(super::validate_request_path(ok).is_ok(), "{ok:?}");
+        }
+        for bad in [
+            "", "/", "a//b", "//", "a/./b", "a/../b", "./a", "../a", "a/.", "a/..", "a//",
+            "a\u{0}b", "a\nb", "a\u{7f}", "a\u{85}b", "a\u{9f}",
+        ] {
+            let err = super::validate_request_path(bad).unwrap_err();
+            assert_eq!(
+                err.status(),
+                if bad.is_empty() { 404 } else { 400 },
+                "{bad:?}"
+            );
+        }
+    }
+
     use super::validate_request_path;
 
     #[test]
