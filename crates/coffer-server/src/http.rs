@@ -167,11 +167,16 @@ struct Body {
 
 impl Body {
     fn new(incoming: Incoming, options: &Options) -> Body {
+        let done = incoming.is_end_stream();
         Body {
-            done: incoming.is_end_stream(),
+            done,
             incoming,
             started: false,
-            deadline: options.read_timeout.map(|t| Instant::now() + t),
+            // A request without a body (every GET) has nothing to time: no clock read.
+            deadline: options
+                .read_timeout
+                .filter(|_| !done)
+                .map(|t| Instant::now() + t),
             timed_out: false,
         }
     }
