@@ -31,8 +31,15 @@ struct Handoff {
     serve: ServeConnection,
 }
 
+/// What a connection thread is told.
+enum Message {
+    Serve(Handoff),
+    /// Drop every connection (and so every reference it holds to the server), then confirm.
+    Stop(std::sync::mpsc::Sender<()>),
+}
+
 struct ConnectionThread {
-    queue: mpsc::UnboundedSender<Handoff>,
+    queue: mpsc::UnboundedSender<Message>,
     /// Connections handed to this thread and not finished yet.
     open: Arc<AtomicUsize>,
 }
@@ -66,14 +73,18 @@ impl ConnectionThreads {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
-            let (queue, mut handoffs) = mpsc::unbounded_channel::<Handoff>();
+            let (queue, mut messages) = mpsc::unbounded_channel::<Message>();
             let open = Arc::new(AtomicUsize::new(0));
             let thread_open = open.clone();
             std::thread::Builder::new()
                 .name(format!("coffer-connections-{index}"))
                 .spawn(move || {
-                    runtime.block_on(async move {
-                        while let Some(handoff) = handoffs.recv().await {
+                    let stopped = runtime.block_on(async move {
+                        while let Some(message) = messages.recv().await {
+                            let handoff = match message {
+                                Message::Serve(handoff) => handoff,
+                                Message::Stop(confirm) => return Some(confirm),
+                            };
                             let open = thread_open.clone();
                             match TcpStream::from_std(handoff.stream) {
                                 Ok(stream) => {
@@ -88,7 +99,13 @@ impl ConnectionThreads {
                                 }
                             }
                         }
-                    })
+                        None
+                    });
+                    // Dropping the runtime drops every connection still open on it.
+                    drop(runtime);
+                    if let Some(confirm) = stopped {
+                        let _ = confirm.send(());
+                    }
                 })?;
             threads.push(ConnectionThread { queue, open });
         }
@@ -111,16 +128,41 @@ impl ConnectionThreads {
             }
         };
         thread.open.fetch_add(1, Ordering::Relaxed);
-        if let Err(mpsc::error::SendError(handoff)) = thread.queue.send(Handoff {
-            stream: std_stream,
-            serve,
-        }) {
+        if let Err(mpsc::error::SendError(Message::Serve(handoff))) =
+            thread.queue.send(Message::Serve(Handoff {
+                stream: std_stream,
+                serve,
+            }))
+        {
             thread.open.fetch_sub(1, Ordering::Relaxed);
             match TcpStream::from_std(handoff.stream) {
                 Ok(stream) => {
                     tokio::spawn((handoff.serve)(stream));
                 }
                 Err(e) => tracing::warn!(error = %e, "could not register a connection"),
+            }
+        }
+    }
+
+    /// Close every connection on every thread and stop the threads, waiting (at most a few
+    /// seconds) until they have. The server calls this at shutdown, before it lets go of its
+    /// core: the connections hold references to it, and the core's storage checkpoints and
+    /// audit devices finish only once the last reference is gone. Later connections are served
+    /// on the caller's runtime.
+    pub fn stop(&self) {
+        let mut confirmations = Vec::new();
+        for thread in &self.threads {
+            let (confirm, confirmed) = std::sync::mpsc::channel();
+            if thread.queue.send(Message::Stop(confirm)).is_ok() {
+                confirmations.push(confirmed);
+            }
+        }
+        for confirmed in confirmations {
+            if confirmed
+                .recv_timeout(std::time::Duration::from_secs(5))
+                .is_err()
+            {
+                tracing::warn!("a connection thread did not stop within 5 s");
             }
         }
     }
@@ -195,5 +237,64 @@ mod tests {
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
         panic!("open counts stayed at {:?}", threads.open_per_thread());
+    }
+
+    /// Stopping drops the connections still open (and what they hold), and later connections
+    /// are served on the caller's runtime.
+    #[tokio::test]
+    async fn stopping_drops_open_connections_and_what_they_hold() {
+        let threads = ConnectionThreads::start(2).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let held = Arc::new(());
+        let mut clients = Vec::new();
+        for _ in 0..3 {
+            clients.push(TcpStream::connect(addr).await.unwrap());
+            let (server_side, _) = listener.accept().await.unwrap();
+            let held = held.clone();
+            threads.dispatch(
+                server_side,
+                Box::new(move |mut stream: TcpStream| {
+                    Box::pin(async move {
+                        let _held = held;
+                        // Waits for a byte that never comes: the connection stays open.
+                        let mut byte = [0u8; 1];
+                        let _ = stream.read_exact(&mut byte).await;
+                    })
+                }),
+            );
+        }
+        // Each connection is registered and holds its reference (give the threads a moment).
+        for _ in 0..200 {
+            if Arc::strong_count(&held) == 4 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert_eq!(Arc::strong_count(&held), 4);
+        threads.stop();
+        assert_eq!(
+            Arc::strong_count(&held),
+            1,
+            "every connection's future was dropped"
+        );
+        for mut client in clients {
+            let mut rest = Vec::new();
+            assert_eq!(client.read_to_end(&mut rest).await.unwrap(), 0, "closed");
+        }
+        // After the stop, a connection is served on this runtime.
+        let mut client = TcpStream::connect(addr).await.unwrap();
+        let (server_side, _) = listener.accept().await.unwrap();
+        threads.dispatch(
+            server_side,
+            Box::new(|mut stream: TcpStream| {
+                Box::pin(async move {
+                    let _ = stream.write_all(b"here").await;
+                })
+            }),
+        );
+        let mut answer = String::new();
+        client.read_to_string(&mut answer).await.unwrap();
+        assert_eq!(answer, "here");
     }
 }

@@ -256,6 +256,7 @@ async fn run_dev(args: ServerArgs, catalog: Arc<Catalog>) -> Result<(), String> 
     wait_for_shutdown().await;
     server.abort();
     core.shutdown().await;
+    close_connections().await;
     Ok(())
 }
 
@@ -313,7 +314,16 @@ async fn run_config(config: ServerConfig, catalog: Arc<Catalog>) -> Result<(), S
         t.abort();
     }
     core.shutdown().await;
+    close_connections().await;
     Ok(())
+}
+
+/// Close the connections still open at shutdown (see `ConnectionThreads::stop`), so that the
+/// core is let go of, and its storage and audit devices finish, before the process exits.
+async fn close_connections() {
+    if let Some(threads) = crate::connections::ConnectionThreads::global() {
+        let _ = tokio::task::spawn_blocking(|| threads.stop()).await;
+    }
 }
 
 async fn wait_for_shutdown() {

@@ -627,3 +627,56 @@ fn the_log_has_no_colour_codes_when_it_is_not_a_terminal() {
     assert!(log.contains("unsealed"), "{log}");
     assert!(!log.contains('\u{1b}'), "{log:?}");
 }
+
+/// A clean stop while a client still holds a kept-alive connection lets go of the server all
+/// the same: the storage's final checkpoint runs, so the next start has no log to replay (the
+/// connection threads hold references to the server until they are stopped).
+#[test]
+fn a_clean_stop_with_a_connection_still_open_checkpoints_the_storage() {
+    use std::io::{Read, Write};
+    let mut server = TestServer::from_config(FILE_STORAGE_CONFIG);
+    let (keys, root) = init_and_unseal(&server, 1, 1);
+    let (status, body) = server.request(
+        "POST",
+        "sys/mounts/secret",
+        Some(&root),
+        Some(&json!({"type": "kv", "options": {"version": "2"}})),
+    );
+    assert!(status == 204 || status == 200, "{status} {body}");
+    for i in 0..20 {
+        let (status, body) = server.request(
+            "POST",
+            &format!("secret/data/k{i}"),
+            Some(&root),
+            Some(&json!({"data": {"v": i}})),
+        );
+        assert_eq!(status, 200, "{body}");
+    }
+    let mut idle = std::net::TcpStream::connect(server.host_port()).unwrap();
+    idle.write_all(b"GET /v1/sys/health HTTP/1.1\r\nHost: coffer\r\n\r\n")
+        .unwrap();
+    let mut first = [0u8; 12];
+    idle.read_exact(&mut first).unwrap();
+    assert_eq!(
+        &first, b"HTTP/1.1 200",
+        "the connection is served and kept open"
+    );
+
+    let replays = |log: &str| log.matches("write-ahead log replayed").count();
+    let before = replays(&server.log());
+    server.restart();
+    assert_eq!(
+        replays(&server.log()),
+        before,
+        "the stop did not checkpoint: {}",
+        server.log()
+    );
+    unseal(&server, &keys[..1]);
+    let (status, body) = server.request("GET", "secret/data/k19", Some(&root), None);
+    assert_eq!(
+        (status, &body["data"]["data"]["v"]),
+        (200, &json!(19)),
+        "{body}"
+    );
+    drop(idle);
+}
