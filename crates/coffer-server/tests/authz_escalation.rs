@@ -508,13 +508,7 @@ async fn renewal_respects_explicit_max_ttl_the_mount_tune_and_the_auth_methods_r
         .unwrap()
         .to_string();
     let login = || async {
-        let sid = data(
-            &h.ok(Update, "auth/approle/role/r/secret-id", json!({}))
-                .await,
-        )["secret_id"]
-            .as_str()
-            .unwrap()
-            .to_string();
+        let sid = h.secret_id("r").await;
         auth_of(
             h.call(
                 Update,
@@ -1110,13 +1104,7 @@ async fn caller_chosen_metadata_cannot_join_a_dynamic_group() {
         json!({"rule": "any {entity.metadata.instance.compartment.id = 'prod'}"}),
     )
     .await;
-    let sid = data(
-        &h.ok(Update, "auth/approle/role/app/secret-id", json!({}))
-            .await,
-    )["secret_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let sid = h.secret_id("app").await;
     let auth = auth_of(
         h.call(
             Update,

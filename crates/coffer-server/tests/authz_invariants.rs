@@ -236,13 +236,7 @@ impl AppRoleModel {
             json!({"role_id": "app-id", "token_policies": subset(mask)}),
         )
         .await;
-        let secret_id = data(
-            &h.ok(Update, "auth/approle/role/app/secret-id", json!({}))
-                .await,
-        )["secret_id"]
-            .as_str()
-            .unwrap()
-            .to_string();
+        let secret_id = h.secret_id("app").await;
         AppRoleModel {
             policies: Some(subset(mask).into_iter().collect()),
             secret_id,

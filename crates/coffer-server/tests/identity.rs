@@ -121,14 +121,8 @@ async fn seed_scenario_dynamic_group_grants_exactly_one_secret_to_prod_hosts() {
 async fn login_creates_one_entity_per_alias_and_reports_identity_policies() {
     let h = setup().await;
     h.ok(Update, "identity/group", json!({"name": "prod-hosts", "type": "dynamic", "rule": "all {alias.metadata.instance.compartment.id = 'prod', alias.metadata.instance.id = 'i-9'}", "policies": ["my-secret"]})).await;
-    h.ok(Update, "sys/auth/userpass", json!({"type": "userpass"}))
+    h.userpass_user("alice", json!({"password": "pw-alice-1"}))
         .await;
-    h.ok(
-        Update,
-        "auth/userpass/users/alice",
-        json!({"password": "pw-alice-1"}),
-    )
-    .await;
     let first = h
         .call(
             Update,
@@ -208,14 +202,8 @@ async fn login_creates_one_entity_per_alias_and_reports_identity_policies() {
 #[tokio::test]
 async fn membership_changes_apply_on_the_next_request() {
     let h = setup().await;
-    h.ok(Update, "sys/auth/userpass", json!({"type": "userpass"}))
+    h.userpass_user("bob", json!({"password": "pw-bob-12"}))
         .await;
-    h.ok(
-        Update,
-        "auth/userpass/users/bob",
-        json!({"password": "pw-bob-12"}),
-    )
-    .await;
     let auth = h
         .call(
             Update,
@@ -428,14 +416,8 @@ async fn entities_groups_and_lookups_follow_vaults_api() {
 #[tokio::test]
 async fn deleting_an_alias_or_its_entity_reaches_the_next_login() {
     let h = setup().await;
-    h.ok(Update, "sys/auth/userpass", json!({"type": "userpass"}))
+    h.userpass_user("bob", json!({"password": "pw-bob-1"}))
         .await;
-    h.ok(
-        Update,
-        "auth/userpass/users/bob",
-        json!({"password": "pw-bob-1"}),
-    )
-    .await;
     let login = || async {
         h.call(
             Update,

@@ -9,11 +9,8 @@ use serde_json::json;
 #[tokio::test]
 async fn userpass_tokens_stop_renewing_when_the_user_is_deleted() {
     let h = Harness::new().await;
-    h.ok(Update, "sys/auth/userpass", json!({"type": "userpass"}))
-        .await;
-    h.ok(
-        Update,
-        "auth/userpass/users/dana",
+    h.userpass_user(
+        "dana",
         json!({"password": "pw-dana-99", "token_ttl": "1h", "token_max_ttl": "10h"}),
     )
     .await;
@@ -86,14 +83,7 @@ async fn approle_tokens_stop_renewing_when_the_role_is_deleted() {
             .client_token
         }
     };
-    let sid = h
-        .ok(Update, "auth/approle/role/web/secret-id", json!({}))
-        .await
-        .data
-        .unwrap()["secret_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let sid = h.secret_id("web").await;
     let t = login(sid).await;
     h.call(Update, "auth/token/renew-self", json!({}), &t)
         .await
@@ -133,14 +123,8 @@ async fn approle_tokens_stop_renewing_when_the_role_is_deleted() {
 #[tokio::test]
 async fn disabling_an_auth_method_revokes_every_token_it_issued() {
     let h = Harness::new().await;
-    h.ok(Update, "sys/auth/userpass", json!({"type": "userpass"}))
+    h.userpass_user("erin", json!({"password": "pw-erin-77"}))
         .await;
-    h.ok(
-        Update,
-        "auth/userpass/users/erin",
-        json!({"password": "pw-erin-77"}),
-    )
-    .await;
     let t = h
         .call(
             Update,

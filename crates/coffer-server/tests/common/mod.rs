@@ -121,6 +121,37 @@ impl Harness {
             .client_token
     }
 
+    /// Enable userpass at `auth/userpass/` and create the user `name` with `user` (its
+    /// password and options), as root.
+    pub async fn userpass_user(&self, name: &str, user: Value) {
+        let mut mount = serde_json::Map::new();
+        mount.insert("type".into(), Value::String("userpass".into()));
+        self.ok(Operation::Update, "sys/auth/userpass", Value::Object(mount))
+            .await;
+        self.ok(
+            Operation::Update,
+            &format!("auth/userpass/users/{name}"),
+            user,
+        )
+        .await;
+    }
+
+    /// A secret ID with no options for the AppRole role `role` at `auth/approle/`, as root.
+    pub async fn secret_id(&self, role: &str) -> String {
+        data(
+            &self
+                .ok(
+                    Operation::Update,
+                    &format!("auth/approle/role/{role}/secret-id"),
+                    Value::Object(Default::default()),
+                )
+                .await,
+        )["secret_id"]
+            .as_str()
+            .expect("secret_id")
+            .to_string()
+    }
+
     /// Every physical key and value, for before/after comparisons.
     pub async fn snapshot(&self) -> Vec<(String, Vec<u8>)> {
         let mut out = Vec::new();
