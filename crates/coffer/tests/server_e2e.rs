@@ -40,6 +40,29 @@ fn unseal(server: &TestServer, keys: &[String]) {
     }
 }
 
+/// KV version 2 at `secret/`.
+fn mount_kv_v2(server: &TestServer, root: &str) {
+    server.request(
+        "POST",
+        "sys/mounts/secret",
+        Some(root),
+        Some(&json!({"type": "kv-v2"})),
+    );
+}
+
+/// `secret/data/k0` .. `k{n-1}`, each `{"i": its number}`, one request at a time.
+fn write_numbered_secrets(server: &TestServer, root: &str, n: u64) {
+    for i in 0..n {
+        let (status, _) = server.request(
+            "POST",
+            &format!("secret/data/k{i}"),
+            Some(root),
+            Some(&json!({"data": {"i": i}})),
+        );
+        assert_eq!(status, 200);
+    }
+}
+
 #[test]
 fn file_storage_server_keeps_secrets_across_seal_and_restart() {
     let mut server = TestServer::from_config(FILE_STORAGE_CONFIG);
@@ -137,23 +160,10 @@ fn storage_counter(server: &TestServer, token: &str, name: &str) -> u64 {
 fn metrics_count_durable_commits_and_the_writes_they_carry() {
     let server = TestServer::from_config(FILE_STORAGE_CONFIG);
     let (_, root) = init_and_unseal(&server, 1, 1);
-    server.request(
-        "POST",
-        "sys/mounts/secret",
-        Some(&root),
-        Some(&json!({"type": "kv-v2"})),
-    );
+    mount_kv_v2(&server, &root);
     let fsyncs_before = storage_counter(&server, &root, "durable_commits");
     let ops_before = storage_counter(&server, &root, "ops");
-    for i in 0..5 {
-        let (status, _) = server.request(
-            "POST",
-            &format!("secret/data/k{i}"),
-            Some(&root),
-            Some(&json!({"data": {"i": i}})),
-        );
-        assert_eq!(status, 200);
-    }
+    write_numbered_secrets(&server, &root, 5);
     // One at a time, every write is its own durable commit of at least one op.
     let fsyncs = storage_counter(&server, &root, "durable_commits") - fsyncs_before;
     let ops = storage_counter(&server, &root, "ops") - ops_before;
@@ -178,21 +188,8 @@ fn metrics_count_durable_commits_and_the_writes_they_carry() {
 fn acknowledged_writes_survive_sigkill() {
     let mut server = TestServer::from_config(FILE_STORAGE_CONFIG);
     let (keys, root) = init_and_unseal(&server, 1, 1);
-    server.request(
-        "POST",
-        "sys/mounts/secret",
-        Some(&root),
-        Some(&json!({"type": "kv-v2"})),
-    );
-    for i in 0..50 {
-        let (status, _) = server.request(
-            "POST",
-            &format!("secret/data/k{i}"),
-            Some(&root),
-            Some(&json!({"data": {"i": i}})),
-        );
-        assert_eq!(status, 200);
-    }
+    mount_kv_v2(&server, &root);
+    write_numbered_secrets(&server, &root, 50);
     server.kill();
     server.restart();
     unseal(&server, &keys[..1]);
@@ -636,22 +633,8 @@ fn a_clean_stop_with_a_connection_still_open_checkpoints_the_storage() {
     use std::io::{Read, Write};
     let mut server = TestServer::from_config(FILE_STORAGE_CONFIG);
     let (keys, root) = init_and_unseal(&server, 1, 1);
-    let (status, body) = server.request(
-        "POST",
-        "sys/mounts/secret",
-        Some(&root),
-        Some(&json!({"type": "kv", "options": {"version": "2"}})),
-    );
-    assert!(status == 204 || status == 200, "{status} {body}");
-    for i in 0..20 {
-        let (status, body) = server.request(
-            "POST",
-            &format!("secret/data/k{i}"),
-            Some(&root),
-            Some(&json!({"data": {"v": i}})),
-        );
-        assert_eq!(status, 200, "{body}");
-    }
+    mount_kv_v2(&server, &root);
+    write_numbered_secrets(&server, &root, 20);
     let mut idle = std::net::TcpStream::connect(server.host_port()).unwrap();
     idle.write_all(b"GET /v1/sys/health HTTP/1.1\r\nHost: coffer\r\n\r\n")
         .unwrap();
@@ -674,7 +657,7 @@ fn a_clean_stop_with_a_connection_still_open_checkpoints_the_storage() {
     unseal(&server, &keys[..1]);
     let (status, body) = server.request("GET", "secret/data/k19", Some(&root), None);
     assert_eq!(
-        (status, &body["data"]["data"]["v"]),
+        (status, &body["data"]["data"]["i"]),
         (200, &json!(19)),
         "{body}"
     );
