@@ -31,6 +31,25 @@ struct Handoff {
     serve: ServeConnection,
 }
 
+impl Handoff {
+    /// Register the socket with the calling thread's runtime and serve it there; `ended` runs
+    /// when the connection is done (or could not be registered).
+    fn serve_here(self, ended: impl FnOnce() + Send + 'static) {
+        match TcpStream::from_std(self.stream) {
+            Ok(stream) => {
+                tokio::spawn(async move {
+                    (self.serve)(stream).await;
+                    ended();
+                });
+            }
+            Err(e) => {
+                ended();
+                tracing::warn!(error = %e, "could not register a connection");
+            }
+        }
+    }
+}
+
 /// What a connection thread is told.
 enum Message {
     Serve(Handoff),
@@ -86,18 +105,9 @@ impl ConnectionThreads {
                                 Message::Stop(confirm) => return Some(confirm),
                             };
                             let open = thread_open.clone();
-                            match TcpStream::from_std(handoff.stream) {
-                                Ok(stream) => {
-                                    tokio::spawn(async move {
-                                        (handoff.serve)(stream).await;
-                                        open.fetch_sub(1, Ordering::Relaxed);
-                                    });
-                                }
-                                Err(e) => {
-                                    open.fetch_sub(1, Ordering::Relaxed);
-                                    tracing::warn!(error = %e, "could not register a connection");
-                                }
-                            }
+                            handoff.serve_here(move || {
+                                open.fetch_sub(1, Ordering::Relaxed);
+                            });
                         }
                         None
                     });
@@ -135,12 +145,7 @@ impl ConnectionThreads {
             }))
         {
             thread.open.fetch_sub(1, Ordering::Relaxed);
-            match TcpStream::from_std(handoff.stream) {
-                Ok(stream) => {
-                    tokio::spawn((handoff.serve)(stream));
-                }
-                Err(e) => tracing::warn!(error = %e, "could not register a connection"),
-            }
+            handoff.serve_here(|| {});
         }
     }
 
