@@ -218,10 +218,16 @@ async fn acknowledged_writes_survive_a_killed_process() {
     );
 
     let reopened = EmbeddedStorage::open(dir.path()).unwrap();
-    for key in &acked {
+    assert_each_key_holds_its_name(&reopened, &acked).await;
+}
+
+/// Every key in `keys` (each written with its own name as value, as the crash children do)
+/// reads back: an acknowledged write survived.
+async fn assert_each_key_holds_its_name(storage: &EmbeddedStorage, keys: &[String]) {
+    for key in keys {
         assert_eq!(
-            reopened.get(key).await.unwrap(),
-            Some(key.clone().into_bytes()),
+            storage.get(key).await.unwrap(),
+            Some(key.as_bytes().to_vec()),
             "acknowledged write {key} lost in the crash"
         );
     }
@@ -462,13 +468,7 @@ fn writes_acknowledged_just_before_a_kill_are_replayed_from_the_log() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         let storage = EmbeddedStorage::open(dir.path()).unwrap();
-        for key in &acknowledged {
-            assert_eq!(
-                storage.get(key).await.unwrap(),
-                Some(key.as_bytes().to_vec()),
-                "{key} lost"
-            );
-        }
+        assert_each_key_holds_its_name(&storage, &acknowledged).await;
         assert_eq!(
             storage.get("deleted").await.unwrap(),
             None,
