@@ -14,7 +14,7 @@ use crate::metrics::Metrics;
 use crate::mounts::{LeaseLimits, Mounted, Router};
 use crate::policies::PolicyStore;
 use crate::shamir;
-use crate::tokens::{NewToken, TokenStore};
+use crate::tokens::{NewToken, TokenMemo, TokenStore};
 use coffer_policy::Capabilities;
 use coffer_sdk::clock::Clock;
 use coffer_sdk::framework::Ctx;
@@ -542,17 +542,32 @@ impl Core {
 
     /// Handle one request. `token` is the client token, if any.
     pub async fn handle(&self, req: Request, token: Option<&str>) -> Result<Response> {
-        self.handle_at_mount(req, token)
+        self.handle_at_mount(req, token, None)
+            .await
+            .map(|(response, _)| response)
+    }
+
+    /// Handle one request that came over a client connection whose token memo is `memo` (see
+    /// [`TokenMemo`]).
+    pub async fn handle_on_connection(
+        &self,
+        req: Request,
+        token: Option<&str>,
+        memo: &TokenMemo,
+    ) -> Result<Response> {
+        self.handle_at_mount(req, token, Some(memo))
             .await
             .map(|(response, _)| response)
     }
 
     /// Handle one request; with the answer, the type of the mount that gave it (for the
     /// envelope's `mount_type`), so the front door does not resolve the mount a second time.
+    /// `memo` is the token memo of the connection the request came over, if any.
     pub async fn handle_at_mount(
         &self,
         req: Request,
         token: Option<&str>,
+        memo: Option<&TokenMemo>,
     ) -> Result<(Response, String)> {
         let started = Instant::now();
         let operation = req.operation;
@@ -573,7 +588,9 @@ impl Core {
             data: req.data.clone(),
             wrap_ttl: req.wrap_ttl,
         });
-        let result = self.handle_inner(req, token, hooks, audit.as_mut()).await;
+        let result = self
+            .handle_inner(req, token, memo, hooks, audit.as_mut())
+            .await;
         if let Some(audit) = &audit {
             let outcome = match &result {
                 Ok((response, _)) => AuditOutcome::Response(response),
@@ -597,6 +614,7 @@ impl Core {
         &self,
         mut req: Request,
         token: Option<&str>,
+        memo: Option<&TokenMemo>,
         hooks: &[Arc<dyn AuditHook>],
         mut audit: Option<&mut AuditRequest>,
     ) -> Result<(Response, String)> {
@@ -629,9 +647,12 @@ impl Core {
         }
 
         // Authenticate (unauthenticated paths still learn who is calling, if anyone is).
-        let entry = match token {
-            Some(t) if !sealed => self.tokens.lookup(t).await?,
-            _ => None,
+        let (entry, caller) = match token {
+            Some(t) if !sealed => match self.tokens.authenticate(t, memo).await? {
+                Some(found) => (Some(found.entry), Some(found.caller)),
+                None => (None, None),
+            },
+            _ => (None, None),
         };
         if !spec.unauthenticated && entry.is_none() {
             return Err(Error::PermissionDenied);
@@ -647,8 +668,7 @@ impl Core {
         let request_id = req.id.clone();
         req.mount_point = mounted.route_path.clone();
         req.path = rel.clone();
-        if let (Some(e), Some(token)) = (&entry, token) {
-            let caller = self.tokens.caller(token, e)?;
+        if let (Some(e), Some(caller), Some(token)) = (&entry, caller, token) {
             if let Some(audit) = audit.as_deref_mut() {
                 audit.accessor = Some(caller.accessor.clone());
                 audit.policies = e.policies.clone();

@@ -264,6 +264,8 @@ pub struct ConnectionScope {
     pub connection: Arc<Connection>,
     /// The listener's body handling.
     pub options: Arc<Options>,
+    /// The last token this connection presented, remembered for its next request.
+    pub token_memo: crate::tokens::TokenMemo,
 }
 
 /// Serve one HTTP request.
@@ -279,6 +281,7 @@ pub async fn handle(
         core,
         connection: conn,
         options,
+        token_memo,
     } = &*scope;
     let request_id = {
         let mut bytes = [0u8; 16];
@@ -293,7 +296,7 @@ pub async fn handle(
     let (parts, incoming) = req.into_parts();
     let head = parts.method == Method::HEAD;
     let mut body = Body::new(incoming, options);
-    let answer = handle_inner(core, conn, &parts, &mut body, &request_id).await;
+    let answer = handle_inner(core, conn, token_memo, &parts, &mut body, &request_id).await;
     let mut response = if body.timed_out {
         let mut response = error_response(&Error::bad("timed out reading the request body"));
         *response.status_mut() = StatusCode::REQUEST_TIMEOUT;
@@ -326,6 +329,7 @@ pub async fn handle(
 async fn handle_inner(
     core: &Core,
     conn: &Connection,
+    token_memo: &crate::tokens::TokenMemo,
     req: &Parts,
     body: &mut Body,
     request_id: &str,
@@ -424,5 +428,6 @@ async fn handle_inner(
         connection: conn.clone(),
         wrap_ttl,
     };
-    core.handle_at_mount(request, token.as_deref()).await
+    core.handle_at_mount(request, token.as_deref(), Some(token_memo))
+        .await
 }

@@ -624,6 +624,7 @@ async fn serve_io<I: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
         core,
         connection: Arc::new(conn),
         options,
+        token_memo: Default::default(),
     });
     let requests = watch.clone();
     // The handler's future goes to hyper as it is: a wrapper around it would be moved (copied)

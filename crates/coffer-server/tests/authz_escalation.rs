@@ -678,7 +678,7 @@ async fn call_from(
 ) -> coffer_sdk::Result<Response> {
     let mut req = Request::new(op, path).with_data(body);
     req.connection = from(addr);
-    h.core.handle(req, Some(token)).await
+    h.call_on_connection(req, Some(token)).await
 }
 
 #[tokio::test]

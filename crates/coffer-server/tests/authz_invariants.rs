@@ -391,7 +391,7 @@ async fn call_from(
 ) -> coffer_sdk::Result<coffer_sdk::Response> {
     let mut req = Request::new(op, path).with_data(body);
     req.connection = from(addr);
-    h.core.handle(req, Some(token)).await
+    h.call_on_connection(req, Some(token)).await
 }
 
 fn check(cond: bool, msg: impl FnOnce() -> String) -> Result<(), TestCaseError> {

@@ -453,3 +453,201 @@ async fn an_unknown_path_is_not_repeated_to_the_caller() {
     assert_eq!(err.status(), 404);
     assert!(!err.to_string().contains(&t), "{err}");
 }
+
+// ----- a connection's token memo -------------------------------------------------------------
+// Each client connection remembers the last token it presented (`TokenMemo`). These tests keep
+// one "connection" for the token under test and send root's changes over the harness's own, so
+// the memo under test is never replaced by another token: what it remembered must stop counting
+// the moment the token changes.
+
+use coffer_sdk::Request;
+use coffer_server::tokens::TokenMemo;
+
+/// A token whose one policy reads `secret/data/memo`, which holds a value.
+async fn reader(h: &Harness, extra: serde_json::Value) -> String {
+    h.ok(
+        Update,
+        "sys/policies/acl/memo-reader",
+        json!({"policy": r#"path "secret/data/memo" { capabilities = ["read"] }"#}),
+    )
+    .await;
+    h.ok(Update, "secret/data/memo", json!({"data": {"v": "1"}}))
+        .await;
+    let mut options = json!({"policies": ["memo-reader"], "no_default_policy": true});
+    options
+        .as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
+    h.token(options).await
+}
+
+async fn read_over(
+    h: &Harness,
+    conn: &TokenMemo,
+    path: &str,
+    token: &str,
+) -> Result<coffer_sdk::Response, coffer_sdk::Error> {
+    h.core
+        .handle_on_connection(Request::new(Read, path), Some(token), conn)
+        .await
+}
+
+#[tokio::test]
+async fn a_remembered_token_is_refused_once_revoked() {
+    let h = Harness::new().await;
+    let t = reader(&h, json!({})).await;
+    let conn = TokenMemo::default();
+    for _ in 0..3 {
+        read_over(&h, &conn, "secret/data/memo", &t).await.unwrap();
+    }
+    assert_eq!(conn.recalled(), 2, "the repeats are answered from the memo");
+    h.ok(Update, "auth/token/revoke", json!({"token": t})).await;
+    let err = read_over(&h, &conn, "secret/data/memo", &t)
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), 403, "{err}");
+}
+
+#[tokio::test]
+async fn a_remembered_child_is_refused_once_its_parent_is_revoked() {
+    let h = Harness::new().await;
+    let parent = creator(&h).await;
+    h.ok(
+        Update,
+        "sys/policies/acl/creator",
+        json!({"policy": r#"
+            path "auth/token/create" { capabilities = ["update"] }
+            path "secret/data/memo" { capabilities = ["read"] }"#}),
+    )
+    .await;
+    h.ok(Update, "secret/data/memo", json!({"data": {"v": "1"}}))
+        .await;
+    let child = h
+        .call(Update, "auth/token/create", json!({}), &parent)
+        .await
+        .unwrap()
+        .auth
+        .unwrap()
+        .client_token;
+    let conn = TokenMemo::default();
+    read_over(&h, &conn, "secret/data/memo", &child)
+        .await
+        .unwrap();
+    read_over(&h, &conn, "secret/data/memo", &child)
+        .await
+        .unwrap();
+    h.ok(Update, "auth/token/revoke", json!({"token": parent}))
+        .await;
+    let err = read_over(&h, &conn, "secret/data/memo", &child)
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), 403, "{err}");
+}
+
+#[tokio::test]
+async fn a_remembered_token_expires_with_the_clock_and_is_revoked_on_sight() {
+    let h = Harness::new().await;
+    let t = reader(&h, json!({"ttl": "60s"})).await;
+    let conn = TokenMemo::default();
+    read_over(&h, &conn, "secret/data/memo", &t).await.unwrap();
+    h.clock.advance(Duration::from_secs(59));
+    read_over(&h, &conn, "secret/data/memo", &t).await.unwrap();
+    assert_eq!(conn.recalled(), 1);
+    h.clock.advance(Duration::from_secs(2));
+    let err = read_over(&h, &conn, "secret/data/memo", &t)
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), 403, "{err}");
+    // Revoked, not merely refused: root's lookup finds nothing.
+    assert!(h
+        .call(Update, "auth/token/lookup", json!({"token": t}), &h.root)
+        .await
+        .is_err());
+}
+
+#[tokio::test]
+async fn a_remembered_limited_use_token_still_counts_every_use() {
+    let h = Harness::new().await;
+    let t = reader(&h, json!({"num_uses": 3})).await;
+    let conn = TokenMemo::default();
+    for use_number in 1..=3 {
+        read_over(&h, &conn, "secret/data/memo", &t)
+            .await
+            .unwrap_or_else(|e| panic!("use {use_number}: {e}"));
+    }
+    let err = read_over(&h, &conn, "secret/data/memo", &t)
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), 403, "{err}");
+}
+
+#[tokio::test]
+async fn a_connection_answers_each_token_as_itself_not_as_the_one_it_remembers() {
+    let h = Harness::new().await;
+    let t = reader(&h, json!({})).await;
+    let other = h.token(json!({"policies": ["default"]})).await;
+    let conn = TokenMemo::default();
+    read_over(&h, &conn, "secret/data/memo", &t).await.unwrap();
+    read_over(&h, &conn, "secret/data/memo", &t).await.unwrap();
+    // Not the remembered token: refused, whatever it shares with it.
+    let mut longer = t.clone();
+    longer.push('x');
+    let mut last_changed = t.clone();
+    let last = last_changed.pop().unwrap();
+    last_changed.push(if last == 'a' { 'b' } else { 'a' });
+    for wrong in [
+        longer.as_str(),
+        &t[..t.len() - 1],
+        last_changed.as_str(),
+        other.as_str(),
+        "",
+    ] {
+        let err = read_over(&h, &conn, "secret/data/memo", wrong)
+            .await
+            .unwrap_err();
+        assert_eq!(err.status(), 403, "{wrong:?}: {err}");
+        // And the remembered token is still itself afterwards.
+        read_over(&h, &conn, "secret/data/memo", &t).await.unwrap();
+    }
+    // Each token's own identity reaches the handler.
+    let who = |token: String| {
+        let h = &h;
+        let conn = &conn;
+        async move {
+            let resp = read_over(h, conn, "auth/token/lookup-self", &token)
+                .await
+                .unwrap();
+            data(&resp)["policies"].clone()
+        }
+    };
+    assert_eq!(who(other.clone()).await, json!(["default"]));
+    assert_eq!(who(other.clone()).await, json!(["default"]));
+}
+
+#[tokio::test]
+async fn a_remembered_token_is_not_answered_while_sealed() {
+    let h = Harness::new().await;
+    let t = reader(&h, json!({})).await;
+    let conn = TokenMemo::default();
+    read_over(&h, &conn, "secret/data/memo", &t).await.unwrap();
+    read_over(&h, &conn, "secret/data/memo", &t).await.unwrap();
+    assert_eq!(conn.recalled(), 1);
+    h.core.seal().await.unwrap();
+    let err = read_over(&h, &conn, "secret/data/memo", &t)
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), 503, "{err}");
+    h.core
+        .unseal(Some(zeroize::Zeroizing::new(h.keys[0].clone())), false)
+        .await
+        .unwrap();
+    read_over(&h, &conn, "secret/data/memo", &t).await.unwrap();
+    h.ok(Update, "auth/token/revoke", json!({"token": t})).await;
+    assert_eq!(
+        read_over(&h, &conn, "secret/data/memo", &t)
+            .await
+            .unwrap_err()
+            .status(),
+        403
+    );
+}

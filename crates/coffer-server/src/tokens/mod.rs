@@ -9,6 +9,10 @@
 //!   storage.
 //! - Every child is indexed under its parent (`parent/<parent hash>/<child hash>`), so revoking
 //!   a parent revokes its whole tree.
+//! - A client connection may remember the last token it presented with its entry
+//!   ([`TokenMemo`]), so a repeat skips the salted hash. A memo is used only while the store's
+//!   epoch, which moves on after every change to a cached entry, to the keys or to the cache
+//!   itself, is the one it was taken at; the expiry is checked on every use.
 
 use crate::barrier::{random_bytes, Barrier, BarrierView};
 use base64::Engine as _;
@@ -22,6 +26,7 @@ use parking_lot::RwLock;
 use ring::hmac;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use subtle::ConstantTimeEq;
@@ -227,6 +232,82 @@ pub struct TokenStore {
     hooks: RwLock<Option<std::sync::Weak<dyn TokenHooks>>>,
     /// Held while a use of a limited-use token is counted.
     use_lock: tokio::sync::Mutex<()>,
+    /// Moves on after every change to `cache`, `callers` or `keys` (see [`TokenMemo`]).
+    epoch: AtomicU64,
+}
+
+/// A token found for a request: its live entry and what engines are told about its holder.
+pub struct Authenticated {
+    /// The token's entry.
+    pub entry: Arc<TokenEntry>,
+    /// The caller description engines get.
+    pub caller: Arc<Caller>,
+}
+
+/// What one client connection remembers of the last token it presented, so that the next
+/// request with the same token finds its entry without the salted hash (an HMAC per request
+/// was the largest single cost of an authenticated read) or the shared caches.
+///
+/// Remembered only with the token store's epoch at the time of the lookup; any later change to
+/// a cached token (a revocation, a use of a limited-use token, a renewal), to the keys (seal)
+/// or to the cache moves the epoch on and the memo is ignored. The presented token is compared
+/// with the remembered one in constant time, and the remembered copy is wiped when replaced or
+/// when the connection ends.
+#[derive(Default)]
+pub struct TokenMemo {
+    last: parking_lot::Mutex<Option<Remembered>>,
+    /// Requests answered from the memo (tests show with it that the memo is used at all).
+    recalled: AtomicU64,
+}
+
+struct Remembered {
+    token: Zeroizing<String>,
+    epoch: u64,
+    entry: Arc<TokenEntry>,
+    caller: Arc<Caller>,
+    /// Whether `entry` and `caller` are this connection's own copies. The first lookup shares
+    /// the cache's; a repeat makes private ones, so that each request's reference-count
+    /// updates stay in memory only this connection's thread writes.
+    private: bool,
+}
+
+impl TokenMemo {
+    /// How many requests the memo has answered.
+    pub fn recalled(&self) -> u64 {
+        self.recalled.load(Ordering::Relaxed)
+    }
+
+    fn recall(&self, token: &str, epoch: u64) -> Option<Authenticated> {
+        let mut last = self.last.lock();
+        let remembered = last.as_mut()?;
+        if remembered.epoch != epoch
+            || remembered.token.len() != token.len()
+            || !bool::from(remembered.token.as_bytes().ct_eq(token.as_bytes()))
+        {
+            return None;
+        }
+        if !remembered.private {
+            remembered.entry = Arc::new((*remembered.entry).clone());
+            remembered.caller = Arc::new((*remembered.caller).clone());
+            remembered.private = true;
+        }
+        // Only this connection's thread writes it.
+        self.recalled.fetch_add(1, Ordering::Relaxed);
+        Some(Authenticated {
+            entry: remembered.entry.clone(),
+            caller: remembered.caller.clone(),
+        })
+    }
+
+    fn remember(&self, token: &str, epoch: u64, found: &Authenticated) {
+        *self.last.lock() = Some(Remembered {
+            token: Zeroizing::new(token.to_string()),
+            epoch,
+            entry: found.entry.clone(),
+            caller: found.caller.clone(),
+            private: false,
+        });
+    }
 }
 
 fn encode_b62(bytes: &[u8], len: usize) -> String {
@@ -253,7 +334,14 @@ impl TokenStore {
             limits: RwLock::new(limits),
             hooks: RwLock::new(None),
             use_lock: tokio::sync::Mutex::new(()),
+            epoch: AtomicU64::new(0),
         }
+    }
+
+    /// Called after every change to the cached entries, callers or keys: memos taken before
+    /// it are no longer used.
+    fn changed(&self) {
+        self.epoch.fetch_add(1, Ordering::Release);
     }
 
     /// Install lifecycle hooks.
@@ -273,11 +361,14 @@ impl TokenStore {
         }
         self.callers.write().remove(&hash);
         cache.insert(hash, entry);
+        drop(cache);
+        self.changed();
     }
 
     fn cache_remove(&self, hash: &str) {
         self.cache.write().remove(hash);
         self.callers.write().remove(hash);
+        self.changed();
     }
 
     /// The caller description engines get for `token` (whose entry is `entry`), cached with it.
@@ -329,6 +420,7 @@ impl TokenStore {
             salt: hmac::Key::new(hmac::HMAC_SHA256, &salt),
             accessor: hmac::Key::new(hmac::HMAC_SHA256, &acc),
         }));
+        self.changed();
         Ok(())
     }
 
@@ -337,6 +429,7 @@ impl TokenStore {
         *self.keys.write() = None;
         self.cache.write().clear();
         self.callers.write().clear();
+        self.changed();
     }
 
     fn keys(&self) -> Result<Arc<Keys>> {
@@ -372,6 +465,38 @@ impl TokenStore {
         }
         let hash = self.hash(token)?;
         self.lookup_hash(&hash).await
+    }
+
+    /// Authenticate a request's `token`: its live entry (as [`TokenStore::lookup`] finds it)
+    /// and its caller description. `memo` is the connection's, when the request came over one:
+    /// a repeat of its last token is answered from it while nothing has changed since.
+    pub async fn authenticate(
+        &self,
+        token: &str,
+        memo: Option<&TokenMemo>,
+    ) -> Result<Option<Authenticated>> {
+        // Read before the lookup: a change during it leaves the memo taken at an older epoch.
+        let epoch = self.epoch.load(Ordering::Acquire);
+        if let Some(found) = memo.and_then(|m| m.recall(token, epoch)) {
+            let live = found.entry.num_uses >= 0
+                && found
+                    .entry
+                    .expire_time
+                    .is_none_or(|exp| exp > self.clock.now());
+            if live {
+                return Ok(Some(found));
+            }
+            // Expired (or spent): the full lookup revokes it on sight.
+        }
+        let Some(entry) = self.lookup(token).await? else {
+            return Ok(None);
+        };
+        let caller = self.caller(token, &entry)?;
+        let found = Authenticated { entry, caller };
+        if let Some(memo) = memo {
+            memo.remember(token, epoch, &found);
+        }
+        Ok(Some(found))
     }
 
     /// Like [`TokenStore::lookup`], but also finds a token whose last use is the request in
@@ -489,6 +614,7 @@ impl TokenStore {
         self.cache
             .write()
             .insert(entry.id_hash.clone(), Arc::new(entry.clone()));
+        self.changed();
         Ok(())
     }
 

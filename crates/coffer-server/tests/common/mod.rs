@@ -16,6 +16,10 @@ pub struct Harness {
     pub root: String,
     pub storage: Arc<dyn Storage>,
     pub keys: Vec<Vec<u8>>,
+    /// The token memo of the one client connection every request of [`Harness::call`] (and
+    /// [`Harness::call_on_connection`]) comes over, as a kept-alive connection's would: each
+    /// test that changes a token and uses it again checks that the memo follows.
+    pub connection: coffer_server::tokens::TokenMemo,
 }
 
 /// The engines of the real binary.
@@ -83,6 +87,7 @@ impl Harness {
             root: init.root_token,
             storage,
             keys,
+            connection: Default::default(),
         };
         h.ok(
             Operation::Update,
@@ -100,8 +105,18 @@ impl Harness {
         data: Value,
         token: &str,
     ) -> Result<Response, Error> {
+        self.call_on_connection(Request::new(op, path).with_data(data), Some(token))
+            .await
+    }
+
+    /// Handle `req` as if it came over the harness's one client connection.
+    pub async fn call_on_connection(
+        &self,
+        req: Request,
+        token: Option<&str>,
+    ) -> Result<Response, Error> {
         self.core
-            .handle(Request::new(op, path).with_data(data), Some(token))
+            .handle_on_connection(req, token, &self.connection)
             .await
     }
 
