@@ -494,17 +494,35 @@ impl Barrier {
     }
 
     /// Decrypt a blob stored at `path`.
-    pub fn decrypt(&self, path: &str, blob: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+    /// Decrypt the blob stored at `path` in place: the ciphertext read from storage becomes the
+    /// plaintext, with no copy (each copy was an allocation and a pass over the value).
+    pub fn decrypt(&self, path: &str, mut blob: Vec<u8>) -> Result<Vec<u8>> {
         // Borrowed under the read lock, not cloned out: a clone and its drop would write the
         // keyring's shared reference count on every read.
         let state = self.state.read();
         let state = state.as_ref().ok_or(Error::Sealed)?;
         let term_no =
-            blob_term(blob).ok_or_else(|| Error::Internal("malformed encrypted entry".into()))?;
+            blob_term(&blob).ok_or_else(|| Error::Internal("malformed encrypted entry".into()))?;
         let term = state.keyring.terms.get(&term_no).ok_or_else(|| {
             Error::Internal(format!("entry written under unknown key term {term_no}"))
         })?;
-        open_blob(&term.cipher, path.as_bytes(), blob)
+        let nonce: [u8; NONCE_LEN] = blob[5..HEADER_LEN].try_into().expect("length checked");
+        let plain_len = term
+            .cipher
+            .open_within(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(path.as_bytes()),
+                &mut blob,
+                HEADER_LEN..,
+            )
+            .map_err(|_| {
+                Error::Internal(
+                    "entry failed authentication (wrong key, wrong path, or tampered)".into(),
+                )
+            })?
+            .len();
+        blob.truncate(plain_len);
+        Ok(blob)
     }
 
     /// Read and decrypt.
@@ -514,10 +532,7 @@ impl Barrier {
         }
         match self.storage.get(path).await.map_err(storage_err)? {
             None => Ok(None),
-            Some(blob) => {
-                let plain = self.decrypt(path, &blob)?;
-                Ok(Some(plain.to_vec()))
-            }
+            Some(blob) => self.decrypt(path, blob).map(Some),
         }
     }
 
@@ -800,6 +815,33 @@ mod tests {
         let raw = barrier.physical().get("a/one").await.unwrap().unwrap();
         barrier.physical().put("a/two", raw).await.unwrap();
         assert!(barrier.get("a/two").await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_changed_or_cut_blob_fails_to_decrypt_and_values_of_every_length_round_trip() {
+        let (barrier, _) = unsealed_barrier().await;
+        // Empty, shorter than a tag, around the header's length, and longer than a page.
+        for len in [0usize, 1, 15, 16, 17, 21, 100, 5000] {
+            let value: Vec<u8> = (0..len).map(|i| (i * 7 + len) as u8).collect();
+            barrier.put("a/v", &value).await.unwrap();
+            assert_eq!(barrier.get("a/v").await.unwrap().unwrap(), value, "{len}");
+            let raw = barrier.physical().get("a/v").await.unwrap().unwrap();
+            // Every byte after the version and term (nonce, ciphertext, tag) is authenticated.
+            for at in 5..raw.len() {
+                let mut changed = raw.clone();
+                changed[at] ^= 0x01;
+                barrier.physical().put("a/v", changed).await.unwrap();
+                assert!(barrier.get("a/v").await.is_err(), "{len} byte {at}");
+            }
+            for cut in [1, TAG_LEN, raw.len() - HEADER_LEN] {
+                barrier
+                    .physical()
+                    .put("a/v", raw[..raw.len() - cut].to_vec())
+                    .await
+                    .unwrap();
+                assert!(barrier.get("a/v").await.is_err(), "{len} cut {cut}");
+            }
+        }
     }
 
     #[tokio::test]
