@@ -70,6 +70,8 @@ struct State {
     in_flight: usize,
     /// When the latest request arrived (the write timeout counts from here).
     last_request: Option<Instant>,
+    /// When the head of the latest request began to arrive.
+    head_started: Instant,
 }
 
 /// The phase of one connection, shared by its I/O wrapper and its request handlers.
@@ -93,6 +95,7 @@ impl Watch {
                 phase: Phase::Head { since: accepted },
                 in_flight: 0,
                 last_request: None,
+                head_started: accepted,
             }),
         })
     }
@@ -105,9 +108,15 @@ impl Watch {
     /// A request's headers are in; the connection is busy until the returned guard drops.
     pub fn request_started(self: &Arc<Self>) -> RequestGuard {
         let mut state = self.state.lock();
+        if let Phase::Head { since } = state.phase {
+            state.head_started = since;
+        }
         state.phase = Phase::Busy;
         state.in_flight += 1;
-        state.last_request = Some(Instant::now());
+        // Only the write timeout counts from here: without one, no clock is read.
+        if self.limits.write.is_some() {
+            state.last_request = Some(Instant::now());
+        }
         RequestGuard {
             watch: self.clone(),
         }
@@ -167,8 +176,16 @@ impl Drop for RequestGuard {
         let mut state = self.watch.state.lock();
         state.in_flight -= 1;
         if state.in_flight == 0 {
+            // HTTP/1 writes the response after its handler returns, and its first byte out
+            // starts the idle spell again (`bytes_written`); until then it counts from the
+            // request's arrival, which needs no clock read here. An HTTP/2 stream reset by the
+            // client may write nothing, so there the spell starts now.
             state.phase = Phase::Idle {
-                since: Instant::now(),
+                since: if self.watch.h2 {
+                    Instant::now()
+                } else {
+                    state.head_started
+                },
             };
         }
     }
