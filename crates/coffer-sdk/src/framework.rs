@@ -30,7 +30,7 @@ pub struct Ctx {
     pub clock: Arc<dyn Clock>,
     /// Shared with every request to the mount (not copied per request).
     pub mount: Arc<MountInfo>,
-    pub params: HashMap<String, String>,
+    pub params: Params,
     /// Where this request records rollback entries (see [`crate::engine`]); `None` where the
     /// host keeps no log (engine unit tests).
     pub rollback_log: Option<Arc<dyn crate::host::RollbackLog>>,
@@ -49,14 +49,14 @@ impl Ctx {
             view,
             clock,
             mount,
-            params: HashMap::new(),
+            params: Params::default(),
             rollback_log: None,
         }
     }
 
     /// A named capture of the path pattern ("" when absent).
     pub fn param(&self, name: &str) -> &str {
-        self.params.get(name).map(String::as_str).unwrap_or("")
+        self.params.get(name).unwrap_or("")
     }
 
     /// The request's rollback log: record an entry before an external side effect.
@@ -521,10 +521,72 @@ impl SecretType {
     }
 }
 
+/// The named captures of a matched path pattern, in pattern order. A pattern has a capture or
+/// two, so a short list searched in order serves better than a hash map, which allocated a
+/// table and hashed each name on every request.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Params(Vec<(String, String)>);
+
+impl Params {
+    /// The capture called `name`.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Set the capture called `name`, replacing an earlier value.
+    pub fn insert(&mut self, name: String, value: String) {
+        match self.0.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, v)) => *v = value,
+            None => self.0.push((name, value)),
+        }
+    }
+
+    /// Every capture, in pattern order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(n, v)| (n.as_str(), v.as_str()))
+    }
+
+    /// How many captures there are.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl std::ops::Index<&str> for Params {
+    type Output = String;
+
+    /// The capture called `name`; panics when there is none (as a map's index does).
+    fn index(&self, name: &str) -> &String {
+        self.0
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v)
+            .unwrap_or_else(|| panic!("no path capture called {name:?}"))
+    }
+}
+
+impl FromIterator<(String, String)> for Params {
+    fn from_iter<I: IntoIterator<Item = (String, String)>>(iter: I) -> Params {
+        let mut params = Params::default();
+        for (name, value) in iter {
+            params.insert(name, value);
+        }
+        params
+    }
+}
+
 /// A resolved route: which path spec matched and its captures.
 pub struct Route<'a> {
     pub spec: &'a PathSpec,
-    pub params: HashMap<String, String>,
+    pub params: Params,
 }
 
 impl<'a> Route<'a> {
@@ -732,19 +794,19 @@ impl Matcher {
     }
 
     /// The named captures of `path`, or `None` when it does not match.
-    fn params(&self, path: &str) -> Option<HashMap<String, String>> {
+    fn params(&self, path: &str) -> Option<Params> {
         let rest = path.strip_prefix(self.literal_prefix.as_str())?;
         match &self.rest {
             Some(capture) => {
                 let value = capture.capture(rest)?;
-                Some(HashMap::from([(capture.name.clone(), value.to_string())]))
+                Some(Params(vec![(capture.name.clone(), value.to_string())]))
             }
             None => self.regex_params(path),
         }
     }
 
     /// The named captures as the regex finds them.
-    fn regex_params(&self, path: &str) -> Option<HashMap<String, String>> {
+    fn regex_params(&self, path: &str) -> Option<Params> {
         let caps = self.regex.captures(path)?;
         Some(
             self.regex
@@ -914,9 +976,34 @@ mod tests {
             view: Arc::new(crate::view::MemoryView::new()),
             clock: Arc::new(crate::clock::SystemClock),
             mount: Arc::new(MountInfo::default()),
-            params: HashMap::new(),
+            params: Params::default(),
             rollback_log: None,
         }
+    }
+
+    #[test]
+    fn params_find_each_capture_by_name_and_a_later_value_replaces_an_earlier() {
+        let mut params: Params = [("name", "a"), ("rest", "b/c"), ("name", "d")]
+            .into_iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect();
+        assert_eq!(params.len(), 2);
+        assert_eq!(params.get("name"), Some("d"));
+        assert_eq!(params["rest"], "b/c");
+        assert_eq!(params.get("nam"), None);
+        assert_eq!(params.get("names"), None);
+        params.insert("other".into(), String::new());
+        assert_eq!(
+            params.iter().collect::<Vec<_>>(),
+            [("name", "d"), ("rest", "b/c"), ("other", "")]
+        );
+        let c = Ctx {
+            params,
+            ..ctx(Operation::Read, "x", serde_json::json!({}))
+        };
+        assert_eq!(c.param("rest"), "b/c");
+        assert_eq!(c.param("absent"), "");
+        assert!(std::panic::catch_unwind(|| c.params["absent"].len()).is_err());
     }
 
     #[test]
