@@ -14,7 +14,7 @@ use crate::metrics::Metrics;
 use crate::mounts::{LeaseLimits, Mounted, Router};
 use crate::policies::PolicyStore;
 use crate::shamir;
-use crate::tokens::{NewToken, TokenMemo, TokenStore};
+use crate::tokens::{NewToken, TokenEntry, TokenMemo, TokenStore};
 use coffer_policy::Capabilities;
 use coffer_sdk::clock::Clock;
 use coffer_sdk::framework::Ctx;
@@ -582,9 +582,34 @@ impl Core {
         let attached = self
             .audited
             .load(std::sync::atomic::Ordering::Acquire)
-            .then(|| self.audit.read().clone());
-        let hooks: &[Arc<dyn AuditHook>] = attached.as_deref().map_or(&[], Vec::as_slice);
-        let mut audit = (!hooks.is_empty()).then(|| AuditRequest {
+            .then(|| self.audit.read().clone())
+            .filter(|hooks| !hooks.is_empty());
+        // An audited request goes through its own boxed future: what auditing holds across
+        // awaits (the request as logged, the answer while the hooks see it) would otherwise
+        // be room in every request's future, which is copied whole as it is handed down.
+        let result = match attached {
+            Some(hooks) => Box::pin(self.handle_audited(req, token, memo, &hooks)).await,
+            None => self.handle_inner(req, token, memo, &[], None).await,
+        };
+        self.metrics.record(
+            operation,
+            result
+                .as_ref()
+                .map_or_else(|e| e.status(), |(r, _)| r.status.unwrap_or(200)),
+            started.elapsed(),
+        );
+        result
+    }
+
+    /// [`Core::handle_inner`] with the audit hooks seeing the request and its answer.
+    async fn handle_audited(
+        &self,
+        req: Request,
+        token: Option<&str>,
+        memo: Option<&TokenMemo>,
+        hooks: &[Arc<dyn AuditHook>],
+    ) -> Result<(Response, String)> {
+        let mut audit = AuditRequest {
             id: req.id.clone(),
             operation: req.operation,
             path: req.path.clone(),
@@ -595,26 +620,19 @@ impl Core {
             remote_addr: req.connection.remote_addr,
             data: req.data.clone(),
             wrap_ttl: req.wrap_ttl,
-        });
+        };
         let result = self
-            .handle_inner(req, token, memo, hooks, audit.as_mut())
+            .handle_inner(req, token, memo, hooks, Some(&mut audit))
             .await;
-        if let Some(audit) = &audit {
+        {
             let outcome = match &result {
                 Ok((response, _)) => AuditOutcome::Response(response),
                 Err(e) => AuditOutcome::Error(e),
             };
             for hook in hooks {
-                hook.response(audit, outcome_ref(&outcome)).await;
+                hook.response(&audit, outcome_ref(&outcome)).await;
             }
         }
-        self.metrics.record(
-            operation,
-            result
-                .as_ref()
-                .map_or_else(|e| e.status(), |(r, _)| r.status.unwrap_or(200)),
-            started.elapsed(),
-        );
         result
     }
 
@@ -640,7 +658,7 @@ impl Core {
             }
             // Do not reveal which paths exist to callers without a valid token.
             let valid = match token {
-                Some(t) => self.tokens.lookup(t).await?.is_some(),
+                Some(t) => Box::pin(self.tokens.lookup(t)).await?.is_some(),
                 None => false,
             };
             return Err(if valid {
@@ -714,7 +732,7 @@ impl Core {
             let acl = if entry.entity_id.is_empty() {
                 self.policies.acl(&entry.policies).await?
             } else {
-                let identity = self.identity.policies_for(&entry.entity_id).await?;
+                let identity = Box::pin(self.identity.policies_for(&entry.entity_id)).await?;
                 if identity.disabled {
                     return Err(Error::Forbidden("entity is disabled".into()));
                 }
@@ -745,7 +763,7 @@ impl Core {
                     Arc::make_mut(caller).sudo = true;
                 }
             }
-            if self.tokens.use_token(entry).await? {
+            if entry.num_uses != 0 && Box::pin(self.tokens.use_token(entry)).await? {
                 exhausted_token = Some(entry.id_hash.clone());
             }
         }
@@ -767,31 +785,84 @@ impl Core {
             .clone()
             .map(|log| log as Arc<dyn coffer_sdk::engine::RollbackLog>);
         let result = (op_spec.handler)(ctx).await;
+        // What may follow the handler is boxed, and the answer is handed to it by value: a
+        // `Response` is ~900 bytes, and one held across an await here would make every
+        // request's future (which is copied whole as it is handed down) that much larger.
+        let result = if rollback_log.is_some() || exhausted_token.is_some() {
+            Box::pin(self.after_handler(result, rollback_log, exhausted_token)).await
+        } else {
+            result
+        };
+        let response = result?;
+        // A secret that already has a lease id (a renewal) is not a new lease.
+        let unfinished = response
+            .secret
+            .as_ref()
+            .is_some_and(|s| s.lease_id.is_empty())
+            || response.login.is_some()
+            || wrap_ttl.is_some_and(|t| !t.is_zero());
+        let response = if unfinished {
+            Box::pin(self.finish_response(
+                response,
+                mounted,
+                rel,
+                entry.as_deref(),
+                wrap_ttl,
+                &full_path,
+                &request_id,
+            ))
+            .await?
+        } else {
+            response
+        };
+        Ok((response, mounted.entry.kind.clone()))
+    }
+
+    /// After the handler: close its rollback log and revoke a token whose last use it was.
+    async fn after_handler(
+        &self,
+        result: Result<Response>,
+        rollback_log: Option<Arc<crate::rollback::RequestLog>>,
+        exhausted_token: Option<String>,
+    ) -> Result<Response> {
         if let Some(log) = rollback_log {
-            // Rare branches are boxed so the request's future stays small (it is moved into
-            // hyper's connection state on every request).
-            Box::pin(log.finish(result.is_ok())).await;
+            log.finish(result.is_ok()).await;
         }
         if let Some(id_hash) = exhausted_token {
-            Box::pin(self.tokens.revoke_tree(&id_hash)).await?;
+            self.tokens.revoke_tree(&id_hash).await?;
         }
-        let mut response = result?;
-        // A secret that already has a lease id (a renewal) is not a new lease.
+        result
+    }
+
+    /// Register a new secret's lease, turn a login into a token and wrap the answer, as the
+    /// answer and the request ask.
+    #[allow(clippy::too_many_arguments)]
+    async fn finish_response(
+        &self,
+        mut response: Response,
+        mounted: &Mounted,
+        rel: &str,
+        entry: Option<&TokenEntry>,
+        wrap_ttl: Option<std::time::Duration>,
+        full_path: &str,
+        request_id: &str,
+    ) -> Result<Response> {
         if let Some(secret) = response.secret.as_mut().filter(|s| s.lease_id.is_empty()) {
-            Box::pin(self.leases.register_secret_lease(
-                secret,
-                &mounted.info,
-                rel,
-                entry.as_ref().map(|e| e.id_hash.as_str()),
-            ))
-            .await?;
+            self.leases
+                .register_secret_lease(
+                    secret,
+                    &mounted.info,
+                    rel,
+                    entry.map(|e| e.id_hash.as_str()),
+                )
+                .await?;
         }
         if let Some(login) = response.login.take() {
             if !mounted.is_auth {
                 return Err(Error::Internal("a secrets engine returned a login".into()));
             }
             response.auth = Some(
-                Box::pin(self.mint_login_token(&mounted.entry, login, &mounted.info, &full_path))
+                Box::pin(self.mint_login_token(&mounted.entry, login, &mounted.info, full_path))
                     .await?,
             );
         }
@@ -806,15 +877,17 @@ impl Core {
                     Some(raw) => raw.body.clone(),
                     None => crate::envelope::to_bytes_from_mount(
                         &response,
-                        &request_id,
+                        request_id,
                         &mounted.entry.kind,
                     ),
                 };
-                response =
-                    Box::pin(self.wrapping.wrap(body, ttl, &full_path, wrapped_accessor)).await?;
+                response = self
+                    .wrapping
+                    .wrap(body, ttl, full_path, wrapped_accessor)
+                    .await?;
             }
         }
-        Ok((response, mounted.entry.kind.clone()))
+        Ok(response)
     }
 
     /// Turn an auth method's login grant into a token: the one place logins create tokens.

@@ -488,7 +488,9 @@ impl TokenStore {
             }
             // Expired (or spent): the full lookup revokes it on sight.
         }
-        let Some(entry) = self.lookup(token).await? else {
+        // Boxed: the full lookup's state is large and a memo hit never needs it, while every
+        // request's future would otherwise carry room for it (and be copied with it).
+        let Some(entry) = Box::pin(self.lookup(token)).await? else {
             return Ok(None);
         };
         let caller = self.caller(token, &entry)?;
