@@ -221,6 +221,11 @@ pub struct RawBody {
 #[derive(Debug, Clone, Default)]
 pub struct Response {
     pub data: Option<Map<String, Value>>,
+    /// The data already rendered as the text of a JSON object, set instead of `data` by an
+    /// engine that holds its answer as JSON (a KV v2 read returns the JSON it stored): the
+    /// envelope copies it whole rather than building a map only to write it out again.
+    /// [`Response::data_map`] gives either form as a map.
+    pub data_json: Option<Vec<u8>>,
     pub warnings: Vec<String>,
     pub auth: Option<Auth>,
     pub secret: Option<SecretLease>,
@@ -253,6 +258,15 @@ impl Response {
                     ..Response::default()
                 }
             }
+        }
+    }
+
+    /// The data as a map, whichever form the engine gave it in (rendered data is parsed).
+    pub fn data_map(&self) -> Option<Map<String, Value>> {
+        match (&self.data, &self.data_json) {
+            (Some(map), _) => Some(map.clone()),
+            (None, Some(json)) => serde_json::from_slice(json).ok(),
+            (None, None) => None,
         }
     }
 

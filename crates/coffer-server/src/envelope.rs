@@ -61,9 +61,10 @@ pub fn to_bytes_from_mount(resp: &Response, request_id: &str, mount_type: &str) 
     out.extend_from_slice(b",\"lease_duration\":");
     write_serde(&mut out, &e.lease_duration);
     out.extend_from_slice(b",\"data\":");
-    match e.data {
-        Some(map) => write_object(&mut out, map),
-        None => out.extend_from_slice(b"null"),
+    match (e.data, &resp.data_json) {
+        (Some(map), _) => write_object(&mut out, map),
+        (None, Some(json)) => out.extend_from_slice(json),
+        (None, None) => out.extend_from_slice(b"null"),
     }
     // Rare or small: serde renders them.
     out.extend_from_slice(b",\"wrap_info\":");
@@ -150,6 +151,7 @@ fn needs_escape(bytes: &[u8]) -> bool {
 pub fn is_empty(resp: &Response) -> bool {
     resp.raw.is_none()
         && resp.data.is_none()
+        && resp.data_json.is_none()
         && resp.auth.is_none()
         && resp.warnings.is_empty()
         && resp.secret.is_none()
@@ -262,7 +264,17 @@ mod tests {
                 String::from_utf8_lossy(&written),
                 String::from_utf8_lossy(&reference)
             );
-            prop_assert_eq!(written, reference);
+            prop_assert_eq!(&written, &reference);
+            // Data the engine rendered itself is copied into the same place.
+            if let Some(map) = &resp.data {
+                let rendered = Response {
+                    data: None,
+                    data_json: Some(serde_json::to_vec(map).unwrap()),
+                    ..resp.clone()
+                };
+                prop_assert_eq!(to_bytes_from_mount(&rendered, &request_id, &mount_type), reference);
+                prop_assert!(!is_empty(&rendered));
+            }
         }
     }
 

@@ -98,7 +98,7 @@ async fn seed_scenario_dynamic_group_grants_exactly_one_secret_to_prod_hosts() {
         .call(Read, "secret/data/my-secret", json!({}), &prod)
         .await
         .expect("a prod host reads its secret");
-    assert_eq!(resp.data.unwrap()["data"]["password"], "s3cr3t");
+    assert_eq!(resp.data_map().unwrap()["data"]["password"], "s3cr3t");
     assert_eq!(
         h.call(Read, "secret/data/other", json!({}), &prod)
             .await

@@ -67,7 +67,10 @@ async fn unseal_needs_threshold_shares_and_rejects_wrong_ones() {
     }
     assert!(!h.core.barrier.is_sealed());
     assert_eq!(
-        h.ok(Read, "secret/data/k", json!({})).await.data.unwrap()["data"]["v"],
+        h.ok(Read, "secret/data/k", json!({}))
+            .await
+            .data_map()
+            .unwrap()["data"]["v"],
         "1"
     );
 }
@@ -88,11 +91,17 @@ async fn rotation_keeps_old_entries_readable_across_seal() {
         .await
         .unwrap();
     assert_eq!(
-        h.ok(Read, "secret/data/old", json!({})).await.data.unwrap()["data"]["v"],
+        h.ok(Read, "secret/data/old", json!({}))
+            .await
+            .data_map()
+            .unwrap()["data"]["v"],
         "before"
     );
     assert_eq!(
-        h.ok(Read, "secret/data/new", json!({})).await.data.unwrap()["data"]["v"],
+        h.ok(Read, "secret/data/new", json!({}))
+            .await
+            .data_map()
+            .unwrap()["data"]["v"],
         "after"
     );
 }
@@ -185,7 +194,7 @@ async fn each_mount_sees_only_its_own_storage_and_disable_deletes_it() {
     assert_eq!(
         h.ok(Read, "secret/data/shared", json!({}))
             .await
-            .data
+            .data_map()
             .unwrap()["data"]["v"],
         "two"
     );
@@ -203,7 +212,10 @@ async fn remount_moves_the_engine_with_its_data() {
     )
     .await;
     assert_eq!(
-        h.ok(Read, "moved/data/app", json!({})).await.data.unwrap()["data"]["v"],
+        h.ok(Read, "moved/data/app", json!({}))
+            .await
+            .data_map()
+            .unwrap()["data"]["v"],
         "kept"
     );
     assert!(h

@@ -162,7 +162,7 @@ impl Mount {
 
 /// The response's data as a JSON value (`null` when it has none).
 pub fn body(resp: &Response) -> Value {
-    resp.data.clone().map(Value::Object).unwrap_or(Value::Null)
+    resp.data_map().map(Value::Object).unwrap_or(Value::Null)
 }
 
 /// The `keys` of a LIST answer.

@@ -179,5 +179,5 @@ impl Harness {
 }
 
 pub fn data(resp: &Response) -> Value {
-    Value::Object(resp.data.clone().expect("data"))
+    Value::Object(resp.data_map().expect("data"))
 }
