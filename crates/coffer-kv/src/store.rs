@@ -104,6 +104,10 @@ pub(crate) struct VersionMetadata {
     /// is remembered between reads, and formatting the time was ~2% of every KV read.
     #[serde(skip)]
     created_text: std::sync::OnceLock<String>,
+    /// The version's `metadata` block of a data read, rendered at the first read that needs
+    /// it (see [`VersionMetadata::rendered_response`]).
+    #[serde(skip)]
+    rendered: RenderedBlock,
     /// When the version stops being readable: set by soft delete, or at write time from
     /// `delete_version_after` (then in the future until it passes).
     #[serde(with = "ts_nanoseconds_option", default)]
@@ -131,6 +135,21 @@ impl VersionMetadata {
 
     fn deletion_time_text(&self) -> String {
         self.deletion_time.map(format_time).unwrap_or_default()
+    }
+
+    /// [`VersionMetadata::to_response`] as JSON text, rendered once: data reads copy it into
+    /// their answer. Only for this version's own number and its key's custom metadata (what
+    /// the remembered [`KeyMetadata`] holding it has), which cannot change under it: a change
+    /// is made to a copy, and a copy starts without the text.
+    pub(crate) fn rendered_response(
+        &self,
+        version: u64,
+        custom_metadata: &Option<CustomMetadata>,
+    ) -> &[u8] {
+        self.rendered.0.get_or_init(|| {
+            serde_json::to_vec(&self.to_response(version, custom_metadata))
+                .expect("a JSON map encodes")
+        })
     }
 
     /// The `metadata` block of data reads/writes: `{created_time, custom_metadata,
@@ -162,6 +181,17 @@ impl VersionMetadata {
         out.insert("destroyed".into(), Value::Bool(self.destroyed));
         out.insert("version".into(), Value::from(version));
         out
+    }
+}
+
+/// Text rendered from the metadata it sits in: not stored, and not copied by `clone` (copies
+/// are made to be changed).
+#[derive(Debug, Default)]
+pub(crate) struct RenderedBlock(std::sync::OnceLock<Vec<u8>>);
+
+impl Clone for RenderedBlock {
+    fn clone(&self) -> RenderedBlock {
+        RenderedBlock::default()
     }
 }
 
@@ -250,6 +280,7 @@ impl KeyMetadata {
             VersionMetadata {
                 created_time: now,
                 created_text: std::sync::OnceLock::new(),
+                rendered: RenderedBlock::default(),
                 deletion_time,
                 destroyed: false,
             },
@@ -314,6 +345,7 @@ mod tests {
         let version = VersionMetadata {
             created_time: created,
             created_text: std::sync::OnceLock::new(),
+            rendered: RenderedBlock::default(),
             deletion_time: None,
             destroyed: false,
         };
@@ -332,6 +364,44 @@ mod tests {
             back.to_response(1, &None)["created_time"],
             format_time(created)
         );
+    }
+
+    #[test]
+    fn the_rendered_metadata_block_is_serdes_text_and_a_copy_renders_afresh() {
+        let custom: Option<CustomMetadata> = Some(BTreeMap::from([
+            ("owner".to_string(), "team \"a\"\n".to_string()),
+            ("z".to_string(), String::new()),
+        ]));
+        for (deletion_time, destroyed, custom) in [
+            (None, false, None),
+            (Some(at(60)), false, custom.clone()),
+            (Some(at(-60)), true, custom.clone()),
+        ] {
+            let version = VersionMetadata {
+                created_time: at(0),
+                created_text: std::sync::OnceLock::new(),
+                rendered: RenderedBlock::default(),
+                deletion_time,
+                destroyed,
+            };
+            let expected = serde_json::to_vec(&version.to_response(7, &custom)).unwrap();
+            assert_eq!(version.rendered_response(7, &custom), expected);
+            assert_eq!(
+                version.rendered_response(7, &custom),
+                expected,
+                "remembered"
+            );
+            let mut copy = version.clone();
+            copy.destroyed = !destroyed;
+            assert_eq!(
+                copy.rendered_response(7, &custom),
+                serde_json::to_vec(&copy.to_response(7, &custom)).unwrap(),
+                "a changed copy renders its own text"
+            );
+            assert_ne!(copy.rendered_response(7, &custom), expected);
+            let stored = serde_json::to_string(&version).unwrap();
+            assert!(!stored.contains("rendered"), "{stored}");
+        }
     }
 
     #[test]
