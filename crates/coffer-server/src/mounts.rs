@@ -125,13 +125,16 @@ pub struct RouteTable {
 
 impl RouteTable {
     /// The mount serving `path` and the path relative to it. `secret` matches `secret/`.
-    pub fn resolve(&self, path: &str) -> Option<(Arc<Mounted>, String)> {
+    ///
+    /// The mount is lent, not cloned: its reference count is shared by every request to the
+    /// mount on every core, and writing it on each request made the cores wait for the line.
+    pub fn resolve(&self, path: &str) -> Option<(&Arc<Mounted>, String)> {
         for m in &self.mounts {
             if let Some(rest) = path.strip_prefix(m.route_path.as_str()) {
-                return Some((m.clone(), rest.to_string()));
+                return Some((m, rest.to_string()));
             }
             if path.len() + 1 == m.route_path.len() && m.route_path.starts_with(path) {
-                return Some((m.clone(), String::new()));
+                return Some((m, String::new()));
             }
         }
         None
