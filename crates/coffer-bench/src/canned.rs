@@ -127,6 +127,10 @@ pub async fn serve(listener: TcpListener, response: CannedResponse) {
                 }
             });
             let _ = hyper::server::conn::http1::Builder::new()
+                // Measured both ways on the bare server: one buffer per response answered
+                // ~4% more requests than vectored writes (wrk -t1 -c32), so the baseline
+                // stays the fastest bare server (Coffer sets the same).
+                .writev(false)
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
         });

@@ -641,6 +641,11 @@ async fn serve_io<I: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
     } else {
         hyper::server::conn::http1::Builder::new()
             .keep_alive(true)
+            // One buffer per response instead of a vectored write of head and body: a KV read
+            // cost ~3% less CPU (wrk -t1 -c32, loopback), and the bare baseline gained as much
+            // with the same setting, which it therefore uses too. Bodies are small; a large one
+            // is copied once more in memory, far cheaper than its trip through the socket.
+            .writev(false)
             .serve_connection(io, service)
             .await
     };
