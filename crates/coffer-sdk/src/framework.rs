@@ -573,6 +573,19 @@ impl std::ops::Index<&str> for Params {
     }
 }
 
+impl<'a> IntoIterator for &'a Params {
+    type Item = (&'a String, &'a String);
+    type IntoIter = std::iter::Map<
+        std::slice::Iter<'a, (String, String)>,
+        fn(&'a (String, String)) -> (&'a String, &'a String),
+    >;
+
+    /// Every capture as (name, value), in pattern order, as a map's iteration gives them.
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter().map(|(name, value)| (name, value))
+    }
+}
+
 impl FromIterator<(String, String)> for Params {
     fn from_iter<I: IntoIterator<Item = (String, String)>>(iter: I) -> Params {
         let mut params = Params::default();
@@ -996,6 +1009,13 @@ mod tests {
         assert_eq!(
             params.iter().collect::<Vec<_>>(),
             [("name", "d"), ("rest", "b/c"), ("other", "")]
+        );
+        assert_eq!(
+            (&params)
+                .into_iter()
+                .map(|(n, v)| format!("{n}={v}"))
+                .collect::<Vec<_>>(),
+            ["name=d", "rest=b/c", "other="]
         );
         let c = Ctx {
             params,
