@@ -12,11 +12,11 @@
 
 use crate::store::KeyMetadata;
 use coffer_sdk::cache::CacheMap;
+use coffer_sdk::locks::KeyGuard;
 use coffer_sdk::locks::KeyLocks;
 use coffer_sdk::{Result, View};
 use parking_lot::RwLock;
 use std::sync::Arc;
-use tokio::sync::MutexGuard;
 
 /// Cached metadata entries beyond this are dropped wholesale (idle keys live in storage).
 const CACHE_LIMIT: usize = 100_000;
@@ -29,7 +29,7 @@ pub(crate) struct PathLocks {
 
 /// Held while a path's metadata is read and rewritten; drops the path's cache entry on release.
 pub(crate) struct PathGuard<'a> {
-    _guard: MutexGuard<'a, ()>,
+    _guard: KeyGuard<'a>,
     locks: &'a PathLocks,
     path: String,
 }

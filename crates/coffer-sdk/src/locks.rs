@@ -1,10 +1,17 @@
 //! Per-key serialisation for an engine's read-modify-write cycles (a KV key's metadata, a
 //! secret ID's remaining uses, a user's failed-login counter): two concurrent requests on one
-//! key must not both read the old state.
+//! key must not both read the old state. A request that only reads the state but must not
+//! overlap a change to it holds the key shared ([`KeyLocks::shared`]) and queues behind no
+//! other reader.
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
-use tokio::sync::{Mutex, MutexGuard};
+use tokio::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+/// [`KeyLocks::lock`]'s guard: the key held alone.
+pub type KeyGuard<'a> = RwLockWriteGuard<'a, ()>;
+/// [`KeyLocks::shared`]'s guard: the key held beside other readers.
+pub type SharedKeyGuard<'a> = RwLockReadGuard<'a, ()>;
 
 /// How many independent locks keys are spread over. A collision makes one request wait for
 /// another's whole cycle, a durable write (fsync) included, so this is far above the number
@@ -13,15 +20,15 @@ use tokio::sync::{Mutex, MutexGuard};
 /// per holder.
 const STRIPES: usize = 1024;
 
-/// A fixed set of async mutexes, one chosen per key by hash.
+/// A fixed set of async read-write locks, one chosen per key by hash.
 pub struct KeyLocks {
-    stripes: Vec<Mutex<()>>,
+    stripes: Vec<RwLock<()>>,
 }
 
 impl Default for KeyLocks {
     fn default() -> Self {
         KeyLocks {
-            stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
+            stripes: (0..STRIPES).map(|_| RwLock::new(())).collect(),
         }
     }
 }
@@ -33,12 +40,20 @@ impl KeyLocks {
     }
 
     /// Hold this while reading and rewriting the state kept under `key`.
-    pub async fn lock(&self, key: &str) -> MutexGuard<'_, ()> {
+    pub async fn lock(&self, key: &str) -> KeyGuard<'_> {
+        self.stripe(key).write().await
+    }
+
+    /// Hold this while reading the state kept under `key` without changing it, when no change
+    /// may happen meanwhile: readers share the key, a writer waits for them and they for it.
+    pub async fn shared(&self, key: &str) -> SharedKeyGuard<'_> {
+        self.stripe(key).read().await
+    }
+
+    fn stripe(&self, key: &str) -> &RwLock<()> {
         let mut hasher = DefaultHasher::new();
         key.hash(&mut hasher);
-        self.stripes[(hasher.finish() % STRIPES as u64) as usize]
-            .lock()
-            .await
+        &self.stripes[(hasher.finish() % STRIPES as u64) as usize]
     }
 }
 
@@ -55,5 +70,30 @@ mod tests {
         assert!(second.is_err(), "a second holder got the same key");
         drop(held);
         let _again = locks.lock("k").await;
+    }
+
+    #[tokio::test]
+    async fn readers_share_a_key_and_exclude_its_writer() {
+        let locks = KeyLocks::new();
+        let first = locks.shared("k").await;
+        let _second = tokio::time::timeout(Duration::ZERO, locks.shared("k"))
+            .await
+            .expect("a second reader shares the key");
+        assert!(
+            tokio::time::timeout(Duration::ZERO, locks.lock("k"))
+                .await
+                .is_err(),
+            "a writer got a key readers hold"
+        );
+        drop(first);
+        drop(_second);
+        let held = locks.lock("k").await;
+        assert!(
+            tokio::time::timeout(Duration::ZERO, locks.shared("k"))
+                .await
+                .is_err(),
+            "a reader got a key a writer holds"
+        );
+        drop(held);
     }
 }
