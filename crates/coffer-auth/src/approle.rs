@@ -1148,23 +1148,26 @@ async fn login(state: Arc<AppRole>, ctx: Ctx, input: LoginInput) -> Result<Respo
         let hmac = key.secret_id_hmac(secret_id);
         let entry_key = format!("{}{hmac}", found.secret_id_folder);
         let now = ctx.clock.now();
-        // A secret ID without a use limit is not changed by a login, so its logins need not
-        // queue for its lock (with one secret ID shared by many clients they all did, one at
-        // a time). A limited one is read again under the lock, held from reading the remaining
+        // A secret ID without a use limit is not changed by a login, so its logins hold it
+        // shared and queue behind no other login (with one secret ID shared by many clients
+        // they all did, one at a time); a destroy still waits for them, and they for it. A
+        // limited one is read again with the secret ID held alone, from reading the remaining
         // uses to writing them back. (A limit is set when a secret ID is made and never
         // changes; a spent one is deleted, so 0 always means unlimited.)
-        let unlocked = view::get_json::<SecretIdEntry>(view, &entry_key)
+        let shared = state.secret_ids.shared(&hmac).await;
+        let unlimited = view::get_json::<SecretIdEntry>(view, &entry_key)
             .await?
-            .filter(|e| !e.expired(now));
-        let (_secret, mut entry) = match unlocked {
-            Some(entry) if entry.num_uses == 0 => (None, entry),
-            _ => {
-                let held = state.secret_ids.lock(&hmac).await;
+            .filter(|e| !e.expired(now) && e.num_uses == 0);
+        let (_shared, _alone, mut entry) = match unlimited {
+            Some(entry) => (Some(shared), None, entry),
+            None => {
+                drop(shared);
+                let alone = state.secret_ids.lock(&hmac).await;
                 let entry = view::get_json::<SecretIdEntry>(view, &entry_key)
                     .await?
                     .filter(|e| !e.expired(now))
                     .ok_or_else(invalid)?;
-                (Some(held), entry)
+                (None, Some(alone), entry)
             }
         };
         // CIDRs are checked before a use is consumed, so a refused caller burns nothing.
