@@ -24,6 +24,24 @@ fn connect(addr: &str) -> TcpStream {
     stream
 }
 
+/// [`connect`] to a listener the server may still be opening: the test server reports ready
+/// once its first listener answers, and a second one can come up a moment later.
+fn connect_once_listening(addr: &str) -> TcpStream {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match TcpStream::connect(addr) {
+            Ok(stream) => {
+                stream.set_nodelay(true).unwrap();
+                return stream;
+            }
+            Err(e) if e.kind() == ErrorKind::ConnectionRefused && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => panic!("connect to {addr}: {e}"),
+        }
+    }
+}
+
 /// Read until the server closes the connection; how long after `since` that was, or `None` if
 /// it was still open `patience` after `since`. Whatever the server sent first is returned too.
 fn wait_for_close(
@@ -232,8 +250,8 @@ fn a_tls_client_that_never_says_hello_is_cut_off_at_the_header_timeout() {
         key.display()
     ));
     let tls_addr = format!("127.0.0.1:{tls_port}");
+    let mut silent = connect_once_listening(&tls_addr);
     let connected = Instant::now();
-    let mut silent = connect(&tls_addr);
     // Half a TLS record header: the handshake has started and stalls.
     let mut stalled = connect(&tls_addr);
     stalled.write_all(&[0x16, 0x03]).unwrap();
