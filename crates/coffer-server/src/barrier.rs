@@ -152,14 +152,22 @@ pub fn blob_term(blob: &[u8]) -> Option<u32> {
 
 /// Decrypt a blob. Any malformed or tampered input is an error, never a panic.
 pub fn open_blob(key: &LessSafeKey, aad: &[u8], blob: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
-    blob_term(blob).ok_or_else(|| Error::Internal("malformed encrypted entry".into()))?;
-    let nonce: [u8; NONCE_LEN] = blob[5..HEADER_LEN].try_into().expect("length checked");
-    let mut body = Zeroizing::new(blob[HEADER_LEN..].to_vec());
+    // Copied into a buffer that is wiped however the opening ends: this opens key material.
+    let mut body = Zeroizing::new(blob.to_vec());
+    open_in_place(key, aad, &mut body)?;
+    Ok(body)
+}
+
+/// Decrypt the blob in `buf` where it lies: `buf` ends up holding the plaintext alone.
+fn open_in_place(key: &LessSafeKey, aad: &[u8], buf: &mut Vec<u8>) -> Result<()> {
+    blob_term(buf).ok_or_else(|| Error::Internal("malformed encrypted entry".into()))?;
+    let nonce: [u8; NONCE_LEN] = buf[5..HEADER_LEN].try_into().expect("length checked");
     let plain_len = key
-        .open_in_place(
+        .open_within(
             Nonce::assume_unique_for_key(nonce),
             Aad::from(aad),
-            &mut body,
+            buf,
+            HEADER_LEN..,
         )
         .map_err(|_| {
             Error::Internal(
@@ -167,8 +175,8 @@ pub fn open_blob(key: &LessSafeKey, aad: &[u8], blob: &[u8]) -> Result<Zeroizing
             )
         })?
         .len();
-    body.truncate(plain_len);
-    Ok(body)
+    buf.truncate(plain_len);
+    Ok(())
 }
 
 #[derive(Serialize, Deserialize)]
@@ -506,22 +514,7 @@ impl Barrier {
         let term = state.keyring.terms.get(&term_no).ok_or_else(|| {
             Error::Internal(format!("entry written under unknown key term {term_no}"))
         })?;
-        let nonce: [u8; NONCE_LEN] = blob[5..HEADER_LEN].try_into().expect("length checked");
-        let plain_len = term
-            .cipher
-            .open_within(
-                Nonce::assume_unique_for_key(nonce),
-                Aad::from(path.as_bytes()),
-                &mut blob,
-                HEADER_LEN..,
-            )
-            .map_err(|_| {
-                Error::Internal(
-                    "entry failed authentication (wrong key, wrong path, or tampered)".into(),
-                )
-            })?
-            .len();
-        blob.truncate(plain_len);
+        open_in_place(&term.cipher, path.as_bytes(), &mut blob)?;
         Ok(blob)
     }
 
