@@ -415,13 +415,21 @@ async fn lookup_version(
     }
 }
 
-async fn load_version_data(ctx: &Ctx, path: &str, version: u64) -> Result<Map<String, Value>> {
-    let bytes = ctx
-        .view
+/// A version's data as stored: the text of the JSON object its write was given.
+async fn load_version_json(ctx: &Ctx, path: &str, version: u64) -> Result<Vec<u8>> {
+    ctx.view
         .get(&version_key(path, version))
         .await?
-        .ok_or_else(|| Error::Internal("could not find version data".to_string()))?;
-    serde_json::from_slice(&bytes).map_err(|_| Error::Internal("corrupt version data".to_string()))
+        .ok_or_else(|| Error::Internal("could not find version data".to_string()))
+}
+
+async fn load_version_data(ctx: &Ctx, path: &str, version: u64) -> Result<Map<String, Value>> {
+    let bytes = load_version_json(ctx, path, version).await?;
+    serde_json::from_slice(&bytes).map_err(|_| corrupt_version_data())
+}
+
+fn corrupt_version_data() -> Error {
+    Error::Internal("corrupt version data".to_string())
 }
 
 async fn read_data(state: Arc<KvV2>, mut ctx: Ctx) -> Result<Response> {
@@ -435,13 +443,9 @@ async fn read_data(state: Arc<KvV2>, mut ctx: Ctx) -> Result<Response> {
     // (`commit_version`), and the metadata block is rendered once per remembered metadata.
     // Parsing the data into a map only to write it out again, and building the metadata map,
     // were a sixth of a read's work in the server.
-    let data = ctx
-        .view
-        .get(&version_key(path, version))
-        .await?
-        .ok_or_else(|| Error::Internal("could not find version data".to_string()))?;
+    let data = load_version_json(&ctx, path, version).await?;
     if data.first() != Some(&b'{') || data.last() != Some(&b'}') {
-        return Err(Error::Internal("corrupt version data".to_string()));
+        return Err(corrupt_version_data());
     }
     let metadata = meta.versions[&version].rendered_response(version, &meta.custom_metadata);
     let mut body = Vec::with_capacity(data.len() + metadata.len() + 22);
