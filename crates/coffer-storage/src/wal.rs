@@ -18,6 +18,14 @@
 //!   a record whose effects redb already holds leaves the same state.
 //! - The generation lives in redb and moves on in the checkpoint's own durable transaction, so
 //!   redb and the log can never disagree about which records are still needed.
+//!
+//! **Zeros ahead of the records.** An fdatasync of a write that makes the file longer must also
+//! write the file's new size (on ext4 an extra block write, and on this project's machine 0.8 ms
+//! per group's fsync against 0.47 ms when the file kept its size). So the log is filled with
+//! zeros [`ZERO_FILL_CHUNK`] at a time ahead of the next record, and records overwrite zeros:
+//! their fsyncs write data alone. A zero header is of generation 0, which is no generation, so
+//! replay stops there as at any other end. The file reaches its steady size (a checkpoint's
+//! worth of records and a chunk) and is reused from the start after each checkpoint.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -28,6 +36,9 @@ use crate::{BatchOp, StorageError};
 /// Record header: generation (u64), payload length (u32), CRC-32 of generation ‖ length ‖
 /// payload (u32); all little-endian.
 const HEADER_BYTES: usize = 16;
+
+/// How much zero-filled room the log adds at a time when a record would reach past its end.
+const ZERO_FILL_CHUNK: u64 = 4 * 1024 * 1024;
 
 const OP_PUT: u8 = 1;
 const OP_DELETE: u8 = 2;
@@ -40,6 +51,8 @@ pub(crate) struct Wal {
     generation: u64,
     /// Whether records were appended since the last fsync.
     unsynced: bool,
+    /// The file's length: records, then zeros or records of earlier generations.
+    file_len: u64,
 }
 
 /// One request's ops as they appear in a record.
@@ -72,6 +85,7 @@ impl Wal {
                 len: at as u64,
                 generation,
                 unsynced: false,
+                file_len: bytes.len() as u64,
             },
             records,
         ))
@@ -93,9 +107,10 @@ impl Wal {
     /// good ones.
     pub(crate) fn append(&mut self, requests: &[&[BatchOp]]) -> Result<(), StorageError> {
         let record = encode_record(self.generation, requests);
+        let end = self.len + record.len() as u64;
         let written = self
-            .file
-            .seek(SeekFrom::Start(self.len))
+            .zero_fill_past(end)
+            .and_then(|()| self.file.seek(SeekFrom::Start(self.len)))
             .and_then(|_| self.file.write_all(&record));
         if let Err(error) = written {
             // Zeroing the header makes the record invalid whatever else reached the disk.
@@ -107,6 +122,24 @@ impl Wal {
         }
         self.len += record.len() as u64;
         self.unsynced = true;
+        Ok(())
+    }
+
+    /// Make the file at least `end` bytes long by appending zeros, a whole chunk past `end` at a
+    /// time, so that the records written after it overwrite zeros instead of growing the file.
+    /// The next fsync makes the zeros durable with the record that follows them.
+    fn zero_fill_past(&mut self, end: u64) -> std::io::Result<()> {
+        if end <= self.file_len {
+            return Ok(());
+        }
+        let target = end + ZERO_FILL_CHUNK;
+        let zeros = vec![0u8; 256 * 1024];
+        self.file.seek(SeekFrom::Start(self.file_len))?;
+        while self.file_len < target {
+            let n = (target - self.file_len).min(zeros.len() as u64) as usize;
+            self.file.write_all(&zeros[..n])?;
+            self.file_len += n as u64;
+        }
         Ok(())
     }
 
@@ -302,21 +335,61 @@ mod tests {
         wal.append(&[&[put("kept", b"v")]]).unwrap();
         let kept_len = wal.len();
         wal.append(&[&[put("torn", b"vvvvvvvv")]]).unwrap();
+        let end = wal.len() as usize;
         drop(wal);
         let full = std::fs::read(&path).unwrap();
-        for cut in kept_len as usize..full.len() {
+        assert!(full.len() > end, "zeros follow the records");
+        let (_, replay) = Wal::open(&path, 1).unwrap();
+        assert_eq!(
+            keys(&replay),
+            vec![vec![vec!["kept"]], vec![vec!["torn"]]],
+            "the zeros after the last record end replay"
+        );
+        for cut in kept_len as usize..end {
             std::fs::write(&path, &full[..cut]).unwrap();
             let (_, replay) = Wal::open(&path, 1).unwrap();
             assert_eq!(keys(&replay), vec![vec![vec!["kept"]]], "cut at {cut}");
         }
         // One flipped byte anywhere in the second record voids it, and only it.
-        for flip in kept_len as usize..full.len() {
+        for flip in kept_len as usize..end {
             let mut bytes = full.clone();
             bytes[flip] ^= 0x40;
             std::fs::write(&path, &bytes).unwrap();
             let (_, replay) = Wal::open(&path, 1).unwrap();
             assert_eq!(keys(&replay), vec![vec![vec!["kept"]]], "flip at {flip}");
         }
+    }
+
+    #[test]
+    fn records_overwrite_zeros_instead_of_growing_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log");
+        let (mut wal, _) = Wal::open(&path, 1).unwrap();
+        let file_len = || std::fs::metadata(&path).unwrap().len();
+        wal.append(&[&[put("first", b"v")]]).unwrap();
+        let filled = file_len();
+        assert!(filled >= wal.len() + ZERO_FILL_CHUNK, "{filled}");
+        let value = vec![7u8; 64 * 1024];
+        let mut appended = 1;
+        while wal.len() + value.len() as u64 + 64 < filled {
+            wal.append(&[&[put("more", &value)]]).unwrap();
+            appended += 1;
+            assert_eq!(file_len(), filled, "record {appended} grew the file");
+        }
+        // The record that no longer fits adds the next chunk of zeros past itself.
+        wal.append(&[&[put("past", &value)]]).unwrap();
+        assert!(file_len() >= wal.len() + ZERO_FILL_CHUNK);
+        wal.sync().unwrap();
+        drop(wal);
+        let (wal, replay) = Wal::open(&path, 1).unwrap();
+        assert_eq!(replay.len(), appended + 1);
+        assert_eq!(replay.last().map(|r| r[0][0].key()), Some("past"));
+        // After a restart, records go over the old ones and the file keeps its length.
+        let mut wal = wal;
+        let before = file_len();
+        wal.restart(2);
+        wal.append(&[&[put("new", &value)]]).unwrap();
+        assert_eq!(file_len(), before);
     }
 
     #[test]
