@@ -500,6 +500,33 @@ async fn a_remembered_token_is_refused_once_revoked() {
 }
 
 #[tokio::test]
+async fn issuing_tokens_leaves_other_connections_memos_standing() {
+    let h = Harness::new().await;
+    let t = reader(&h, json!({})).await;
+    let conn = TokenMemo::default();
+    read_over(&h, &conn, "secret/data/memo", &t).await.unwrap();
+    read_over(&h, &conn, "secret/data/memo", &t).await.unwrap();
+    assert_eq!(conn.recalled(), 1);
+    // Another client logs in (here: root creates tokens); nothing about `t` changed.
+    let other = reader(&h, json!({})).await;
+    h.token(json!({"policies": ["default"]})).await;
+    read_over(&h, &conn, "secret/data/memo", &t).await.unwrap();
+    assert_eq!(
+        conn.recalled(),
+        2,
+        "a new token did not void the memo of another"
+    );
+    // The new token works on first use, from storage, and is remembered after it.
+    let fresh = TokenMemo::default();
+    for _ in 0..2 {
+        read_over(&h, &fresh, "secret/data/memo", &other)
+            .await
+            .unwrap();
+    }
+    assert_eq!(fresh.recalled(), 1);
+}
+
+#[tokio::test]
 async fn a_remembered_child_is_refused_once_its_parent_is_revoked() {
     let h = Harness::new().await;
     let parent = creator(&h).await;

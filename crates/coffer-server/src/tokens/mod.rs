@@ -353,20 +353,43 @@ impl TokenStore {
         self.hooks.read().as_ref().and_then(|w| w.upgrade())
     }
 
+    /// Cache `entry`, which a storage write just made the stored one. The epoch moves before
+    /// the cache lock is released, so a fill that read storage before this change sees that it
+    /// happened (see [`TokenStore::cache_fill`]).
     fn cache_put(&self, hash: String, entry: Arc<TokenEntry>) {
         let mut cache = self.cache.write();
+        self.make_room(&mut cache);
+        self.callers.write().remove(&hash);
+        cache.insert(hash, entry);
+        self.changed();
+    }
+
+    /// Cache `entry`, read from storage by a lookup that found no cached one and read the
+    /// epoch as `seen` before it went to storage — unless the epoch moved since: a token was
+    /// changed or revoked meanwhile, and the entry read may be the one that change replaced (a
+    /// revocation finishing between the read and this fill would otherwise leave the revoked
+    /// entry cached and accepted). A fill changes no token, so it does not move the epoch and
+    /// memos taken meanwhile stand.
+    fn cache_fill(&self, hash: &str, entry: Arc<TokenEntry>, seen: u64) {
+        let mut cache = self.cache.write();
+        if self.epoch.load(Ordering::Acquire) != seen {
+            return;
+        }
+        self.make_room(&mut cache);
+        cache.insert(hash.to_string(), entry);
+    }
+
+    /// Empty the cache when it is full (a bound on memory, not an eviction policy).
+    fn make_room(&self, cache: &mut CacheMap<String, Arc<TokenEntry>>) {
         if cache.len() >= TOKEN_CACHE_LIMIT {
             cache.clear();
             self.callers.write().clear();
         }
-        self.callers.write().remove(&hash);
-        cache.insert(hash, entry);
-        drop(cache);
-        self.changed();
     }
 
     fn cache_remove(&self, hash: &str) {
-        self.cache.write().remove(hash);
+        let mut cache = self.cache.write();
+        cache.remove(hash);
         self.callers.write().remove(hash);
         self.changed();
     }
@@ -427,7 +450,8 @@ impl TokenStore {
     /// Forget keys and cached entries (on seal).
     pub fn unload(&self) {
         *self.keys.write() = None;
-        self.cache.write().clear();
+        let mut cache = self.cache.write();
+        cache.clear();
         self.callers.write().clear();
         self.changed();
     }
@@ -528,14 +552,17 @@ impl TokenStore {
         let cached = self.cache.read().get(hash).cloned();
         let entry = match cached {
             Some(e) => e,
-            None => match get_json::<TokenEntry>(&self.view, &format!("id/{hash}")).await? {
-                Some(e) => {
-                    let e = Arc::new(e);
-                    self.cache_put(hash.to_string(), e.clone());
-                    e
+            None => {
+                let seen = self.epoch.load(Ordering::Acquire);
+                match get_json::<TokenEntry>(&self.view, &format!("id/{hash}")).await? {
+                    Some(e) => {
+                        let e = Arc::new(e);
+                        self.cache_fill(hash, e.clone(), seen);
+                        e
+                    }
+                    None => return Ok(None),
                 }
-                None => return Ok(None),
-            },
+            }
         };
         if !bool::from(entry.id_hash.as_bytes().ct_eq(hash.as_bytes()))
             || (entry.num_uses < 0 && !allow_exhausted)
@@ -613,9 +640,8 @@ impl TokenStore {
             extra,
         )
         .await?;
-        self.cache
-            .write()
-            .insert(entry.id_hash.clone(), Arc::new(entry.clone()));
+        let mut cache = self.cache.write();
+        cache.insert(entry.id_hash.clone(), Arc::new(entry.clone()));
         self.changed();
         Ok(())
     }
@@ -717,7 +743,10 @@ impl TokenStore {
             None => Vec::new(),
         };
         self.batch_with(ops, lease_ops).await?;
-        self.cache_put(id_hash, Arc::new(entry.clone()));
+        // Not cached here: the first lookup caches it. A login's token is often never
+        // presented to this server, and caching every new token cost each login a copy of its
+        // entry, a later eviction, and an epoch move that made every connection's memo look
+        // its token up again; a token nobody has looked up cannot be in any memo.
         Ok(IssuedToken {
             token,
             accessor,
@@ -1010,3 +1039,58 @@ impl TokenStore {
 
 mod paths;
 pub use paths::backend;
+
+#[cfg(test)]
+mod cache_fill_tests {
+    use super::*;
+    use crate::mounts::LeaseLimits;
+    use coffer_sdk::clock::ManualClock;
+    use coffer_storage::MemoryStorage;
+
+    async fn store_with_token() -> (TokenStore, String) {
+        let barrier = Arc::new(Barrier::new(Arc::new(MemoryStorage::new())));
+        barrier.initialize(Utc::now()).await.unwrap();
+        let limits = LeaseLimits {
+            default_ttl: Duration::from_secs(3600),
+            max_ttl: Duration::from_secs(7200),
+        };
+        let store = TokenStore::new(barrier, Arc::new(ManualClock::new()), limits);
+        store.load().await.unwrap();
+        let (_, entry) = store
+            .create(NewToken {
+                policies: vec!["default".into()],
+                ..NewToken::default()
+            })
+            .await
+            .unwrap();
+        (store, entry.id_hash)
+    }
+
+    /// A lookup that missed the cache read the entry, then the token was revoked before the
+    /// lookup cached what it read: the revoked entry must not be cached and accepted after.
+    #[tokio::test]
+    async fn a_fill_that_read_storage_before_a_revocation_is_dropped() {
+        let (store, hash) = store_with_token().await;
+        let seen = store.epoch.load(Ordering::Acquire);
+        let read = get_json::<TokenEntry>(&store.view, &format!("id/{hash}"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(store.revoke_one(&hash).await.unwrap());
+        store.cache_fill(&hash, Arc::new(read), seen);
+        assert!(store.cache.read().get(&hash).is_none());
+        assert!(store.lookup_hash(&hash).await.unwrap().is_none());
+    }
+
+    /// A token is cached by its first lookup, not when it is issued, and that fill leaves the
+    /// epoch (and so every connection's memo) as it was.
+    #[tokio::test]
+    async fn the_first_lookup_caches_a_token_without_moving_the_epoch() {
+        let (store, hash) = store_with_token().await;
+        assert!(store.cache.read().get(&hash).is_none(), "cached on issue");
+        let before = store.epoch.load(Ordering::Acquire);
+        assert!(store.lookup_hash(&hash).await.unwrap().is_some());
+        assert!(store.cache.read().get(&hash).is_some());
+        assert_eq!(store.epoch.load(Ordering::Acquire), before);
+    }
+}
