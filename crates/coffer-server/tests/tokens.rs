@@ -478,6 +478,17 @@ async fn read_over(
         .await
 }
 
+/// A reader token and a connection whose memo holds it: read twice, answered from the memo
+/// the second time.
+async fn remembered_reader(h: &Harness) -> (String, TokenMemo) {
+    let t = reader(h, json!({})).await;
+    let conn = TokenMemo::default();
+    read_over(h, &conn, "secret/data/memo", &t).await.unwrap();
+    read_over(h, &conn, "secret/data/memo", &t).await.unwrap();
+    assert_eq!(conn.recalled(), 1);
+    (t, conn)
+}
+
 /// The status of a read over `conn` that must be refused.
 async fn refused_over(h: &Harness, conn: &TokenMemo, token: &str) -> u16 {
     match read_over(h, conn, "secret/data/memo", token).await {
@@ -502,11 +513,7 @@ async fn a_remembered_token_is_refused_once_revoked() {
 #[tokio::test]
 async fn issuing_tokens_leaves_other_connections_memos_standing() {
     let h = Harness::new().await;
-    let t = reader(&h, json!({})).await;
-    let conn = TokenMemo::default();
-    read_over(&h, &conn, "secret/data/memo", &t).await.unwrap();
-    read_over(&h, &conn, "secret/data/memo", &t).await.unwrap();
-    assert_eq!(conn.recalled(), 1);
+    let (t, conn) = remembered_reader(&h).await;
     // Another client logs in (here: root creates tokens); nothing about `t` changed.
     let other = reader(&h, json!({})).await;
     h.token(json!({"policies": ["default"]})).await;
@@ -627,11 +634,7 @@ async fn a_connection_answers_each_token_as_itself_not_as_the_one_it_remembers()
 #[tokio::test]
 async fn a_remembered_token_is_not_answered_while_sealed() {
     let h = Harness::new().await;
-    let t = reader(&h, json!({})).await;
-    let conn = TokenMemo::default();
-    read_over(&h, &conn, "secret/data/memo", &t).await.unwrap();
-    read_over(&h, &conn, "secret/data/memo", &t).await.unwrap();
-    assert_eq!(conn.recalled(), 1);
+    let (t, conn) = remembered_reader(&h).await;
     h.core.seal().await.unwrap();
     assert_eq!(refused_over(&h, &conn, &t).await, 503);
     h.core
