@@ -640,9 +640,7 @@ impl TokenStore {
             extra,
         )
         .await?;
-        let mut cache = self.cache.write();
-        cache.insert(entry.id_hash.clone(), Arc::new(entry.clone()));
-        self.changed();
+        self.cache_put(entry.id_hash.clone(), Arc::new(entry.clone()));
         Ok(())
     }
 
