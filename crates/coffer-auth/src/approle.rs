@@ -1153,22 +1153,23 @@ async fn login(state: Arc<AppRole>, ctx: Ctx, input: LoginInput) -> Result<Respo
         // they all did, one at a time); a destroy still waits for them, and they for it. A
         // limited one is read again with the secret ID held alone, from reading the remaining
         // uses to writing them back. (A limit is set when a secret ID is made and never
-        // changes; a spent one is deleted, so 0 always means unlimited.)
+        // changes; a spent one is deleted, so 0 always means unlimited.) An unknown or expired
+        // secret ID is refused after the one read.
         let shared = state.secret_ids.shared(&hmac).await;
-        let unlimited = view::get_json::<SecretIdEntry>(view, &entry_key)
+        let read = view::get_json::<SecretIdEntry>(view, &entry_key)
             .await?
-            .filter(|e| !e.expired(now) && e.num_uses == 0);
-        let (_shared, _alone, mut entry) = match unlimited {
-            Some(entry) => (Some(shared), None, entry),
-            None => {
-                drop(shared);
-                let alone = state.secret_ids.lock(&hmac).await;
-                let entry = view::get_json::<SecretIdEntry>(view, &entry_key)
-                    .await?
-                    .filter(|e| !e.expired(now))
-                    .ok_or_else(invalid)?;
-                (None, Some(alone), entry)
-            }
+            .filter(|e| !e.expired(now))
+            .ok_or_else(invalid)?;
+        let (_shared, _alone, mut entry) = if read.num_uses == 0 {
+            (Some(shared), None, read)
+        } else {
+            drop(shared);
+            let alone = state.secret_ids.lock(&hmac).await;
+            let entry = view::get_json::<SecretIdEntry>(view, &entry_key)
+                .await?
+                .filter(|e| !e.expired(now))
+                .ok_or_else(invalid)?;
+            (None, Some(alone), entry)
         };
         // CIDRs are checked before a use is consumed, so a refused caller burns nothing.
         if !entry.cidr_list.is_empty() && !cidr::allows(&entry.cidr_list, remote) {
