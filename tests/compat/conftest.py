@@ -5,6 +5,7 @@ repository root). Every server listens on a free loopback port and is killed whe
 ends, so the suite never depends on anything already running on the machine.
 """
 
+import itertools
 import os
 import socket
 import subprocess
@@ -31,11 +32,24 @@ def coffer_bin() -> Path:
     return path
 
 
+# Ports free_port hands out: below Linux's default ephemeral range (32768-60999), so no outgoing
+# connection takes one as its source port between a test choosing it and the server binding it.
+_TEST_PORTS = range(32000, 20000, -1)
+_ports_handed_out = itertools.count(os.getpid() * 7919)
+
+
 def free_port() -> int:
-    """A loopback port nothing is listening on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A loopback port nothing is listening on right now, never handed out before by this
+    process (asking the kernel for port 0 twice can give the same port twice)."""
+    for _ in _TEST_PORTS:
+        port = _TEST_PORTS[next(_ports_handed_out) % len(_TEST_PORTS)]
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free loopback port between 20001 and 32000")
 
 
 def unique(prefix: str) -> str:

@@ -331,3 +331,17 @@ fn seed_scenario_prod_host_reads_its_one_secret_and_a_dev_host_is_denied() {
     let (status, _) = server.request("GET", "secret/data/my-secret", Some(&dev_token), None);
     assert_eq!(status, 403, "but it is not in the prod group");
 }
+
+/// The harness's ports: a test server's port must not be handed out twice or be one the kernel
+/// may give an outgoing connection before the server binds it (this test binary once failed
+/// with "Address already in use").
+#[test]
+fn free_ports_are_distinct_and_outside_the_ephemeral_range() {
+    let ports: Vec<u16> = (0..200).map(|_| free_port()).collect();
+    let distinct: std::collections::BTreeSet<u16> = ports.iter().copied().collect();
+    assert_eq!(distinct.len(), ports.len(), "a port was handed out twice");
+    assert!(
+        ports.iter().all(|port| *port < 32768),
+        "a port in the kernel's ephemeral range: {ports:?}"
+    );
+}

@@ -353,12 +353,33 @@ impl Drop for TestServer {
     }
 }
 
-/// A loopback port nothing listens on right now.
+/// Lowest and one past the highest port [`free_port`] hands out: below Linux's default
+/// ephemeral range (32768–60999), so that no outgoing connection is given the port as its
+/// source between the test choosing it and the server binding it.
+const TEST_PORTS: std::ops::Range<u16> = 20_000..32_000;
+
+/// Where this process's next [`free_port`] search starts: each test binary starts at its own
+/// place (by process id), and no port is handed out twice in one process.
+static NEXT_TEST_PORT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// A loopback port nothing listens on right now, never handed out before by this process and
+/// outside the range the kernel gives outgoing connections. Asking the kernel for port 0 and
+/// closing it again is not enough: the kernel may give the same port to the next caller or as
+/// the source port of another test's connection before the server binds it (a CI run failed
+/// with "Address already in use" that way).
 pub fn free_port() -> u16 {
-    TcpListener::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0))
-        .and_then(|listener| listener.local_addr())
-        .map(|addr| addr.port())
-        .expect("bind an ephemeral port")
+    use std::sync::atomic::Ordering;
+    let span = u32::from(TEST_PORTS.end - TEST_PORTS.start);
+    let start = std::process::id().wrapping_mul(7919) % span;
+    for _ in 0..span {
+        let step = NEXT_TEST_PORT.fetch_add(1, Ordering::Relaxed);
+        let offset = (start + step) % span;
+        let port = TEST_PORTS.start + u16::try_from(offset).expect("offset below span");
+        if TcpListener::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port in {TEST_PORTS:?}");
 }
 
 /// Every file below `dir`, recursively (for scanning a data directory).
