@@ -41,7 +41,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use parking_lot::RwLock;
-use redb::{Database, ReadableTable, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use tokio::sync::oneshot;
 
 use crate::wal::Wal;
@@ -78,6 +78,46 @@ pub(crate) type PendingMap = BTreeMap<String, Option<Vec<u8>>>;
 
 /// The pending map, shared by the committer and readers.
 pub(crate) type Pending = Arc<RwLock<PendingMap>>;
+
+/// The entries table as of redb's latest commit, opened once per commit and shared by every
+/// read, instead of a read transaction and table opened per read (under 64 writers that took
+/// ~5% of the server's CPU, each KV v2 write reading twice). The committer replaces it after
+/// each commit into redb and before it empties the pending map, so a read that misses the map
+/// takes a snapshot holding everything the map held (see the `embedded` module).
+pub(crate) struct LatestSnapshot {
+    db: Arc<Database>,
+    table: EntriesTable,
+    current: RwLock<Arc<ReadOnlyEntries>>,
+}
+
+/// A read-only view of the entries table at one commit.
+pub(crate) type ReadOnlyEntries = redb::ReadOnlyTable<&'static str, &'static [u8]>;
+
+impl LatestSnapshot {
+    fn open(db: Arc<Database>, table: EntriesTable) -> Result<Self, StorageError> {
+        let current = RwLock::new(Arc::new(open_entries(&db, table)?));
+        Ok(Self { db, table, current })
+    }
+
+    /// The entries as of the latest commit into redb.
+    pub(crate) fn get(&self) -> Arc<ReadOnlyEntries> {
+        Arc::clone(&self.current.read())
+    }
+
+    /// Take the latest commit; called by the committer after each one.
+    fn refresh(&self) -> Result<(), StorageError> {
+        let latest = Arc::new(open_entries(&self.db, self.table)?);
+        *self.current.write() = latest;
+        Ok(())
+    }
+}
+
+fn open_entries(db: &Database, table: EntriesTable) -> Result<ReadOnlyEntries, StorageError> {
+    db.begin_read()
+        .map_err(|e| StorageError::backend("begin read", e))?
+        .open_table(table)
+        .map_err(|e| StorageError::backend("open table", e))
+}
 
 /// Where the log's generation lives in redb.
 const WAL_META: TableDefinition<'static, &'static str, u64> = TableDefinition::new("wal");
@@ -128,6 +168,7 @@ pub(crate) struct CommitterParts {
     pub(crate) wal: Wal,
     pub(crate) generation: u64,
     pub(crate) pending: Pending,
+    pub(crate) snapshot: Arc<LatestSnapshot>,
 }
 
 /// Handle to the committer thread; dropping it lets the thread finish every queued request and
@@ -372,9 +413,12 @@ fn apply_pending(parts: &CommitterParts, generation: Option<u64>) -> Result<(), 
             return Ok(());
         }
         write_to_redb(&parts.db, parts.table, &pending, generation)
+            .and_then(|()| parts.snapshot.refresh())
     };
     match &result {
         Ok(()) => parts.pending.write().clear(),
+        // Also when redb took the writes but the new snapshot could not be opened: readers
+        // still find them in the map, and the next apply writes them again (idempotent).
         Err(error) => tracing::error!(%error, "applying pending writes to the database failed"),
     }
     result
@@ -460,15 +504,8 @@ pub(crate) fn recover(
         // belongs to something else and must not be replayed into it.
         std::fs::File::create(wal_path)?;
     }
-    let generation = stored.unwrap_or(1);
-    let (wal, records) = Wal::open(wal_path, generation)?;
-    let mut parts = CommitterParts {
-        db,
-        table,
-        wal,
-        generation,
-        pending: Pending::default(),
-    };
+    let mut generation = stored.unwrap_or(1);
+    let (mut wal, records) = Wal::open(wal_path, generation)?;
     if !records.is_empty() {
         let mut replayed = PendingMap::new();
         let mut ops = 0usize;
@@ -479,19 +516,26 @@ pub(crate) fn recover(
                 BatchOp::Delete { key } => replayed.insert(key, None),
             };
         }
-        let next = generation + 1;
-        write_to_redb(&parts.db, table, &replayed, Some(next))?;
-        parts.generation = next;
-        parts.wal.restart(next);
+        generation += 1;
+        write_to_redb(&db, table, &replayed, Some(generation))?;
+        wal.restart(generation);
         tracing::info!(ops, "write-ahead log replayed");
     }
-    Ok(parts)
+    // Opened after the replay, so the first reads see it.
+    let snapshot = Arc::new(LatestSnapshot::open(Arc::clone(&db), table)?);
+    Ok(CommitterParts {
+        db,
+        table,
+        wal,
+        generation,
+        pending: Pending::default(),
+        snapshot,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use redb::ReadableDatabase;
 
     const TABLE: EntriesTable = TableDefinition::new("entries");
 
@@ -500,6 +544,36 @@ mod tests {
             key: key.into(),
             value: b"v".to_vec(),
         }]
+    }
+
+    /// Writes leave the pending map for redb only once the snapshot every read shares holds
+    /// them: a read that misses the map must find them there.
+    #[tokio::test]
+    async fn writes_leaving_the_pending_map_are_in_the_shared_snapshot() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Arc::new(Database::create(dir.path().join("db")).unwrap());
+        let parts = recover(Arc::clone(&db), TABLE, &dir.path().join("log")).unwrap();
+        let (pending, snapshot) = (Arc::clone(&parts.pending), Arc::clone(&parts.snapshot));
+        let committer = Committer::start(parts).unwrap();
+        let before = snapshot.get();
+        // Enough keys that the committer applies the map to redb right after this group.
+        let ops: Vec<BatchOp> = (0..FLUSH_ENTRIES)
+            .flat_map(|n| put(&format!("k{n:05}")))
+            .collect();
+        committer.submit(ops, 0, Durability::Durable).await.unwrap();
+        // The committer takes the next request only after that apply.
+        committer
+            .submit(Vec::new(), 0, Durability::Durable)
+            .await
+            .unwrap();
+        assert!(pending.read().is_empty(), "the map was not applied");
+        let value = |table: &ReadOnlyEntries, key: &str| {
+            table.get(key).unwrap().map(|v| v.value().to_vec())
+        };
+        assert_eq!(value(&snapshot.get(), "k00000"), Some(b"v".to_vec()));
+        assert_eq!(value(&snapshot.get(), "k16383"), Some(b"v".to_vec()));
+        assert_eq!(value(&before, "k00000"), None, "a snapshot is one commit");
+        drop(committer);
     }
 
     #[tokio::test]

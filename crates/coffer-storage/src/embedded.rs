@@ -3,10 +3,11 @@
 //!
 //! Writes go through the group committer (see the `committer` module), which logs them,
 //! publishes them in its pending map and applies them to redb in bulk later. Reads run inline:
-//! first the pending map, then a redb read transaction (a snapshot of the latest commit). The
-//! order matters: the committer empties the pending map only after redb committed what it
-//! held, so a key missing from the map when a read looks is already in any redb snapshot the
-//! read opens afterwards. A writer is acknowledged only once its ops are in the map, so every
+//! first the pending map, then redb's latest commit through one read snapshot that all reads
+//! share and the committer replaces after each commit. The order matters: the committer
+//! empties the pending map only after redb committed what it held and the snapshot was
+//! replaced, so a key missing from the map when a read looks is already in the snapshot the
+//! read takes afterwards. A writer is acknowledged only once its ops are in the map, so every
 //! read started after an acknowledgement sees that write.
 //!
 //! The database is opened in redb's default `ExclusiveWriter` mode, which locks the whole file:
@@ -18,9 +19,12 @@ use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use redb::{Database, DatabaseError, ReadOnlyTable, ReadableDatabase, TableDefinition};
+use redb::{Database, DatabaseError, TableDefinition};
 
-use crate::committer::{recover, CommitStats, Committer, Durability, Pending, PendingMap};
+use crate::committer::{
+    recover, CommitStats, Committer, Durability, LatestSnapshot, Pending, PendingMap,
+    ReadOnlyEntries,
+};
 use crate::keys::{list_children, validate_ops};
 use crate::{BatchOp, Storage, StorageError};
 
@@ -40,9 +44,11 @@ const ENTRIES: TableDefinition<'static, &'static str, &'static [u8]> =
 /// that final commit (at most one group's fsync), so the directory can be reopened right after.
 pub struct EmbeddedStorage {
     // Field order matters: the committer is dropped first, which drains its queue and joins
-    // its thread, releasing its handle on the database before `db` closes it.
+    // its thread, releasing its handles on the database; the snapshot's is the last, and
+    // dropping it closes the file.
     committer: Committer,
-    db: Arc<Database>,
+    /// redb's latest commit, which reads consult after the pending map.
+    snapshot: Arc<LatestSnapshot>,
     /// Acknowledged writes not yet applied to redb; consulted before it.
     pending: Pending,
     dir: PathBuf,
@@ -81,11 +87,12 @@ impl EmbeddedStorage {
         let db = Arc::new(db);
         let parts = recover(Arc::clone(&db), ENTRIES, &dir.join(WAL_FILE))?;
         let pending = Arc::clone(&parts.pending);
+        let snapshot = Arc::clone(&parts.snapshot);
         let committer = Committer::start(parts)?;
         tracing::debug!(dir = %dir.display(), "embedded storage opened");
         Ok(Self {
             committer,
-            db,
+            snapshot,
             pending,
             dir: dir.to_path_buf(),
         })
@@ -102,16 +109,6 @@ impl EmbeddedStorage {
         &self.dir
     }
 
-    /// A snapshot of the entries table at the latest commit.
-    fn snapshot(&self) -> Result<ReadOnlyTable<&'static str, &'static [u8]>, StorageError> {
-        let txn = self
-            .db
-            .begin_read()
-            .map_err(|e| StorageError::backend("begin read", e))?;
-        txn.open_table(ENTRIES)
-            .map_err(|e| StorageError::backend("open table", e))
-    }
-
     /// Validate `ops` and hand them to the committer; resolves once they are committed as
     /// `durability` asks.
     async fn write(&self, ops: Vec<BatchOp>, durability: Durability) -> Result<(), StorageError> {
@@ -123,14 +120,12 @@ impl EmbeddedStorage {
     }
 }
 
-type Entries = ReadOnlyTable<&'static str, &'static [u8]>;
-
 /// Keys of the merged view (pending map over a redb snapshot) in `start..`, in order, that
 /// start with `prefix`, at most `limit` of them. A pending entry shadows redb's entry for the
 /// same key: a value there means the key exists, a deletion that it does not.
 fn merged_keys(
     pending: &PendingMap,
-    table: &Entries,
+    table: &ReadOnlyEntries,
     start: Bound<&str>,
     prefix: &str,
     limit: usize,
@@ -189,7 +184,7 @@ impl Storage for EmbeddedStorage {
         if let Some(pending) = self.pending.read().get(key) {
             return Ok(pending.clone());
         }
-        let table = self.snapshot()?;
+        let table = self.snapshot.get();
         let value = table
             .get(key)
             .map_err(|e| StorageError::backend("read", e))?;
@@ -221,7 +216,7 @@ impl Storage for EmbeddedStorage {
         // The pending map is held (read) while redb is read, so it cannot be emptied between
         // the two: see the module documentation.
         let pending = self.pending.read();
-        let table = self.snapshot()?;
+        let table = self.snapshot.get();
         list_children(prefix, |from| {
             Ok(merged_keys(&pending, &table, Bound::Included(from), "", 1)?.pop())
         })
@@ -229,7 +224,7 @@ impl Storage for EmbeddedStorage {
 
     async fn scan(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
         let pending = self.pending.read();
-        let table = self.snapshot()?;
+        let table = self.snapshot.get();
         merged_keys(
             &pending,
             &table,
@@ -250,7 +245,7 @@ impl Storage for EmbeddedStorage {
             _ => Bound::Included(prefix),
         };
         let pending = self.pending.read();
-        let table = self.snapshot()?;
+        let table = self.snapshot.get();
         merged_keys(&pending, &table, start, prefix, limit)
     }
 
@@ -281,6 +276,7 @@ impl Storage for EmbeddedStorage {
 mod merge_tests {
     use super::*;
     use crate::committer::PendingMap;
+    use redb::ReadableDatabase;
     use std::collections::BTreeSet;
 
     /// redb holds some keys and the pending map puts and deletes some of them and others (two
