@@ -7,7 +7,11 @@
 //! Cache invariant: an entry is only ever inserted while holding the path's lock (a read that
 //! misses loads under the lock), and every writer holds that lock while it writes and drops
 //! the entry when it releases it ([`PathGuard`]'s `Drop`). So no reader can put back a value
-//! older than the last completed write. Only metadata is cached, never secret data, and the
+//! older than the last completed write, and while a path's lock is held its cached entry, if
+//! any, is what storage holds: a writer starts from it ([`PathGuard::metadata`]) instead of
+//! reading storage again right after the existence check read it. A path without metadata is
+//! cached too (as `None`): a first write's existence check and the write itself would
+//! otherwise both look for it in storage. Only metadata is cached, never secret data, and the
 //! engine assumes it is the only writer of its storage (one active node).
 
 use crate::store::KeyMetadata;
@@ -24,7 +28,8 @@ const CACHE_LIMIT: usize = 100_000;
 /// Per-path locks (striped, from the SDK) and the metadata cache.
 pub(crate) struct PathLocks {
     locks: KeyLocks,
-    cache: RwLock<CacheMap<String, Arc<KeyMetadata>>>,
+    /// Decoded metadata by path; `None` for a path that has none.
+    cache: RwLock<CacheMap<String, Option<Arc<KeyMetadata>>>>,
 }
 
 /// Held while a path's metadata is read and rewritten; drops the path's cache entry on release.
@@ -32,6 +37,18 @@ pub(crate) struct PathGuard<'a> {
     _guard: KeyGuard<'a>,
     locks: &'a PathLocks,
     path: String,
+}
+
+impl PathGuard<'_> {
+    /// The path's metadata, to change under this guard: the cached entry when there is one
+    /// (current while the lock is held, see the module documentation), else read from storage.
+    pub(crate) async fn metadata(&self, view: &dyn View) -> Result<Option<KeyMetadata>> {
+        let cached = self.locks.cache.read().get(&self.path).cloned();
+        match cached {
+            Some(found) => Ok(found.map(|meta| KeyMetadata::clone(&meta))),
+            None => KeyMetadata::load(view, &self.path).await,
+        }
+    }
 }
 
 impl Drop for PathGuard<'_> {
@@ -63,25 +80,22 @@ impl PathLocks {
     }
 
     /// The metadata of `path` for a read: from the cache, or loaded (under the path's lock)
-    /// and cached.
+    /// and cached, also when there is none.
     pub(crate) async fn metadata(
         &self,
         view: &dyn View,
         path: &str,
     ) -> Result<Option<Arc<KeyMetadata>>> {
-        if let Some(meta) = self.cache.read().get(path) {
-            return Ok(Some(meta.clone()));
+        if let Some(found) = self.cache.read().get(path) {
+            return Ok(found.clone());
         }
         let _guard = self.locks.lock(path).await;
-        let Some(meta) = KeyMetadata::load(view, path).await? else {
-            return Ok(None);
-        };
-        let meta = Arc::new(meta);
+        let found = KeyMetadata::load(view, path).await?.map(Arc::new);
         let mut cache = self.cache.write();
         if cache.len() >= CACHE_LIMIT {
             cache.clear();
         }
-        cache.insert(path.to_string(), meta.clone());
-        Ok(Some(meta))
+        cache.insert(path.to_string(), found.clone());
+        Ok(found)
     }
 }

@@ -507,9 +507,10 @@ async fn write_data(state: Arc<KvV2>, ctx: Ctx, input: DataInput) -> Result<Resp
     let cas = input.options.unwrap_or_default().cas;
     let config = state.config(ctx.view.as_ref()).await?;
 
-    let _guard = state.locks.lock(path).await;
+    let guard = state.locks.lock(path).await;
     let now = ctx.clock.now();
-    let meta = KeyMetadata::load(ctx.view.as_ref(), path)
+    let meta = guard
+        .metadata(ctx.view.as_ref())
         .await?
         .unwrap_or_else(|| KeyMetadata::new(now));
     check_and_set(cas, &config, &meta)?;
@@ -521,8 +522,9 @@ async fn patch_data(state: Arc<KvV2>, ctx: Ctx, input: DataInput) -> Result<Resp
     let patch = input.data.ok_or_else(|| Error::bad("no data provided"))?;
     let cas = input.options.unwrap_or_default().cas;
 
-    let _guard = state.locks.lock(path).await;
-    let meta = KeyMetadata::load(ctx.view.as_ref(), path)
+    let guard = state.locks.lock(path).await;
+    let meta = guard
+        .metadata(ctx.view.as_ref())
         .await?
         .ok_or(Error::NotFound)?;
     let config = state.config(ctx.view.as_ref()).await?;
@@ -545,8 +547,8 @@ async fn patch_data(state: Arc<KvV2>, ctx: Ctx, input: DataInput) -> Result<Resp
 
 async fn delete_latest(state: Arc<KvV2>, ctx: Ctx) -> Result<Response> {
     let path = secret_path(ctx.param("path"))?;
-    let _guard = state.locks.lock(path).await;
-    let Some(mut meta) = KeyMetadata::load(ctx.view.as_ref(), path).await? else {
+    let guard = state.locks.lock(path).await;
+    let Some(mut meta) = guard.metadata(ctx.view.as_ref()).await? else {
         return Ok(Response::empty());
     };
     let now = ctx.clock.now();
@@ -583,8 +585,8 @@ async fn apply_to_versions(
     if input.versions.is_empty() {
         return Err(Error::bad("no version number provided"));
     }
-    let _guard = state.locks.lock(path).await;
-    let Some(mut meta) = KeyMetadata::load(ctx.view.as_ref(), path).await? else {
+    let guard = state.locks.lock(path).await;
+    let Some(mut meta) = guard.metadata(ctx.view.as_ref()).await? else {
         return Ok(Response::empty());
     };
     let now = ctx.clock.now();
@@ -760,9 +762,10 @@ async fn write_metadata(state: Arc<KvV2>, ctx: Ctx, input: MetadataInput) -> Res
     };
     let changes = MetadataChanges::from_input(&ctx, &input).await?;
 
-    let _guard = state.locks.lock(path).await;
+    let guard = state.locks.lock(path).await;
     let now = ctx.clock.now();
-    let mut meta = KeyMetadata::load(ctx.view.as_ref(), path)
+    let mut meta = guard
+        .metadata(ctx.view.as_ref())
         .await?
         .unwrap_or_else(|| KeyMetadata::new(now));
     changes.apply(&mut meta);
@@ -781,8 +784,9 @@ async fn patch_metadata(state: Arc<KvV2>, ctx: Ctx, input: MetadataInput) -> Res
     }
     let changes = MetadataChanges::from_input(&ctx, &input).await?;
 
-    let _guard = state.locks.lock(path).await;
-    let mut meta = KeyMetadata::load(ctx.view.as_ref(), path)
+    let guard = state.locks.lock(path).await;
+    let mut meta = guard
+        .metadata(ctx.view.as_ref())
         .await?
         .ok_or(Error::NotFound)?;
     changes.apply(&mut meta);
@@ -803,8 +807,8 @@ async fn patch_metadata(state: Arc<KvV2>, ctx: Ctx, input: MetadataInput) -> Res
 
 async fn delete_metadata(state: Arc<KvV2>, ctx: Ctx) -> Result<Response> {
     let path = secret_path(ctx.param("path"))?;
-    let _guard = state.locks.lock(path).await;
-    let Some(meta) = KeyMetadata::load(ctx.view.as_ref(), path).await? else {
+    let guard = state.locks.lock(path).await;
+    let Some(meta) = guard.metadata(ctx.view.as_ref()).await? else {
         return Ok(Response::empty());
     };
     let mut ops: Vec<ViewOp> = meta

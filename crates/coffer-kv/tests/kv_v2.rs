@@ -159,6 +159,38 @@ async fn read_costs_two_storage_gets_and_writes_are_one_batch() {
     );
 }
 
+/// A write reads its key's metadata once: its existence check's read (cached under the path's
+/// lock, also when the key has none) is what the write starts from. The cached entry never
+/// outlives a write.
+#[tokio::test]
+async fn a_write_reads_the_metadata_once_and_no_cached_metadata_outlives_a_write() {
+    let kv = Mount::v2();
+    put(&kv, "warm", json!({"k": 0})).await; // the mount config is remembered from here on
+    kv.view.reset();
+    put(&kv, "fresh", json!({"k": 1})).await;
+    assert_eq!(kv.view.counts().0, 1, "storage reads of a first write");
+    kv.view.reset();
+    let second = put(&kv, "fresh", json!({"k": 2})).await;
+    assert_eq!(kv.view.counts().0, 1, "storage reads of a second write");
+    assert_eq!(second["version"], 2);
+
+    // A missing key is looked for in storage once; its write is seen by the next read.
+    assert!(kv.read("data/later").await.is_err());
+    kv.view.reset();
+    assert!(kv.read("data/later").await.is_err());
+    assert_eq!(
+        kv.view.counts().0,
+        0,
+        "a known missing key read storage again"
+    );
+    put(&kv, "later", json!({"k": 3})).await;
+    let read = body(&kv.read("data/later").await.unwrap());
+    assert_eq!(read["data"]["k"], 3);
+    assert_eq!(read["metadata"]["version"], 1);
+    let fresh = body(&kv.read("data/fresh").await.unwrap());
+    assert_eq!(fresh["data"]["k"], 2);
+}
+
 #[tokio::test]
 async fn first_data_write_is_create_then_update() {
     let kv = Mount::v2();
