@@ -404,7 +404,7 @@ impl AppRole {
         role_id: &str,
     ) -> Result<Option<Arc<LoginRole>>> {
         self.login_roles
-            .get_or_load(role_id.to_string(), || async {
+            .get_or_load(role_id, || async {
                 let Some(index) =
                     view::get_json::<RoleIdIndex>(view, &key.role_id_key(role_id)).await?
                 else {
@@ -448,13 +448,13 @@ impl Drop for RolesGuard<'_> {
 /// Load the mount's HMAC key, making it on first use.
 async fn mount_key(state: &AppRole, view: &dyn View) -> Result<Arc<MountKey>> {
     let stored = || async { Ok(existing_mount_key(view).await?.map(Arc::new)) };
-    if let Some(key) = state.key.get_or_load((), stored).await? {
+    if let Some(key) = state.key.get_or_load(&(), stored).await? {
         return Ok(key);
     }
     let _making = state.salt.lock().await;
     let key = state
         .key
-        .get_or_load((), || async {
+        .get_or_load(&(), || async {
             if let Some(key) = existing_mount_key(view).await? {
                 return Ok(Some(Arc::new(key)));
             }

@@ -60,7 +60,7 @@ impl KvV2 {
     async fn config(&self, view: &dyn coffer_sdk::View) -> Result<Arc<MountConfig>> {
         let config = self
             .config
-            .get_or_load((), || async {
+            .get_or_load(&(), || async {
                 Ok::<_, Error>(Some(Arc::new(MountConfig::load(view).await?)))
             })
             .await?;

@@ -378,7 +378,7 @@ impl Identity {
 
     async fn alias_by_name(&self, mount_accessor: &str, name: &str) -> Result<Option<Alias>> {
         self.aliases
-            .get_or_load((mount_accessor.to_string(), name.to_string()), || async {
+            .get_or_load(&(mount_accessor.to_string(), name.to_string()), || async {
                 match self
                     .view
                     .get(&format!("alias/lookup/{mount_accessor}/{}", hex_name(name)))
