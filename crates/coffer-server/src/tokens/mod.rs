@@ -9,15 +9,19 @@
 //!   storage.
 //! - Every child is indexed under its parent (`parent/<parent hash>/<child hash>`), so revoking
 //!   a parent revokes its whole tree.
+//! - Token entries are cached in a [`Remembered`] map, each with the caller description built
+//!   from it. Every change to a token replaces or forgets its cached entry after the change is
+//!   stored, and a lookup caches what it read from storage only if no change happened while it
+//!   read (a revocation finishing in between would otherwise leave the revoked entry cached).
 //! - A client connection may remember the last token it presented with its entry
-//!   ([`TokenMemo`]), so a repeat skips the salted hash. A memo is used only while the store's
-//!   epoch, which moves on after every change to a cached entry, to the keys or to the cache
-//!   itself, is the one it was taken at; the expiry is checked on every use.
+//!   ([`TokenMemo`]), so a repeat skips the salted hash. A memo is used only while the cache's
+//!   generation (the epoch), which moves on with every change to a cached token and with the
+//!   keys (seal, unseal), is the one it was taken at; the expiry is checked on every use.
 
 use crate::barrier::{random_bytes, Barrier, BarrierView};
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
-use coffer_sdk::cache::CacheMap;
+use coffer_sdk::cache::Remembered;
 use coffer_sdk::clock::{format_time, Clock};
 use coffer_sdk::logical::{Auth, Caller, Connection};
 use coffer_sdk::view::{get_json, to_json, View, ViewOp};
@@ -27,7 +31,7 @@ use ring::hmac;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
@@ -224,16 +228,30 @@ pub struct TokenStore {
     view: BarrierView,
     clock: Arc<dyn Clock>,
     keys: RwLock<Option<Arc<Keys>>>,
-    cache: RwLock<CacheMap<String, Arc<TokenEntry>>>,
-    /// What engines are told about each cached token (built once: it costs an HMAC).
-    callers: RwLock<CacheMap<String, Arc<Caller>>>,
+    /// Entries by token hash. Its generation is the epoch of [`TokenMemo`]s.
+    cache: Remembered<String, Arc<CachedToken>>,
     /// System lease limits: default and max TTL for tokens.
     limits: RwLock<crate::mounts::LeaseLimits>,
     hooks: RwLock<Option<std::sync::Weak<dyn TokenHooks>>>,
     /// Held while a use of a limited-use token is counted.
     use_lock: tokio::sync::Mutex<()>,
-    /// Moves on after every change to `cache`, `callers` or `keys` (see [`TokenMemo`]).
-    epoch: AtomicU64,
+}
+
+/// A cached token entry and, once a request needed it, what engines are told about its
+/// holder (built once: it costs an HMAC). The caller belongs to this entry: a change to the
+/// token replaces both.
+struct CachedToken {
+    entry: Arc<TokenEntry>,
+    caller: OnceLock<Arc<Caller>>,
+}
+
+impl CachedToken {
+    fn new(entry: Arc<TokenEntry>) -> Arc<CachedToken> {
+        Arc::new(CachedToken {
+            entry,
+            caller: OnceLock::new(),
+        })
+    }
 }
 
 /// A token found for a request: its live entry and what engines are told about its holder.
@@ -248,19 +266,20 @@ pub struct Authenticated {
 /// request with the same token finds its entry without the salted hash (an HMAC per request
 /// was the largest single cost of an authenticated read) or the shared caches.
 ///
-/// Remembered only with the token store's epoch at the time of the lookup; any later change to
-/// a cached token (a revocation, a use of a limited-use token, a renewal), to the keys (seal)
-/// or to the cache moves the epoch on and the memo is ignored. The presented token is compared
+/// Remembered only with the token cache's generation (the epoch) at the time of the lookup;
+/// any later change to a token (a revocation, a use of a limited-use token, a renewal) or to
+/// the keys (seal, unseal) moves the epoch on and the memo is ignored. The presented token is compared
 /// with the remembered one in constant time, and the remembered copy is wiped when replaced or
 /// when the connection ends.
 #[derive(Default)]
 pub struct TokenMemo {
-    last: parking_lot::Mutex<Option<Remembered>>,
+    last: parking_lot::Mutex<Option<LastToken>>,
     /// Requests answered from the memo (tests show with it that the memo is used at all).
     recalled: AtomicU64,
 }
 
-struct Remembered {
+/// A memo's token and what it was found to be.
+struct LastToken {
     token: Zeroizing<String>,
     epoch: u64,
     entry: Arc<TokenEntry>,
@@ -300,7 +319,7 @@ impl TokenMemo {
     }
 
     fn remember(&self, token: &str, epoch: u64, found: &Authenticated) {
-        *self.last.lock() = Some(Remembered {
+        *self.last.lock() = Some(LastToken {
             token: Zeroizing::new(token.to_string()),
             epoch,
             entry: found.entry.clone(),
@@ -329,19 +348,11 @@ impl TokenStore {
             view: BarrierView::new(barrier, "sys/token/"),
             clock,
             keys: RwLock::new(None),
-            cache: RwLock::new(CacheMap::default()),
-            callers: RwLock::new(CacheMap::default()),
+            cache: Remembered::new(TOKEN_CACHE_LIMIT),
             limits: RwLock::new(limits),
             hooks: RwLock::new(None),
             use_lock: tokio::sync::Mutex::new(()),
-            epoch: AtomicU64::new(0),
         }
-    }
-
-    /// Called after every change to the cached entries, callers or keys: memos taken before
-    /// it are no longer used.
-    fn changed(&self) {
-        self.epoch.fetch_add(1, Ordering::Release);
     }
 
     /// Install lifecycle hooks.
@@ -353,51 +364,21 @@ impl TokenStore {
         self.hooks.read().as_ref().and_then(|w| w.upgrade())
     }
 
-    /// Cache `entry`, which a storage write just made the stored one. The epoch moves before
-    /// the cache lock is released, so a fill that read storage before this change sees that it
-    /// happened (see [`TokenStore::cache_fill`]).
+    /// Cache `entry`, which a storage write just made the stored one: a change, so lookups
+    /// that read storage before it do not cache what they read, and memos are dropped.
     fn cache_put(&self, hash: String, entry: Arc<TokenEntry>) {
-        let mut cache = self.cache.write();
-        self.make_room(&mut cache);
-        self.callers.write().remove(&hash);
-        cache.insert(hash, entry);
-        self.changed();
+        self.cache.replace(hash, CachedToken::new(entry));
     }
 
-    /// Cache `entry`, read from storage by a lookup that found no cached one and read the
-    /// epoch as `seen` before it went to storage — unless the epoch moved since: a token was
-    /// changed or revoked meanwhile, and the entry read may be the one that change replaced (a
-    /// revocation finishing between the read and this fill would otherwise leave the revoked
-    /// entry cached and accepted). A fill changes no token, so it does not move the epoch and
-    /// memos taken meanwhile stand.
-    fn cache_fill(&self, hash: &str, entry: Arc<TokenEntry>, seen: u64) {
-        let mut cache = self.cache.write();
-        if self.epoch.load(Ordering::Acquire) != seen {
-            return;
-        }
-        self.make_room(&mut cache);
-        cache.insert(hash.to_string(), entry);
-    }
-
-    /// Empty the cache when it is full (a bound on memory, not an eviction policy).
-    fn make_room(&self, cache: &mut CacheMap<String, Arc<TokenEntry>>) {
-        if cache.len() >= TOKEN_CACHE_LIMIT {
-            cache.clear();
-            self.callers.write().clear();
-        }
-    }
-
-    fn cache_remove(&self, hash: &str) {
-        let mut cache = self.cache.write();
-        cache.remove(hash);
-        self.callers.write().remove(hash);
-        self.changed();
-    }
-
-    /// The caller description engines get for `token` (whose entry is `entry`), cached with it.
-    pub fn caller(&self, token: &str, entry: &TokenEntry) -> Result<Arc<Caller>> {
-        if let Some(c) = self.callers.read().get(&entry.id_hash) {
-            return Ok(c.clone());
+    /// The caller description engines get for `token` (whose entry is `entry`), cached with
+    /// the entry while that is the cached one.
+    pub fn caller(&self, token: &str, entry: &Arc<TokenEntry>) -> Result<Arc<Caller>> {
+        let cached = self
+            .cache
+            .peek(entry.id_hash.as_str())
+            .filter(|cached| Arc::ptr_eq(&cached.entry, entry));
+        if let Some(caller) = cached.as_ref().and_then(|cached| cached.caller.get()) {
+            return Ok(caller.clone());
         }
         let caller = Arc::new(Caller {
             accessor: self.accessor_of(token)?,
@@ -408,10 +389,9 @@ impl TokenStore {
             client_token: None,
             sudo: false,
         });
-        if self.cache.read().contains_key(&entry.id_hash) {
-            self.callers
-                .write()
-                .insert(entry.id_hash.clone(), caller.clone());
+        if let Some(cached) = cached {
+            // Another request may have set it meanwhile; theirs is the same description.
+            let _ = cached.caller.set(caller.clone());
         }
         Ok(caller)
     }
@@ -443,17 +423,15 @@ impl TokenStore {
             salt: hmac::Key::new(hmac::HMAC_SHA256, &salt),
             accessor: hmac::Key::new(hmac::HMAC_SHA256, &acc),
         }));
-        self.changed();
+        // New keys: memos and callers made with others must go.
+        self.cache.forget();
         Ok(())
     }
 
     /// Forget keys and cached entries (on seal).
     pub fn unload(&self) {
         *self.keys.write() = None;
-        let mut cache = self.cache.write();
-        cache.clear();
-        self.callers.write().clear();
-        self.changed();
+        self.cache.forget();
     }
 
     fn keys(&self) -> Result<Arc<Keys>> {
@@ -500,7 +478,7 @@ impl TokenStore {
         memo: Option<&TokenMemo>,
     ) -> Result<Option<Authenticated>> {
         // Read before the lookup: a change during it leaves the memo taken at an older epoch.
-        let epoch = self.epoch.load(Ordering::Acquire);
+        let epoch = self.cache.generation();
         if let Some(found) = memo.and_then(|m| m.recall(token, epoch)) {
             let live = found.entry.num_uses >= 0
                 && found
@@ -549,21 +527,14 @@ impl TokenStore {
         hash: &str,
         allow_exhausted: bool,
     ) -> Result<Option<Arc<TokenEntry>>> {
-        let cached = self.cache.read().get(hash).cloned();
-        let entry = match cached {
-            Some(e) => e,
-            None => {
-                let seen = self.epoch.load(Ordering::Acquire);
-                match get_json::<TokenEntry>(&self.view, &format!("id/{hash}")).await? {
-                    Some(e) => {
-                        let e = Arc::new(e);
-                        self.cache_fill(hash, e.clone(), seen);
-                        e
-                    }
-                    None => return Ok(None),
-                }
-            }
+        let stored = || async {
+            let entry = get_json::<TokenEntry>(&self.view, &format!("id/{hash}")).await?;
+            Ok::<_, Error>(entry.map(|entry| CachedToken::new(Arc::new(entry))))
         };
+        let Some(cached) = self.cache.get_or_load(hash, stored).await? else {
+            return Ok(None);
+        };
+        let entry = cached.entry.clone();
         if !bool::from(entry.id_hash.as_bytes().ct_eq(hash.as_bytes()))
             || (entry.num_uses < 0 && !allow_exhausted)
         {
@@ -809,7 +780,7 @@ impl TokenStore {
             }
         }
         self.batch_with(ops, lease_ops).await?;
-        self.cache_remove(id_hash);
+        self.cache.forget_key(id_hash);
         Ok(entry.is_some())
     }
 
@@ -1039,13 +1010,13 @@ mod paths;
 pub use paths::backend;
 
 #[cfg(test)]
-mod cache_fill_tests {
+mod token_cache_tests {
     use super::*;
     use crate::mounts::LeaseLimits;
     use coffer_sdk::clock::ManualClock;
     use coffer_storage::MemoryStorage;
 
-    async fn store_with_token() -> (TokenStore, String) {
+    async fn store_with_token() -> (TokenStore, String, String) {
         let barrier = Arc::new(Barrier::new(Arc::new(MemoryStorage::new())));
         barrier.initialize(Utc::now()).await.unwrap();
         let limits = LeaseLimits {
@@ -1054,29 +1025,30 @@ mod cache_fill_tests {
         };
         let store = TokenStore::new(barrier, Arc::new(ManualClock::new()), limits);
         store.load().await.unwrap();
-        let (_, entry) = store
+        let (token, entry) = store
             .create(NewToken {
                 policies: vec!["default".into()],
                 ..NewToken::default()
             })
             .await
             .unwrap();
-        (store, entry.id_hash)
+        (store, token, entry.id_hash)
     }
 
     /// A lookup that missed the cache read the entry, then the token was revoked before the
     /// lookup cached what it read: the revoked entry must not be cached and accepted after.
     #[tokio::test]
-    async fn a_fill_that_read_storage_before_a_revocation_is_dropped() {
-        let (store, hash) = store_with_token().await;
-        let seen = store.epoch.load(Ordering::Acquire);
-        let read = get_json::<TokenEntry>(&store.view, &format!("id/{hash}"))
-            .await
-            .unwrap()
-            .unwrap();
-        assert!(store.revoke_one(&hash).await.unwrap());
-        store.cache_fill(&hash, Arc::new(read), seen);
-        assert!(store.cache.read().get(&hash).is_none());
+    async fn a_lookup_that_read_storage_before_a_revocation_caches_nothing() {
+        let (store, _, hash) = store_with_token().await;
+        let stored = || async {
+            let read = get_json::<TokenEntry>(&store.view, &format!("id/{hash}")).await?;
+            // The revocation finishes between the lookup's storage read and its fill.
+            assert!(store.revoke_one(&hash).await?);
+            Ok::<_, Error>(read.map(|entry| CachedToken::new(Arc::new(entry))))
+        };
+        let read = store.cache.get_or_load(hash.as_str(), stored).await;
+        assert!(read.unwrap().is_some(), "the lookup read the entry first");
+        assert!(store.cache.peek(hash.as_str()).is_none());
         assert!(store.lookup_hash(&hash).await.unwrap().is_none());
     }
 
@@ -1084,11 +1056,36 @@ mod cache_fill_tests {
     /// epoch (and so every connection's memo) as it was.
     #[tokio::test]
     async fn the_first_lookup_caches_a_token_without_moving_the_epoch() {
-        let (store, hash) = store_with_token().await;
-        assert!(store.cache.read().get(&hash).is_none(), "cached on issue");
-        let before = store.epoch.load(Ordering::Acquire);
+        let (store, _, hash) = store_with_token().await;
+        assert!(store.cache.peek(hash.as_str()).is_none(), "cached on issue");
+        let before = store.cache.generation();
         assert!(store.lookup_hash(&hash).await.unwrap().is_some());
-        assert!(store.cache.read().get(&hash).is_some());
-        assert_eq!(store.epoch.load(Ordering::Acquire), before);
+        assert!(store.cache.peek(hash.as_str()).is_some());
+        assert_eq!(store.cache.generation(), before);
+    }
+
+    /// The caller description is cached with the entry it was built from: a change to the
+    /// token brings a description of the changed entry, never the old one.
+    #[tokio::test]
+    async fn a_changed_token_is_described_from_its_new_entry() {
+        let (store, token, hash) = store_with_token().await;
+        let entry = store.lookup(&token).await.unwrap().unwrap();
+        let first = store.caller(&token, &entry).unwrap();
+        assert!(
+            Arc::ptr_eq(&first, &store.caller(&token, &entry).unwrap()),
+            "not cached"
+        );
+        assert_eq!(first.policies, vec!["default".to_string()]);
+        let mut changed = TokenEntry::clone(&entry);
+        changed.policies = vec!["default".into(), "ops".into()];
+        store.save(&changed).await.unwrap();
+        let entry = store.lookup_hash(&hash).await.unwrap().unwrap();
+        let second = store.caller(&token, &entry).unwrap();
+        assert_eq!(second.policies, changed.policies);
+        // An entry that is not the cached one (a request's own copy) is described apart.
+        let old = store
+            .caller(&token, &Arc::new(TokenEntry::clone(&entry)))
+            .unwrap();
+        assert!(!Arc::ptr_eq(&old, &second));
     }
 }
