@@ -167,35 +167,22 @@ mod tests {
         block_on(async {
             let cache: Remembered<String, u32> = Remembered::new(2);
             let start = cache.generation();
-            let got = cache
-                .get_or_load("a", || async {
-                    cache.replace("b".to_string(), 20);
+            type Change = fn(&Remembered<String, u32>);
+            let changes: [(&str, Change); 2] = [
+                ("replace", |cache| cache.replace("b".to_string(), 20)),
+                ("forget_key", |cache| cache.forget_key("b")),
+            ];
+            for (moves, (name, change)) in (1..).zip(changes) {
+                let load = || async {
+                    change(&cache);
                     Ok::<_, Infallible>(Some(1))
-                })
-                .await
-                .unwrap();
-            assert_eq!(got, Some(1));
-            assert_eq!(
-                cache.peek("a"),
-                None,
-                "a load racing a replace was remembered"
-            );
-            assert_eq!(cache.peek("b"), Some(20));
-            let got = cache
-                .get_or_load("a", || async {
-                    cache.forget_key("b");
-                    Ok::<_, Infallible>(Some(2))
-                })
-                .await
-                .unwrap();
-            assert_eq!(got, Some(2));
-            assert_eq!(
-                cache.peek("a"),
-                None,
-                "a load racing a forget_key was remembered"
-            );
-            assert_eq!(cache.peek("b"), None);
-            assert_eq!(cache.generation(), start + 2);
+                };
+                assert_eq!(cache.get_or_load("a", load).await.unwrap(), Some(1));
+                assert_eq!(cache.peek("a"), None, "a load racing {name} was remembered");
+                assert_eq!(cache.generation(), start + moves, "{name}");
+                let b = (name == "replace").then_some(20);
+                assert_eq!(cache.peek("b"), b, "{name}");
+            }
 
             let settled = cache.generation();
             let load = |v: u32| move || async move { Ok::<_, Infallible>(Some(v)) };
