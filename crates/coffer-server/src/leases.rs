@@ -66,7 +66,8 @@ pub enum LeaseKind {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LeaseEntry {
     pub lease_id: String,
-    /// Uuid of the mount that issued it (survives `sys/remount`).
+    /// Uuid of the mount that issued it (survives `sys/remount`); for a token's lease, of the
+    /// auth mount whose login created the token, or `token` for the token store's own.
     pub mount_uuid: String,
     /// Request path below the mount that created it.
     pub path: String,
@@ -560,18 +561,6 @@ impl LeaseManager {
         out
     }
 
-    /// The mount a lease belongs to: a secret's issuing mount, or the auth mount whose login
-    /// created a token (`token` for tokens of the token store).
-    async fn mount_of(&self, lease: &LeaseEntry) -> Result<String> {
-        Ok(match &lease.kind {
-            LeaseKind::Secret { .. } => lease.mount_uuid.clone(),
-            LeaseKind::Token { id_hash } => match self.tokens.lookup_by_hash(id_hash).await? {
-                Some(token) => token.auth_mount.clone().unwrap_or_else(|| "token".into()),
-                None => lease.mount_uuid.clone(),
-            },
-        })
-    }
-
     /// Revoke the lease `id` if it still exists (another revocation may have got there first).
     /// With `only_mount`, a lease of another mount is left alone.
     async fn revoke_lease_by_id(
@@ -583,10 +572,11 @@ impl LeaseManager {
         let Some(lease) = self.store.get(id).await? else {
             return Ok(());
         };
-        if let Some(mount) = only_mount {
-            if self.mount_of(&lease).await? != mount {
-                return Ok(());
-            }
+        // A lease's mount is its issuing mount's uuid, or for a token's lease the auth mount
+        // whose login created the token (`token` for the token store's own), fixed when the
+        // lease is written with the token (see `token_created`), so the token is not read.
+        if only_mount.is_some_and(|mount| lease.mount_uuid != mount) {
+            return Ok(());
         }
         self.revoke_lease_entry(lease, force).await
     }
