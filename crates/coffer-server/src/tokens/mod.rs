@@ -268,9 +268,9 @@ pub struct Authenticated {
 ///
 /// Remembered only with the token cache's generation (the epoch) at the time of the lookup;
 /// any later change to a token (a revocation, a use of a limited-use token, a renewal) or to
-/// the keys (seal, unseal) moves the epoch on and the memo is ignored. The presented token is compared
-/// with the remembered one in constant time, and the remembered copy is wiped when replaced or
-/// when the connection ends.
+/// the keys (seal, unseal) moves the epoch on and the memo is ignored. The presented token is
+/// compared with the remembered one in constant time, and the remembered copy is wiped when
+/// replaced or when the connection ends.
 #[derive(Default)]
 pub struct TokenMemo {
     last: parking_lot::Mutex<Option<LastToken>>,
