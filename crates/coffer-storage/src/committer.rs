@@ -85,8 +85,6 @@ pub(crate) type Pending = Arc<RwLock<PendingMap>>;
 /// each commit into redb and before it empties the pending map, so a read that misses the map
 /// takes a snapshot holding everything the map held (see the `embedded` module).
 pub(crate) struct LatestSnapshot {
-    db: Arc<Database>,
-    table: EntriesTable,
     current: RwLock<Arc<ReadOnlyEntries>>,
 }
 
@@ -94,9 +92,9 @@ pub(crate) struct LatestSnapshot {
 pub(crate) type ReadOnlyEntries = redb::ReadOnlyTable<&'static str, &'static [u8]>;
 
 impl LatestSnapshot {
-    fn open(db: Arc<Database>, table: EntriesTable) -> Result<Self, StorageError> {
-        let current = RwLock::new(Arc::new(open_entries(&db, table)?));
-        Ok(Self { db, table, current })
+    fn open(db: &Database, table: EntriesTable) -> Result<Self, StorageError> {
+        let current = RwLock::new(Arc::new(open_entries(db, table)?));
+        Ok(Self { current })
     }
 
     /// The entries as of the latest commit into redb.
@@ -104,9 +102,9 @@ impl LatestSnapshot {
         Arc::clone(&self.current.read())
     }
 
-    /// Take the latest commit; called by the committer after each one.
-    fn refresh(&self) -> Result<(), StorageError> {
-        let latest = Arc::new(open_entries(&self.db, self.table)?);
+    /// Take the latest commit of `db`; called by the committer after each one.
+    fn refresh(&self, db: &Database, table: EntriesTable) -> Result<(), StorageError> {
+        let latest = Arc::new(open_entries(db, table)?);
         *self.current.write() = latest;
         Ok(())
     }
@@ -413,7 +411,7 @@ fn apply_pending(parts: &CommitterParts, generation: Option<u64>) -> Result<(), 
             return Ok(());
         }
         write_to_redb(&parts.db, parts.table, &pending, generation)
-            .and_then(|()| parts.snapshot.refresh())
+            .and_then(|()| parts.snapshot.refresh(&parts.db, parts.table))
     };
     match &result {
         Ok(()) => parts.pending.write().clear(),
@@ -522,7 +520,7 @@ pub(crate) fn recover(
         tracing::info!(ops, "write-ahead log replayed");
     }
     // Opened after the replay, so the first reads see it.
-    let snapshot = Arc::new(LatestSnapshot::open(Arc::clone(&db), table)?);
+    let snapshot = Arc::new(LatestSnapshot::open(&db, table)?);
     Ok(CommitterParts {
         db,
         table,

@@ -44,8 +44,8 @@ const ENTRIES: TableDefinition<'static, &'static str, &'static [u8]> =
 /// that final commit (at most one group's fsync), so the directory can be reopened right after.
 pub struct EmbeddedStorage {
     // Field order matters: the committer is dropped first, which drains its queue and joins
-    // its thread, releasing its handles on the database; the snapshot's is the last, and
-    // dropping it closes the file.
+    // its thread, releasing the database; the snapshot's read transaction is the last hold on
+    // the file, and dropping it closes the file.
     committer: Committer,
     /// redb's latest commit, which reads consult after the pending map.
     snapshot: Arc<LatestSnapshot>,
